@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,12 +14,12 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/controllers"
+	"github.com/skycall-io/skycall/test/localcp"
 )
 
 // The suite runs against a real kube-apiserver and etcd (built from Go
@@ -45,23 +42,14 @@ func runSuite(m *testing.M) int {
 	if err := skycallv1.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
-	assets, err := controlPlaneAssets()
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	cp, err := localcp.Start(localcp.Options{CRDDirs: []string{"config/crd/bases"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err = env.Start()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "start kube-apiserver and etcd from %s: %v\n", assets, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
+	defer func() { _ = cp.Stop() }()
+	cfg = cp.Config
 
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
@@ -91,22 +79,6 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	return code
-}
-
-// controlPlaneAssets returns KUBEBUILDER_ASSETS, or builds the binaries with
-// hack/control-plane.sh when it is unset, so `go test ./...` works alone.
-func controlPlaneAssets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	cmd := exec.Command("bash", filepath.Join("..", "hack", "control-plane.sh"))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("KUBEBUILDER_ASSETS is unset and hack/control-plane.sh failed: %w", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1], nil
 }
 
 func zapLevel() zapcore.Level {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs controller-gen: deepcopy (api/v1/zz_generated.deepcopy.go), the CRD
 # (config/crd/bases) and the manager's RBAC (config/rbac/role.yaml), and
-# copies the CRD into the Helm chart.
+# copies the CRD and the manager's ClusterRole into the Helm chart.
 #
 # Usage: hack/generate.sh            regenerate in place
 #        hack/generate.sh --verify   regenerate into a temporary directory and
@@ -25,6 +25,7 @@ fi
 "$cg" rbac:roleName=skycall-manager paths=./controllers/... output:rbac:dir="$out/config/rbac"
 if [ -d charts/skycall/templates ]; then
   hack/chart-crd.sh "$out/config/crd/bases" "$out/charts/skycall/templates/crd"
+  hack/chart-rbac.sh "$out/config/rbac/role.yaml" "$out/charts/skycall/templates/rbac/role.yaml"
 fi
 
 if [ "$out" != "$root" ]; then
@@ -38,6 +39,12 @@ if [ "$out" != "$root" ]; then
   if [ -d charts/skycall/templates/crd ]; then
     if ! diff -ru charts/skycall/templates/crd "$out/charts/skycall/templates/crd"; then
       echo "the chart's CRD is stale: run 'make manifests' and commit the result" >&2
+      stale=1
+    fi
+  fi
+  if [ -d charts/skycall/templates ]; then
+    if ! diff -u charts/skycall/templates/rbac/role.yaml "$out/charts/skycall/templates/rbac/role.yaml"; then
+      echo "the chart's manager ClusterRole is stale: run 'make manifests' and commit the result" >&2
       stale=1
     fi
   fi

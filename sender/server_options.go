@@ -1,0 +1,140 @@
+package sender
+
+import (
+	"crypto/tls"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// Defaults of a Server's options.
+const (
+	// DefaultServerKeepAlive is the TCP keepalive period set on accepted
+	// connections, so that a peer that vanished without a FIN is noticed.
+	DefaultServerKeepAlive = 30 * time.Second
+	// DefaultServerServiceQueue is how many messages may wait for one service
+	// before the connection readers that feed it stop reading.
+	DefaultServerServiceQueue = 1024
+)
+
+// A ServerOption configures a Server; pass them to NewServer.
+type ServerOption func(*srvOptions)
+
+type srvOptions struct {
+	maxMessageSize int
+	maxPartial     int
+	tls            *tls.Config
+	log            logr.Logger
+	keepAlive      time.Duration
+	idleTimeout    time.Duration
+	serviceQueue   int
+}
+
+func srvDefaultOptions() srvOptions {
+	return srvOptions{
+		maxMessageSize: wire.DefaultMaxMessageSize,
+		maxPartial:     wire.DefaultMaxPartial,
+		log:            logr.Discard(),
+		keepAlive:      DefaultServerKeepAlive,
+		serviceQueue:   DefaultServerServiceQueue,
+	}
+}
+
+// ServerMaxMessageSize bounds the size of one request payload after
+// reassembly, and of one reply. A larger request is refused with an error
+// reply as soon as its multipart header announces it, before any of its parts
+// are buffered; a larger reply is replaced by an error reply. n <= 0 keeps the
+// default, wire.DefaultMaxMessageSize (16 MiB).
+func ServerMaxMessageSize(n int) ServerOption {
+	return func(o *srvOptions) {
+		if n > 0 {
+			o.maxMessageSize = n
+		}
+	}
+}
+
+// ServerMaxPartial bounds how many multipart requests one connection may have
+// half received at a time; a peer exceeding it is disconnected or refused as
+// the wire decoder decides. n <= 0 keeps the default, wire.DefaultMaxPartial.
+func ServerMaxPartial(n int) ServerOption {
+	return func(o *srvOptions) {
+		if n > 0 {
+			o.maxPartial = n
+		}
+	}
+}
+
+// ServerTLS makes the Server speak TLS on every accepted connection. Use it on
+// links between skycall nodes only: skynet's own cluster speaks plain TCP.
+// A nil config keeps plain TCP.
+func ServerTLS(cfg *tls.Config) ServerOption {
+	return func(o *srvOptions) { o.tls = cfg }
+}
+
+// ServerLogger sets where the Server logs connection problems (malformed
+// frames, broken peers, handler failures and panics). The default discards.
+func ServerLogger(l logr.Logger) ServerOption {
+	return func(o *srvOptions) { o.log = l }
+}
+
+// ServerKeepAlive sets the TCP keepalive period of accepted connections.
+// 0 keeps the default (DefaultServerKeepAlive); a negative d disables
+// keepalive. It applies only to listeners that return *net.TCPConn.
+func ServerKeepAlive(d time.Duration) ServerOption {
+	return func(o *srvOptions) {
+		if d == 0 {
+			d = DefaultServerKeepAlive
+		}
+		o.keepAlive = d
+	}
+}
+
+// ServerIdleTimeout closes a connection on which nothing was received for d
+// while none of its requests is being handled. 0 (the default) never closes
+// an idle connection; keepalive still detects dead peers.
+func ServerIdleTimeout(d time.Duration) ServerOption {
+	return func(o *srvOptions) {
+		if d >= 0 {
+			o.idleTimeout = d
+		}
+	}
+}
+
+// ServerServiceQueue sets the default queue length of services registered
+// without a QueueSize option. n <= 0 keeps DefaultServerServiceQueue.
+func ServerServiceQueue(n int) ServerOption {
+	return func(o *srvOptions) {
+		if n > 0 {
+			o.serviceQueue = n
+		}
+	}
+}
+
+// A HandleOption configures one service registered with Server.Handle.
+type HandleOption func(*srvHandleOptions)
+
+type srvHandleOptions struct {
+	concurrent bool
+	queueSize  int
+}
+
+// Concurrent lets the handler of a service run for several messages at once,
+// each on its own goroutine, instead of one message at a time in arrival
+// order. The number running at once is bounded by the service's queue size;
+// when the bound is reached the connection readers feeding the service wait.
+func Concurrent() HandleOption {
+	return func(o *srvHandleOptions) { o.concurrent = true }
+}
+
+// QueueSize sets how many messages may wait for this service (or, for a
+// Concurrent service, run at once) before the connection readers that feed it
+// stop reading their sockets. n <= 0 keeps the Server's ServerServiceQueue.
+func QueueSize(n int) HandleOption {
+	return func(o *srvHandleOptions) {
+		if n > 0 {
+			o.queueSize = n
+		}
+	}
+}

@@ -1,0 +1,393 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// frame returns one frame: the 2-byte big-endian length, then the body made
+// of the given pieces.
+func frame(pieces ...[]byte) []byte {
+	body := bytes.Join(pieces, nil)
+	return append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+func u32(n uint32) []byte { return binary.LittleEndian.AppendUint32(nil, n) }
+func b(bs ...byte) []byte { return bs }
+
+func mustRequest(t testing.TB, r *Request) []byte {
+	t.Helper()
+	out, err := AppendRequest(nil, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// splitFrames cuts an encoded stream into its frames.
+func splitFrames(s []byte) [][]byte {
+	var out [][]byte
+	for len(s) >= 2 {
+		n := 2 + (int(s[0])<<8 | int(s[1]))
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return out
+}
+
+// withParts follows a refused multipart header with the parts of a
+// 40000-byte message for session, which must be dropped without more errors.
+func withParts(header []byte, session uint32) []byte {
+	return bytes.Join([][]byte{header,
+		frame(b(0x02), u32(session), pattern(MultiPart)),
+		frame(b(0x03), u32(session), pattern(40000-MultiPart)),
+	}, nil)
+}
+
+func reqDecoder(stream []byte, l Limits) *RequestDecoder {
+	return NewRequestDecoder(bufio.NewReader(bytes.NewReader(stream)), l)
+}
+
+func TestMultipartRequestsReassembleBySessionAcrossInterleavedFrames(t *testing.T) {
+	a := &Request{Name: "@big", Session: 10, Payload: pattern(70000)}
+	bq := &Request{Address: 3, Session: 11, Push: true, Payload: bytes.Repeat([]byte("b"), 0x8001)}
+	s1 := &Request{Address: 4, Session: 12, Payload: []byte("one")}
+	s2 := &Request{Name: "@echo", Session: 13, Push: true, Payload: []byte("two")}
+	af, bf := splitFrames(mustRequest(t, a)), splitFrames(mustRequest(t, bq))
+	if len(af) != 4 || len(bf) != 3 {
+		t.Fatalf("got %d and %d frames, want 4 and 3", len(af), len(bf))
+	}
+	stream := bytes.Join([][]byte{
+		af[0], af[1], bf[0], mustRequest(t, s1), bf[1], af[2], mustRequest(t, s2), bf[2], af[3],
+	}, nil)
+	d := reqDecoder(stream, Limits{})
+	s2want := *s2
+	s2want.Session = 0
+	for i, want := range []*Request{s1, &s2want, bq, a} {
+		got, err := d.Next()
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		assertRequest(t, got, want)
+	}
+	if _, err := d.Next(); err != io.EOF {
+		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+}
+
+func TestMultipartResponsesReassembleBySessionAcrossInterleavedFrames(t *testing.T) {
+	a := &Response{Session: 1, OK: true, Payload: pattern(70005)}
+	bb := &Response{Session: 2, OK: true, Payload: bytes.Repeat([]byte("b"), 0x8001)}
+	small := &Response{Session: 3, OK: false, Payload: []byte("no")}
+	af, bf := splitFrames(AppendResponse(nil, a)), splitFrames(AppendResponse(nil, bb))
+	stream := bytes.Join([][]byte{
+		af[0], bf[0], af[1], bf[1], AppendResponse(nil, small), af[2], bf[2], af[3],
+	}, nil)
+	d := NewResponseDecoder(bufio.NewReader(bytes.NewReader(stream)), Limits{})
+	for i, want := range []*Response{small, bb, a} {
+		got, err := d.Next()
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		assertResponse(t, got, want)
+	}
+	if _, err := d.Next(); err != io.EOF {
+		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+}
+
+func TestRequestDecoderReportsMalformedFramesAndStaysInSync(t *testing.T) {
+	hdr := func(session, total uint32) []byte { return frame(b(0x01), u32(5), u32(session), u32(total)) }
+	part := func(t byte, session uint32, data []byte) []byte { return frame(b(t), u32(session), data) }
+	tests := []struct {
+		name    string
+		stream  []byte
+		limits  Limits
+		want    error
+		typ     byte
+		session uint32
+		push    bool
+		msg     string // substring of Error()
+	}{
+		{"empty_frame", frame(), Limits{}, ErrEmptyFrame, 0, 0, false, "zero-length"},
+		{"unknown_type", frame(b(0x05, 1, 2)), Limits{}, ErrUnknownType, 0x05, 0, false, "type 0x05"},
+		{"number_request_under_9_bytes", frame(b(0x00), u32(1), b(1, 0, 0)), Limits{}, ErrShortFrame, 0x00, 0, false, "want at least 9"},
+		{"name_request_without_namelen", frame(b(0x80)), Limits{}, ErrShortFrame, 0x80, 0, false, "want at least"},
+		{"name_request_shorter_than_name", frame(b(0x80, 5), []byte("@echo"), b(1, 0)), Limits{}, ErrShortFrame, 0x80, 0, false, "name of 5 bytes"},
+		{"name_request_empty_name", frame(b(0x80, 0), u32(7), b(1)), Limits{}, ErrNameLength, 0x80, 7, false, "empty name"},
+		{"multipart_header_short", frame(b(0x01), u32(5), u32(7), b(1)), Limits{}, ErrShortFrame, 0x01, 0, false, "want at least 13"},
+		{"multipart_header_long", withParts(frame(b(0x41), u32(5), u32(7), u32(40000), b(0)), 7), Limits{}, ErrFrameSize, 0x41, 7, true, "want 13"},
+		{"multipart_name_header_long", withParts(frame(b(0x81, 2), []byte("@a"), u32(7), u32(40000), b(0)), 7), Limits{}, ErrFrameSize, 0x81, 7, false, "want 12"},
+		{"multipart_name_header_empty_name", withParts(frame(b(0x81, 0), u32(7), u32(40000)), 7), Limits{}, ErrNameLength, 0x81, 7, false, "empty name"},
+		{"multipart_header_session_0", withParts(frame(b(0x01), u32(5), u32(0), u32(40000)), 0), Limits{}, ErrInvalidSession, 0x01, 0, false, "session 0"},
+		{"part_short", frame(b(0x02, 1, 0)), Limits{}, ErrShortFrame, 0x02, 0, false, "want at least 5"},
+		{"part_for_unknown_session", part(0x02, 9, pattern(MultiPart)), Limits{}, ErrBadReassembly, 0x02, 9, false, "part without a header"},
+		{"last_part_for_unknown_session", part(0x03, 9, b(1)), Limits{}, ErrBadReassembly, 0x03, 9, false, "part without a header"},
+		{"parts_exceed_total", bytes.Join([][]byte{hdr(7, 32768), part(0x02, 7, pattern(MultiPart)), part(0x03, 7, pattern(40000-MultiPart))}, nil),
+			Limits{}, ErrBadReassembly, 0x03, 7, false, "multipart request session 7: parts total 40000 bytes, header said 32768"},
+		{"parts_exceed_total_before_last", bytes.Join([][]byte{hdr(7, 100), part(0x02, 7, pattern(MultiPart)), part(0x03, 7, b(1))}, nil),
+			Limits{}, ErrBadReassembly, 0x02, 7, false, "parts total at least 32768 bytes, header said 100"},
+		{"parts_short_of_total", bytes.Join([][]byte{hdr(7, 40000), part(0x03, 7, pattern(100))}, nil),
+			Limits{}, ErrBadReassembly, 0x03, 7, false, "parts total 100 bytes, header said 40000"},
+		{"duplicate_header", bytes.Join([][]byte{hdr(7, 40000), hdr(7, 40000), part(0x02, 7, pattern(MultiPart)), part(0x03, 7, pattern(40000-MultiPart))}, nil),
+			Limits{}, ErrBadReassembly, 0x01, 7, false, "in progress"},
+		{"multipart_push_over_limit", mustRequest(t, &Request{Name: "@a", Session: 8, Push: true, Payload: pattern(100000)}),
+			Limits{MaxMessageSize: 1 << 16}, ErrMessageTooLarge, 0xC1, 8, true, "100000 bytes, limit 65536"},
+		{"multipart_header_claims_4GiB", frame(b(0x01), u32(5), u32(8), u32(0xFFFFFFFF)), Limits{}, ErrMessageTooLarge, 0x01, 8, false, "4294967295 bytes"},
+		{"single_over_limit", frame(b(0x00), u32(5), u32(8), pattern(200)), Limits{MaxMessageSize: 100}, ErrMessageTooLarge, 0x00, 8, false, "200 bytes, limit 100"},
+		{"trace_over_0x8000", frame(b(0x04), pattern(MaxTraceTag+1)), Limits{}, ErrTraceTooLong, 0x04, 0, false, "trace tag"},
+	}
+	next := &Request{Address: 1, Session: 99, Payload: []byte("after")}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := reqDecoder(append(append([]byte(nil), tt.stream...), mustRequest(t, next)...), tt.limits)
+			_, err := d.Next()
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("err = %v, want a *DecodeError", err)
+			}
+			if !errors.Is(err, tt.want) || de.Type != tt.typ || de.Session != tt.session || de.IsPush() != tt.push || de.Fatal {
+				t.Fatalf("got %v (type 0x%02x session %d push %v fatal %v), want %v type 0x%02x session %d push %v, not fatal",
+					err, de.Type, de.Session, de.IsPush(), de.Fatal, tt.want, tt.typ, tt.session, tt.push)
+			}
+			if !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "wire: ") {
+				t.Fatalf("message %q does not say %q", err, tt.msg)
+			}
+			// The rest of a rejected message is dropped silently, and the
+			// request after it comes through.
+			got, err := d.Next()
+			if err != nil {
+				t.Fatalf("after the error: %v", err)
+			}
+			assertRequest(t, got, next)
+			if _, err := d.Next(); err != io.EOF {
+				t.Fatalf("at the end: %v, want io.EOF", err)
+			}
+		})
+	}
+}
+
+func TestRequestDecoderRejectsMorePartialMessagesThanTheLimitFatally(t *testing.T) {
+	var stream []byte
+	for s := uint32(1); s <= 3; s++ {
+		stream = append(stream, frame(b(0x01), u32(5), u32(s), u32(40000))...)
+	}
+	stream = append(stream, mustRequest(t, &Request{Address: 1, Session: 9})...)
+	d := reqDecoder(stream, Limits{MaxPartial: 2})
+	_, err := d.Next()
+	var de *DecodeError
+	if !errors.As(err, &de) || !errors.Is(err, ErrTooManyPartial) || !de.Fatal || de.Session != 3 {
+		t.Fatalf("err = %v, want a fatal ErrTooManyPartial for session 3", err)
+	}
+	if _, again := d.Next(); again != err {
+		t.Fatalf("after a fatal error Next returned %v, want the same error", again)
+	}
+}
+
+func TestRequestDecoderOrphanPartsCountAgainstThePartialLimit(t *testing.T) {
+	stream := bytes.Join([][]byte{
+		frame(b(0x02), u32(1), pattern(10)),
+		frame(b(0x02), u32(2), pattern(10)),
+	}, nil)
+	d := reqDecoder(stream, Limits{MaxPartial: 1})
+	if _, err := d.Next(); !errors.Is(err, ErrBadReassembly) {
+		t.Fatalf("first orphan: %v, want ErrBadReassembly", err)
+	}
+	_, err := d.Next()
+	var de *DecodeError
+	if !errors.As(err, &de) || !errors.Is(err, ErrTooManyPartial) || !de.Fatal {
+		t.Fatalf("second orphan: %v, want fatal ErrTooManyPartial", err)
+	}
+}
+
+func TestRequestDecoderReturnsEOFCleanlyAndUnexpectedEOFMidFrame(t *testing.T) {
+	full := mustRequest(t, &Request{Address: 1, Session: 1, Payload: []byte("abc")})
+	tests := []struct {
+		name   string
+		stream []byte
+		want   error
+		resp   bool // the stream means the same to a response decoder
+	}{
+		{"empty_stream", nil, io.EOF, true},
+		{"half_length", full[:1], io.ErrUnexpectedEOF, true},
+		{"length_only", full[:2], io.ErrUnexpectedEOF, true},
+		{"half_body", full[:len(full)-1], io.ErrUnexpectedEOF, true},
+		{"multipart_header_then_eof", frame(b(0x01), u32(5), u32(7), u32(40000)), io.EOF, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := reqDecoder(tt.stream, Limits{}).Next(); err != tt.want {
+				t.Fatalf("request side: %v, want %v", err, tt.want)
+			}
+			if !tt.resp {
+				return
+			}
+			if _, err := NewResponseDecoder(bufio.NewReader(bytes.NewReader(tt.stream)), Limits{}).Next(); err != tt.want {
+				t.Fatalf("response side: %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+func TestDecodersPassReadErrorsThrough(t *testing.T) {
+	boom := errors.New("connection reset")
+	if _, err := NewRequestDecoder(bufio.NewReader(failingReader{boom}), Limits{}).Next(); err != boom {
+		t.Fatalf("request side: %v, want %v", err, boom)
+	}
+	if _, err := NewResponseDecoder(bufio.NewReader(failingReader{boom}), Limits{}).Next(); err != boom {
+		t.Fatalf("response side: %v, want %v", err, boom)
+	}
+}
+
+func TestResponseDecoderTreatsEveryMalformedResponseAsFatal(t *testing.T) {
+	resp := func(session uint32, t byte, rest ...[]byte) []byte {
+		return frame(append([][]byte{u32(session), b(t)}, rest...)...)
+	}
+	tests := []struct {
+		name   string
+		stream []byte
+		limits Limits
+		want   error
+		msg    string
+	}{
+		{"empty_frame", frame(), Limits{}, ErrEmptyFrame, "zero-length"},
+		{"body_under_5_bytes", frame(b(1, 0, 0, 0)), Limits{}, ErrShortFrame, "want at least 5"},
+		{"unknown_type", resp(1, 5), Limits{}, ErrUnknownType, "unknown type 0x05"},
+		{"begin_8_bytes", resp(1, 2, b(1, 2, 3)), Limits{}, ErrShortFrame, "want 9"},
+		{"begin_10_bytes", resp(1, 2, u32(40000), b(0)), Limits{}, ErrFrameSize, "want 9"},
+		{"part_without_begin", resp(1, 3, pattern(MultiPart)), Limits{}, ErrBadReassembly, "part without a header"},
+		{"last_part_without_begin", resp(1, 4, b(1)), Limits{}, ErrBadReassembly, "part without a header"},
+		{"duplicate_begin", bytes.Join([][]byte{resp(1, 2, u32(40000)), resp(1, 2, u32(40000))}, nil), Limits{}, ErrBadReassembly, "in progress"},
+		{"parts_exceed_total", bytes.Join([][]byte{resp(1, 2, u32(40000)), resp(1, 3, pattern(MultiPart)), resp(1, 4, pattern(MultiPart))}, nil), Limits{},
+			ErrBadReassembly, "multipart response session 1: parts total 65536 bytes, header said 40000"},
+		{"parts_short_of_total", bytes.Join([][]byte{resp(1, 2, u32(40000)), resp(1, 4, pattern(10))}, nil), Limits{}, ErrBadReassembly, "parts total 10 bytes"},
+		{"begin_over_limit", resp(1, 2, u32(1<<20)), Limits{MaxMessageSize: 1 << 16}, ErrMessageTooLarge, "limit 65536"},
+		{"single_over_limit", resp(1, 1, pattern(200)), Limits{MaxMessageSize: 100}, ErrMessageTooLarge, "200 bytes, limit 100"},
+		{"too_many_partial", bytes.Join([][]byte{resp(1, 2, u32(40000)), resp(2, 2, u32(40000))}, nil), Limits{MaxPartial: 1}, ErrTooManyPartial, "limit 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stream := append(append([]byte(nil), tt.stream...), AppendResponse(nil, &Response{Session: 5, OK: true})...)
+			d := NewResponseDecoder(bufio.NewReader(bytes.NewReader(stream)), tt.limits)
+			_, err := d.Next()
+			var de *DecodeError
+			if !errors.As(err, &de) || !errors.Is(err, tt.want) || !de.Fatal {
+				t.Fatalf("err = %v, want a fatal %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("message %q does not say %q", err, tt.msg)
+			}
+			if _, again := d.Next(); again != err {
+				t.Fatalf("after a fatal error Next returned %v, want the same error", again)
+			}
+		})
+	}
+}
+
+func TestRejectedMultipartRequestIsDiscardedWithoutBuffering(t *testing.T) {
+	const limit = 1 << 16
+	big := &Request{Address: 2, Session: 5, Payload: pattern(4 << 20)}
+	stream := append(mustRequest(t, big), mustRequest(t, &Request{Address: 2, Session: 6, Payload: []byte("ok")})...)
+	d := reqDecoder(stream, Limits{MaxMessageSize: limit})
+	if _, err := d.Next(); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("err = %v, want ErrMessageTooLarge", err)
+	}
+	p := d.asm.m[5]
+	if p == nil || !p.discard || p.buf != nil {
+		t.Fatalf("session 5 not in discard state: %+v", p)
+	}
+	got, err := d.Next()
+	if err != nil || got.Session != 6 {
+		t.Fatalf("after the rejected request: %v %v, want session 6", got, err)
+	}
+	if len(d.asm.m) != 0 || cap(d.asm.spare) > limit {
+		t.Fatalf("left %d partial messages and a %d-byte spare buffer", len(d.asm.m), cap(d.asm.spare))
+	}
+}
+
+func TestMultipartHeaderDoesNotReserveItsClaimedTotal(t *testing.T) {
+	d := reqDecoder(frame(b(0x01), u32(5), u32(7), u32(DefaultMaxMessageSize)), Limits{})
+	if _, err := d.Next(); err != io.EOF {
+		t.Fatalf("err = %v, want io.EOF", err)
+	}
+	if c := cap(d.asm.m[7].buf); c > preallocMax {
+		t.Fatalf("reserved %d bytes on a header alone, cap is %d", c, preallocMax)
+	}
+}
+
+func TestTraceTagAppliesOnlyToTheNextRequestNotToParts(t *testing.T) {
+	large := &Request{Address: 5, Session: 4, Payload: pattern(40000)}
+	lf := splitFrames(mustRequest(t, large))
+	small := &Request{Address: 6, Session: 5, Payload: []byte("s"), Trace: []byte("t1")}
+	untraced := *small
+	untraced.Trace = nil
+	stream := bytes.Join([][]byte{lf[0], frame(b(0x04), []byte("t1")), lf[1], mustRequest(t, &untraced), lf[2]}, nil)
+	stream = append(stream, mustRequest(t, &Request{Address: 6, Session: 6})...)
+	d := reqDecoder(stream, Limits{})
+	for _, want := range []*Request{small, large, {Address: 6, Session: 6}} {
+		got, err := d.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertRequest(t, got, want)
+	}
+}
+
+func TestDecodedNamesAreStableStrings(t *testing.T) {
+	stream := append(mustRequest(t, &Request{Name: "@echo", Session: 1}), mustRequest(t, &Request{Name: "@other", Session: 2})...)
+	d := reqDecoder(stream, Limits{})
+	first, _ := d.Next()
+	name := first.Name
+	if _, err := d.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if name != "@echo" {
+		t.Fatalf("name kept from the first request became %q", name)
+	}
+}
+
+func TestSteadyStateDecodingDoesNotAllocate(t *testing.T) {
+	one := mustRequest(t, &Request{Name: "@echo", Session: 1, Payload: []byte("hello"), Trace: []byte("tag")})
+	rd := bytes.NewReader(nil)
+	br := bufio.NewReader(rd)
+	d := NewRequestDecoder(br, Limits{})
+	rd.Reset(one)
+	if _, err := d.Next(); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		rd.Reset(one)
+		br.Reset(rd)
+		if _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("decoding a small request allocates %.1f times", allocs)
+	}
+	resp := AppendResponse(nil, &Response{Session: 1, OK: true, Payload: []byte("hello")})
+	rd.Reset(resp)
+	rdec := NewResponseDecoder(br, Limits{})
+	if _, err := rdec.Next(); err != nil {
+		t.Fatal(err)
+	}
+	allocs = testing.AllocsPerRun(100, func() {
+		rd.Reset(resp)
+		br.Reset(rd)
+		if _, err := rdec.Next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("decoding a small response allocates %.1f times", allocs)
+	}
+}

@@ -1,0 +1,186 @@
+// Package localcp runs a local Kubernetes control plane for end-to-end tests
+// and the demo: the real kube-apiserver and etcd that hack/control-plane.sh
+// builds from Go modules, started on loopback through envtest, plus kubectl
+// and helm wrappers bound to it. There is no kubelet and no controller
+// manager: nothing runs pods, and whoever wants EndpointSlices creates them.
+package localcp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// ControlPlane is a running kube-apiserver and etcd.
+type ControlPlane struct {
+	env *envtest.Environment
+
+	// Config is an administrator's client config.
+	Config *rest.Config
+	// Kubeconfig is the path of an administrator's kubeconfig file.
+	Kubeconfig string
+	// Dir is a scratch directory removed by Stop.
+	Dir string
+	// Tools is the directory with kube-apiserver, etcd, kubectl and helm.
+	Tools string
+	// Root is the repository root.
+	Root string
+}
+
+// Options say what to install on start.
+type Options struct {
+	// CRDDirs are directories of CRD manifests to install before Start
+	// returns (relative to the repository root). Empty: none.
+	CRDDirs []string
+}
+
+// Start builds the tools if missing (hack/control-plane.sh) and starts the
+// control plane on loopback.
+func Start(opts Options) (*ControlPlane, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	tools, err := Tools(root)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "skycall-cp-")
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: tools, ErrorIfCRDPathMissing: true}
+	for _, d := range opts.CRDDirs {
+		env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, filepath.Join(root, d))
+	}
+	if _, err := env.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", tools, err)
+	}
+	cp := &ControlPlane{env: env, Dir: dir, Tools: tools, Root: root}
+	user, err := env.AddUser(envtest.User{Name: "skycall-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		_ = cp.Stop()
+		return nil, fmt.Errorf("add admin user: %w", err)
+	}
+	cp.Config = user.Config()
+	// client-go's default of 5 requests/s would make the API server look slow.
+	cp.Config.QPS, cp.Config.Burst = 1000, 2000
+	kc, err := user.KubeConfig()
+	if err != nil {
+		_ = cp.Stop()
+		return nil, err
+	}
+	cp.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	if err := os.WriteFile(cp.Kubeconfig, kc, 0o600); err != nil {
+		_ = cp.Stop()
+		return nil, err
+	}
+	return cp, nil
+}
+
+// Stop stops the control plane and removes its scratch directory.
+func (cp *ControlPlane) Stop() error {
+	err := cp.env.Stop()
+	return errors.Join(err, os.RemoveAll(cp.Dir))
+}
+
+// Kubectl runs kubectl against the control plane as the administrator and
+// returns its standard output; an error carries standard error.
+func (cp *ControlPlane) Kubectl(ctx context.Context, args ...string) (string, error) {
+	return cp.run(ctx, filepath.Join(cp.Tools, "kubectl"), append([]string{"--kubeconfig", cp.Kubeconfig}, args...)...)
+}
+
+// Helm runs helm against the control plane as the administrator.
+func (cp *ControlPlane) Helm(ctx context.Context, args ...string) (string, error) {
+	return cp.run(ctx, filepath.Join(cp.Tools, "helm"), append([]string{"--kubeconfig", cp.Kubeconfig}, args...)...)
+}
+
+func (cp *ControlPlane) run(ctx context.Context, bin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = cp.Root
+	cmd.Env = append(os.Environ(),
+		"HELM_CACHE_HOME="+filepath.Join(cp.Dir, "helm", "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(cp.Dir, "helm", "config"),
+		"HELM_DATA_HOME="+filepath.Join(cp.Dir, "helm", "data"),
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// ServiceAccountKubeconfig writes a kubeconfig that authenticates as the
+// ServiceAccount namespace/name with a token from the TokenRequest API, with
+// that namespace as its default, and returns its path. Whatever uses it has
+// exactly the permissions RBAC grants that ServiceAccount.
+func (cp *ControlPlane) ServiceAccountKubeconfig(ctx context.Context, namespace, name string) (string, error) {
+	token, err := cp.Kubectl(ctx, "create", "token", name, "-n", namespace, "--duration=2h")
+	if err != nil {
+		return "", err
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: cp.Config.Host, CertificateAuthorityData: cp.Config.CAData}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: strings.TrimSpace(token)}
+	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: name, Namespace: namespace}
+	cfg.CurrentContext = "sa"
+	path := filepath.Join(cp.Dir, fmt.Sprintf("sa-%s-%s.kubeconfig", namespace, name))
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// RepoRoot finds the repository root: the nearest directory upward from the
+// working directory whose go.mod declares the skycall module.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			bytes.Contains(b, []byte("module github.com/skycall-io/skycall\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("localcp: not inside the skycall repository (no go.mod of github.com/skycall-io/skycall above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+// Tools returns the directory of the control-plane binaries and tools:
+// $SKYCALL_TOOLS or $KUBEBUILDER_ASSETS when set, else the last line printed
+// by hack/control-plane.sh, which builds whatever is missing (minutes the
+// first time on a machine, with progress on standard error).
+func Tools(root string) (string, error) {
+	for _, v := range []string{"SKYCALL_TOOLS", "KUBEBUILDER_ASSETS"} {
+		if dir := os.Getenv(v); dir != "" {
+			if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err == nil {
+				return dir, nil
+			}
+		}
+	}
+	cmd := exec.Command("bash", filepath.Join(root, "hack", "control-plane.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/control-plane.sh failed: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1], nil
+}
