@@ -24,11 +24,15 @@ func main() {
 	var (
 		metricsAddr, probeAddr, namespaces, leaderNamespace string
 		leaderElect                                         bool
+		qps                                                 float64
+		burst                                               int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; required when running more than one replica.")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.Float64Var(&qps, "kube-api-qps", 100, "Requests per second the manager may send to the API server (status and registry writes).")
+	flag.IntVar(&burst, "kube-api-burst", 200, "Burst of requests above --kube-api-qps.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -36,13 +40,13 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, leaderNamespace, leaderElect, splitList(namespaces)); err != nil {
+	if err := run(metricsAddr, probeAddr, leaderNamespace, leaderElect, splitList(namespaces), float32(qps), burst); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, namespaces []string) error {
+func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, namespaces []string, qps float32, burst int) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(skycallv1.AddToScheme(scheme))
@@ -51,6 +55,7 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, names
 	if err != nil {
 		return fmt.Errorf("no Kubernetes config (in-cluster or kubeconfig): %w", err)
 	}
+	cfg.QPS, cfg.Burst = qps, burst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
