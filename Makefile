@@ -29,8 +29,13 @@ verify: ## Fail if generated files are stale; gofmt and go vet.
 	$(GO) vet ./...
 
 .PHONY: build
-build: ## Build the manager binary into bin/.
+build: ## Build the manager and demo binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
+	$(GO) build -o bin/skycall-demo ./cmd/skycall-demo
+
+.PHONY: demo
+demo: build ## The main job: control plane, operator, two nodes and a sender, end to end.
+	@SKYCALL_TOOLS="$(TOOLS)" bin/skycall-demo run --manager bin/manager
 
 .PHONY: test
 test: verify ## Everything CI runs: generated files, vet, unit, race, envtest, fuzz seeds, e2e.

@@ -106,8 +106,18 @@ func (cp *ControlPlane) Helm(ctx context.Context, args ...string) (string, error
 	return cp.run(ctx, filepath.Join(cp.Tools, "helm"), append([]string{"--kubeconfig", cp.Kubeconfig}, args...)...)
 }
 
+// KubectlStdin runs kubectl with stdin as its standard input.
+func (cp *ControlPlane) KubectlStdin(ctx context.Context, stdin string, args ...string) (string, error) {
+	return cp.runStdin(ctx, stdin, filepath.Join(cp.Tools, "kubectl"), append([]string{"--kubeconfig", cp.Kubeconfig}, args...)...)
+}
+
 func (cp *ControlPlane) run(ctx context.Context, bin string, args ...string) (string, error) {
+	return cp.runStdin(ctx, "", bin, args...)
+}
+
+func (cp *ControlPlane) runStdin(ctx context.Context, stdin string, bin string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Dir = cp.Root
 	cmd.Env = append(os.Environ(),
 		"HELM_CACHE_HOME="+filepath.Join(cp.Dir, "helm", "cache"),

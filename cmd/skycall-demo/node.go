@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/luaseri"
+)
+
+// runNode serves one cluster node: @echo answers calls with what it got,
+// @log takes pushes. Every message is printed as it is handled, in arrival
+// order, so whoever reads the output can check the order.
+func runNode(args []string) error {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	name := fs.String("name", "", "node name this server answers to (required)")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	_ = fs.Parse(args)
+	if *name == "" {
+		return fmt.Errorf("--name is required")
+	}
+
+	srv := sender.NewServer(*name)
+	// One service for both kinds, so that pushes and calls are handled in
+	// one queue, in the order they arrived.
+	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
+		vals, err := luaseri.Unpack(req.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("not a skynet.pack payload: %w", err)
+		}
+		kind := "call"
+		if req.Push {
+			kind = "send"
+		}
+		fmt.Printf("received %s %v\n", kind, vals)
+		return luaseri.Pack(append([]any{*name}, vals...)...)
+	}); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-sig
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	if err := srv.Serve(ln); err != nil && err != sender.ErrServerClosed {
+		return err
+	}
+	fmt.Println("stopped")
+	return nil
+}
