@@ -41,11 +41,11 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	var procs []*proc
+	var procs []*localcp.Process
 	defer func() {
 		step(9, "Shutting down: sender, nodes, operator, control plane")
 		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
+			procs[i].Stop()
 		}
 		if err := cp.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
@@ -67,7 +67,7 @@ func runDemo(args []string) error {
 
 	step(3, "Starting the operator: "+*managerBin)
 	managerLog := filepath.Join(cp.Dir, "manager.log")
-	mgr, err := startProc("manager", managerLog, []string{"KUBECONFIG=" + cp.Kubeconfig},
+	mgr, err := localcp.StartProcess("manager", managerLog, os.Stdout, []string{"KUBECONFIG=" + cp.Kubeconfig},
 		*managerBin, "--metrics-bind-address=0", "--health-probe-bind-address=0")
 	if err != nil {
 		return err
@@ -79,12 +79,12 @@ func runDemo(args []string) error {
 	addrs := map[string]string{}
 	listening := regexp.MustCompile(`^listening on (\S+)$`)
 	for _, name := range []string{"alpha", "beta"} {
-		p, err := startProc(name, "", nil, self, "node", "--name", name)
+		p, err := localcp.StartProcess(name, "", os.Stdout, nil, self, "node", "--name", name)
 		if err != nil {
 			return err
 		}
 		procs = append(procs, p)
-		m, err := p.waitLine(timeout(ctx, 10*time.Second), listening)
+		m, err := p.WaitLine(timeout(ctx, 10*time.Second), listening)
 		if err != nil {
 			return err
 		}
@@ -113,13 +113,13 @@ func runDemo(args []string) error {
 	}
 
 	step(6, fmt.Sprintf("Starting a sender: %d messages to each node, alternating send and call (sender.NewInCluster, Kubernetes registry)", *count))
-	snd, err := startProc("sender", "", []string{"KUBECONFIG=" + cp.Kubeconfig, "POD_NAMESPACE=" + demoNamespace},
+	snd, err := localcp.StartProcess("sender", "", os.Stdout, []string{"KUBECONFIG=" + cp.Kubeconfig, "POD_NAMESPACE=" + demoNamespace},
 		self, "send", "--to", "alpha,beta", "--count", strconv.Itoa(*count))
 	if err != nil {
 		return err
 	}
 	procs = append(procs, snd)
-	if _, err := snd.waitLine(timeout(ctx, 30*time.Second), regexp.MustCompile(`^beta: \d+ message\(s\) waiting in its queue`)); err != nil {
+	if _, err := snd.WaitLine(timeout(ctx, 30*time.Second), regexp.MustCompile(`^beta: \d+ message\(s\) waiting in its queue`)); err != nil {
 		return err
 	}
 	fmt.Println("    beta is not ready: its sends and calls wait in its FIFO; alpha's left as soon as its connection was confirmed")
@@ -133,7 +133,7 @@ func runDemo(args []string) error {
 	if _, err := kubectl("patch", "clusternode", "beta", "-n", demoNamespace, "--type=merge", "-p", patch); err != nil {
 		return err
 	}
-	if err := snd.wait(timeout(ctx, 60*time.Second)); err != nil {
+	if err := snd.Wait(timeout(ctx, 60*time.Second)); err != nil {
 		return fmt.Errorf("sender: %w", err)
 	}
 	fmt.Printf("    every queued message delivered %v after the patch\n", time.Since(readyAt).Round(time.Millisecond))
@@ -188,9 +188,9 @@ spec:
 var received = regexp.MustCompile(`^received (send|call) \[msg (\d+)\]$`)
 
 // checkOrder checks that a node printed messages 1..count in that order.
-func checkOrder(p *proc, count int) error {
+func checkOrder(p *localcp.Process, count int) error {
 	var got []int
-	for _, line := range p.output() {
+	for _, line := range p.Output() {
 		if m := received.FindStringSubmatch(line); m != nil {
 			n, _ := strconv.Atoi(m[2])
 			got = append(got, n)
@@ -198,11 +198,11 @@ func checkOrder(p *proc, count int) error {
 	}
 	for i, n := range got {
 		if n != i+1 {
-			return fmt.Errorf("node %s received messages in the order %v, want 1..%d", p.name, got, count)
+			return fmt.Errorf("node %s received messages in the order %v, want 1..%d", p.Name, got, count)
 		}
 	}
 	if len(got) != count {
-		return fmt.Errorf("node %s received %d messages %v, want %d", p.name, len(got), got, count)
+		return fmt.Errorf("node %s received %d messages %v, want %d", p.Name, len(got), got, count)
 	}
 	return nil
 }

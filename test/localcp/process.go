@@ -1,4 +1,4 @@
-package main
+package localcp
 
 import (
 	"bufio"
@@ -13,11 +13,12 @@ import (
 	"time"
 )
 
-// proc is a child process whose standard output is shown with a prefix and
-// kept, so the demo can wait for a line and check what was printed.
-type proc struct {
-	name string
+// Process is a child process whose standard output is kept (and echoed with
+// a prefix), so that a caller can wait for a line and check what it printed.
+type Process struct {
+	Name string
 	cmd  *exec.Cmd
+	echo io.Writer
 
 	mu    sync.Mutex
 	lines []string
@@ -26,10 +27,11 @@ type proc struct {
 	err   error
 }
 
-// startProc runs bin in a process group of its own. Standard output goes to
-// the terminal (prefixed) and is kept; standard error goes to logFile when
-// set, else to the terminal.
-func startProc(name, logFile string, env []string, bin string, args ...string) (*proc, error) {
+// StartProcess runs bin in a process group of its own, with env added to
+// this process's environment. Standard output is kept and, when echo is not
+// nil, copied to it line by line with the name as a prefix; standard error
+// goes to logFile when set, else to echo (or nowhere).
+func StartProcess(name, logFile string, echo io.Writer, env []string, bin string, args ...string) (*Process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -43,10 +45,11 @@ func startProc(name, logFile string, env []string, bin string, args ...string) (
 			return nil, err
 		}
 		cmd.Stderr = f
-	} else {
-		cmd.Stderr = os.Stderr
+		defer f.Close() // the child has its own descriptor once started
+	} else if echo != nil {
+		cmd.Stderr = echo
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, echo: echo, done: make(chan struct{})}
 	p.added = sync.NewCond(&p.mu)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -55,11 +58,13 @@ func startProc(name, logFile string, env []string, bin string, args ...string) (
 	return p, nil
 }
 
-func (p *proc) read(r io.Reader) {
+func (p *Process) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
-		fmt.Printf("    %-7s| %s\n", p.name, line)
+		if p.echo != nil {
+			fmt.Fprintf(p.echo, "    %-7s| %s\n", p.Name, line)
+		}
 		p.mu.Lock()
 		p.lines = append(p.lines, line)
 		p.added.Broadcast()
@@ -75,8 +80,8 @@ func (p *proc) read(r io.Reader) {
 	p.mu.Unlock()
 }
 
-// waitLine waits for an output line matching re and returns its submatches.
-func (p *proc) waitLine(ctx context.Context, re *regexp.Regexp) ([]string, error) {
+// WaitLine waits for an output line matching re and returns its submatches.
+func (p *Process) WaitLine(ctx context.Context, re *regexp.Regexp) ([]string, error) {
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
 		p.added.Broadcast()
@@ -93,37 +98,37 @@ func (p *proc) waitLine(ctx context.Context, re *regexp.Regexp) ([]string, error
 		}
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("%s exited (%v) before printing a line matching %q", p.name, p.err, re)
+			return nil, fmt.Errorf("%s exited (%v) before printing a line matching %q", p.Name, p.err, re)
 		default:
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s printed no line matching %q: %w", p.name, re, ctx.Err())
+			return nil, fmt.Errorf("%s printed no line matching %q: %w", p.Name, re, ctx.Err())
 		}
 		p.added.Wait()
 		i--
 	}
 }
 
-// output returns every line printed so far.
-func (p *proc) output() []string {
+// Output returns every line printed so far.
+func (p *Process) Output() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.lines...)
 }
 
-// wait waits for the process to exit on its own.
-func (p *proc) wait(ctx context.Context) error {
+// Wait waits for the process to exit on its own.
+func (p *Process) Wait(ctx context.Context) error {
 	select {
 	case <-p.done:
 		return p.err
 	case <-ctx.Done():
-		return fmt.Errorf("%s still running: %w", p.name, ctx.Err())
+		return fmt.Errorf("%s still running: %w", p.Name, ctx.Err())
 	}
 }
 
-// stop asks the process group to terminate, then kills it after a grace
+// Stop asks the process group to terminate, then kills it after a grace
 // period; it returns once the process has exited.
-func (p *proc) stop() {
+func (p *Process) Stop() {
 	select {
 	case <-p.done:
 		return

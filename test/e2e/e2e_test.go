@@ -1,0 +1,284 @@
+// Package e2e tests skycall the way a user meets it: the Helm chart
+// installed into a real kube-apiserver, the operator running as a process
+// with the chart's ServiceAccount (there is no kubelet to run its pod), the
+// samples applied with kubectl, and sender and node processes on loopback.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skycall-io/skycall/test/localcp"
+)
+
+var (
+	cp      *localcp.ControlPlane
+	binDir  string
+	verbose = os.Getenv("SKYCALL_TEST_VERBOSE") != ""
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	cp, err = localcp.Start(localcp.Options{})
+	if err != nil {
+		return 1, err
+	}
+	defer cp.Stop()
+	binDir = filepath.Join(cp.Dir, "bin")
+	for _, pkg := range []string{"./cmd/manager", "./cmd/skycall-demo"} {
+		cmd := exec.Command("go", "build", "-o", binDir+"/", pkg)
+		cmd.Dir = cp.Root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return 1, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return m.Run(), nil
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := cp.Kubectl(context.Background(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := cp.Helm(context.Background(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func start(t *testing.T, name, logFile string, env []string, args ...string) *localcp.Process {
+	t.Helper()
+	var echo io.Writer
+	if verbose {
+		echo = os.Stderr
+	}
+	bin := filepath.Join(binDir, "skycall-demo")
+	if name == "manager" {
+		bin = filepath.Join(binDir, "manager")
+	}
+	p, err := localcp.StartProcess(name, logFile, echo, env, bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitReason waits until a ClusterNode's Ready reason is want.
+func waitReason(t *testing.T, ns, name, want string) {
+	t.Helper()
+	kubectl(t, "wait", "-n", ns, fmt.Sprintf(`--for=jsonpath={.status.conditions[?(@.type=="Ready")].reason}=%s`, want),
+		"clusternode/"+name, "--timeout=60s")
+}
+
+// TestChartInstallSamplesSenderAndUninstall walks the user's journey.
+func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
+	const system = "skycall-system"
+	for _, ns := range []string{"app", "other"} {
+		kubectl(t, "create", "namespace", ns)
+		// No controller manager runs here to create it.
+		kubectl(t, "create", "serviceaccount", "default", "-n", ns)
+	}
+
+	// helm install: CRD, RBAC, ServiceAccount, Deployment (which nothing runs
+	// here), and the sender RoleBinding for namespace app.
+	helm(t, "install", "skycall", "charts/skycall", "-n", system, "--create-namespace",
+		"--set", "sender.namespaces={app}", "--wait=false")
+	kubectl(t, "wait", "--for=condition=Established", "crd/clusternodes.cluster.skycall.io", "--timeout=60s")
+
+	// The operator runs with the chart's ServiceAccount token: the chart's
+	// RBAC is all it has.
+	managerKubeconfig, err := cp.ServiceAccountKubeconfig(context.Background(), system, "skycall-manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	managerLog := filepath.Join(cp.Dir, "manager.log")
+	mgr := start(t, "manager", managerLog, []string{"KUBECONFIG=" + managerKubeconfig},
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect", "--leader-election-namespace="+system)
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(managerLog); err == nil {
+				t.Logf("manager log:\n%s", b)
+			}
+		}
+	})
+
+	// kubectl apply the samples: statuses and registry as documented.
+	kubectl(t, "apply", "-n", "app", "-k", "config/samples")
+	waitReason(t, "app", "db", "Resolved")
+	waitReason(t, "app", "login", "AdministrativelyDown")
+	waitReason(t, "app", "game-1", "NoReadyEndpoints")
+	lua := waitRegistry(t, "app", `db = "10.0.0.7:2528"`+"\n"+`login = false`)
+	if strings.Contains(lua, "game_1") {
+		t.Errorf("game_1 is not ready and must have no line:\n%s", lua)
+	}
+
+	// A node process and a ClusterNode for it in namespace app.
+	node := start(t, "store", "", nil, "node", "--name", "store")
+	m, err := node.WaitLine(within(t, 10*time.Second), regexp.MustCompile(`^listening on (\S+)$`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.KubectlStdin(context.Background(), fmt.Sprintf(
+		"apiVersion: cluster.skycall.io/v1\nkind: ClusterNode\nmetadata:\n  name: store\nspec:\n  address: %q\n", m[1]),
+		"apply", "-n", "app", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A sender in namespace app with only the skycall-sender role resolves
+	// the node and delivers its sends and calls, in order.
+	appKubeconfig, err := cp.ServiceAccountKubeconfig(context.Background(), "app", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd := start(t, "sender", "", []string{"KUBECONFIG=" + appKubeconfig, "POD_NAMESPACE=app"},
+		"send", "--to", "store", "--count", "8", "--timeout", "60s")
+	if err := snd.Wait(within(t, 90*time.Second)); err != nil {
+		t.Fatalf("sender in namespace app: %v\noutput: %s", err, strings.Join(snd.Output(), "\n"))
+	}
+	var order []string
+	for _, l := range node.Output() {
+		if strings.HasPrefix(l, "received ") {
+			order = append(order, l)
+		}
+	}
+	want := []string{}
+	for i := 1; i <= 8; i++ {
+		kind := "send"
+		if i%2 == 0 {
+			kind = "call"
+		}
+		want = append(want, fmt.Sprintf("received %s [msg %d]", kind, i))
+	}
+	if strings.Join(order, "\n") != strings.Join(want, "\n") {
+		t.Errorf("node received\n%s\nwant\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A sender in namespace other has no role: a clear permission error,
+	// well before its own timeout.
+	otherKubeconfig, err := cp.ServiceAccountKubeconfig(context.Background(), "other", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "skycall-demo"), "send", "--to", "store", "--count", "2", "--timeout", "60s")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+otherKubeconfig, "POD_NAMESPACE=other")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("a sender without the skycall-sender role hung instead of failing:\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("a sender without the skycall-sender role succeeded:\n%s", out)
+	}
+	t.Logf("sender without the role failed after %v: %s", time.Since(began).Round(time.Millisecond), strings.TrimSpace(string(out)))
+	for _, frag := range []string{"forbidden", "clusternodes", "other"} {
+		if !strings.Contains(strings.ToLower(string(out)), frag) {
+			t.Errorf("permission error should mention %q:\n%s", frag, out)
+		}
+	}
+
+	// helm uninstall keeps the CRD (and so the ClusterNodes) and removes the rest.
+	mgr.Stop()
+	helm(t, "uninstall", "skycall", "-n", system)
+	kubectl(t, "get", "crd", "clusternodes.cluster.skycall.io")
+	kubectl(t, "get", "clusternode", "db", "-n", "app")
+	for _, obj := range []string{
+		"deployment/skycall-manager -n " + system,
+		"serviceaccount/skycall-manager -n " + system,
+		"service/skycall-manager-metrics -n " + system,
+		"clusterrole/skycall-manager",
+		"clusterrole/skycall-sender",
+		"clusterrolebinding/skycall-manager",
+		"rolebinding/skycall-sender -n app",
+	} {
+		args := append([]string{"get", "--ignore-not-found", "-o", "name"}, strings.Fields(obj)...)
+		if out := kubectl(t, args...); strings.TrimSpace(out) != "" {
+			t.Errorf("helm uninstall left %s", obj)
+		}
+	}
+}
+
+// TestKustomizeDefaultApplies: `kubectl apply -k config/default` installs
+// the operator's objects (after the chart above, or alone).
+func TestKustomizeDefaultApplies(t *testing.T) {
+	out := kubectl(t, "apply", "-k", "config/default")
+	for _, want := range []string{"customresourcedefinition.apiextensions.k8s.io/clusternodes.cluster.skycall.io",
+		"deployment.apps/skycall-manager", "clusterrole.rbac.authorization.k8s.io/skycall-sender"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl apply -k config/default output lacks %s:\n%s", want, out)
+		}
+	}
+	var dep struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					ServiceAccountName string `json:"serviceAccountName"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	raw := kubectl(t, "get", "deployment", "skycall-manager", "-n", "skycall-system", "-o", "json")
+	if err := json.Unmarshal([]byte(raw), &dep); err != nil {
+		t.Fatal(err)
+	}
+	if dep.Spec.Template.Spec.ServiceAccountName != "skycall-manager" {
+		t.Errorf("deployment runs as %q, want skycall-manager", dep.Spec.Template.Spec.ServiceAccountName)
+	}
+}
+
+func waitRegistry(t *testing.T, ns, wantLines string) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var lua string
+	for time.Now().Before(deadline) {
+		out, err := cp.Kubectl(context.Background(), "get", "configmap", "skycall-registry", "-n", ns, "-o", `jsonpath={.data.clustername\.lua}`)
+		if err == nil {
+			lua = out
+			var lines []string
+			for _, l := range strings.Split(out, "\n") {
+				if l != "" && !strings.HasPrefix(l, "--") {
+					lines = append(lines, l)
+				}
+			}
+			if strings.Join(lines, "\n") == wantLines {
+				return out
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("registry of %s is\n%s\nwant lines\n%s", ns, lua, wantLines)
+	return ""
+}
