@@ -123,6 +123,13 @@ build_go_tool() { # name module/cmd/path version
 [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] || build_kubernetes
 [ -x "$bin/etcd" ] || build_etcd
 [ -x "$bin/controller-gen" ] || build_go_tool controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen "$controller_tools_version" sigs.k8s.io/controller-tools ""
-[ -x "$bin/helm" ] || build_go_tool helm helm.sh/helm/v3/cmd/helm "$helm_version" helm.sh/helm/v3 "-X helm.sh/helm/v3/internal/version.version=${helm_version}"
+# helm's offline default (helm template, helm lint) is Kubernetes 1.20; make
+# it the version this project builds against.
+k8s_minor=${k8s_version#v1.}; k8s_minor=${k8s_minor%%.*}
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=${helm_version}"
+for p in pkg/chartutil pkg/lint/rules; do
+  helm_ldflags="$helm_ldflags -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=${k8s_minor}"
+done
+[ -x "$bin/helm" ] || build_go_tool helm helm.sh/helm/v3/cmd/helm "$helm_version" helm.sh/helm/v3 "$helm_ldflags"
 
 echo "$bin"
