@@ -1,0 +1,360 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// Client sends pushes and calls to the nodes of a cluster, as skynet's
+// cluster.send and cluster.call do. It keeps one connection and one FIFO
+// queue per node, created on first use. A Client is safe for concurrent use;
+// see the package documentation for its ordering and delivery guarantees.
+type Client struct {
+	reg     registry.Registry
+	owned   io.Closer // a registry the Client made and closes (NewInCluster)
+	opts    clientOptions
+	log     logr.Logger
+	metrics *clientMetrics
+
+	nodes sync.Map // node name -> *node
+
+	ctx    context.Context // cancelled by Close: interrupts dials
+	cancel context.CancelFunc
+	done   chan struct{} // closed by Close
+	epoch  atomic.Uint64 // advanced by the call-timeout sweeper
+
+	mu     sync.Mutex // guards closed and wg.Add against Close
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New returns a Client that finds nodes in reg. Nothing is resolved or
+// connected until the first message to a node.
+func New(reg registry.Registry, opts ...Option) *Client {
+	o := defaultClientOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Client{reg: reg, opts: o, log: o.log, done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.metrics = newClientMetrics(c)
+	if o.registerer != nil {
+		if err := o.registerer.Register(c.metrics); err != nil {
+			c.log.Error(err, "Cannot register the sender's metrics; continuing without them")
+			c.opts.registerer = nil
+		}
+	}
+	if o.callTimeout > 0 {
+		c.wg.Add(1)
+		go c.sweep()
+	}
+	return c
+}
+
+// Send pushes payload to the service at addr ("@name" for a name the node
+// registered for the cluster, ".name" or ":0000000a" for its local names)
+// on node. It returns once the message is queued for the node: it does not
+// wait for the node to be ready, nor for a reply (a push gets none). ctx
+// bounds only the wait for room in a full queue.
+//
+// Errors: ErrMessageTooLarge, ErrNodeDown, ErrUnknownNode, ErrQueueFull,
+// ErrRegistry, ErrClosed, or ctx's error; in each case nothing was queued.
+func (c *Client) Send(ctx context.Context, node, addr string, payload []byte) error {
+	if err := checkName(node, addr); err != nil {
+		return err
+	}
+	return c.send(ctx, c.node(node), 0, addr, payload)
+}
+
+// SendHandle is Send to a numeric service handle, as found by Query.
+func (c *Client) SendHandle(ctx context.Context, node string, handle uint32, payload []byte) error {
+	if err := checkHandle(node, handle); err != nil {
+		return err
+	}
+	return c.send(ctx, c.node(node), handle, "", payload)
+}
+
+// Call sends payload to the service at addr on node and waits for its
+// reply, within ctx (or the Client's default call timeout when ctx has no
+// deadline). Time spent queued while the node is not ready counts.
+//
+// A remote failure is a *RemoteError. If ctx ends while the request is
+// still queued, it is withdrawn and certainly not sent; if it ends after the
+// request was written, the late reply is discarded. ErrConnectionLost means
+// the request was written and the connection broke before the reply: it may
+// or may not have been processed. Other errors are those of Send.
+func (c *Client) Call(ctx context.Context, node, addr string, payload []byte) ([]byte, error) {
+	if err := checkName(node, addr); err != nil {
+		return nil, err
+	}
+	return c.call(ctx, c.node(node), 0, addr, payload)
+}
+
+// CallHandle is Call to a numeric service handle, as found by Query.
+func (c *Client) CallHandle(ctx context.Context, node string, handle uint32, payload []byte) ([]byte, error) {
+	if err := checkHandle(node, handle); err != nil {
+		return nil, err
+	}
+	return c.call(ctx, c.node(node), handle, "", payload)
+}
+
+// Query asks node for the numeric handle of a service name (skynet's
+// address-0 query). A name the node does not know is a *RemoteError with
+// Message "name not found".
+func (c *Client) Query(ctx context.Context, node, name string) (uint32, error) {
+	if err := checkName(node, name); err != nil {
+		return 0, err
+	}
+	payload, err := luaseri.Pack(name)
+	if err != nil {
+		return 0, err
+	}
+	reply, err := c.call(ctx, c.node(node), 0, "", payload)
+	if err != nil {
+		var re *RemoteError
+		if errors.As(err, &re) {
+			re.Address = name
+		}
+		return 0, err
+	}
+	vals, err := luaseri.Unpack(reply)
+	if err != nil {
+		return 0, fmt.Errorf("skycall: node %q answered the query for %q with an unreadable payload: %w", node, name, err)
+	}
+	if len(vals) > 0 {
+		if h, ok := vals[0].(int64); ok && h > 0 && h <= 0xFFFFFFFF {
+			return uint32(h), nil
+		}
+	}
+	return 0, fmt.Errorf("skycall: node %q answered the query for %q with %v, want one handle", node, name, vals)
+}
+
+// Service binds a node and a service address, for repeated use without
+// looking the node up by name each time.
+func (c *Client) Service(node, addr string) *Service {
+	return &Service{c: c, n: c.node(node), name: addr, err: checkName(node, addr)}
+}
+
+// ServiceHandle binds a node and a numeric service handle.
+func (c *Client) ServiceHandle(node string, handle uint32) *Service {
+	return &Service{c: c, n: c.node(node), addr: handle, err: checkHandle(node, handle)}
+}
+
+// State returns the connection state of node (StateIdle for a node never
+// used).
+func (c *Client) State(nodeName string) State {
+	v, ok := c.nodes.Load(nodeName)
+	if !ok {
+		return StateIdle
+	}
+	n := v.(*node)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state
+}
+
+// Close closes every connection and stops every goroutine of the Client.
+// Calls waiting for a reply or queued fail with ErrClosed; queued Sends are
+// dropped, counted (skycall_sender_dropped_total{reason="closed"}) and
+// logged. Later Sends and Calls fail with ErrClosed. It returns once all
+// the Client's goroutines have ended.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if !already {
+		c.cancel()
+		close(c.done)
+	}
+	c.wg.Wait()
+	if already {
+		return nil
+	}
+	if c.opts.registerer != nil {
+		c.opts.registerer.Unregister(c.metrics)
+	}
+	if c.owned != nil {
+		return c.owned.Close()
+	}
+	return nil
+}
+
+// Service is a node and a service address bound together; see
+// Client.Service.
+type Service struct {
+	c    *Client
+	n    *node
+	addr uint32
+	name string
+	err  error
+}
+
+// Node returns the node name.
+func (s *Service) Node() string { return s.n.name }
+
+// Address returns the service address ("@name", or ":0000000a" for a handle).
+func (s *Service) Address() string {
+	if s.name != "" {
+		return s.name
+	}
+	return handleAddress(s.addr)
+}
+
+// Send is Client.Send to the bound service.
+func (s *Service) Send(ctx context.Context, payload []byte) error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.c.send(ctx, s.n, s.addr, s.name, payload)
+}
+
+// Call is Client.Call to the bound service.
+func (s *Service) Call(ctx context.Context, payload []byte) ([]byte, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.c.call(ctx, s.n, s.addr, s.name, payload)
+}
+
+func checkName(node, name string) error {
+	if node == "" {
+		return errors.New("skycall: empty node name")
+	}
+	if len(name) == 0 || len(name) > 255 {
+		return fmt.Errorf("skycall: service address %q for node %q must be 1..255 bytes", name, node)
+	}
+	return nil
+}
+
+func checkHandle(node string, handle uint32) error {
+	if node == "" {
+		return errors.New("skycall: empty node name")
+	}
+	if handle == 0 {
+		return fmt.Errorf("skycall: handle 0 on node %q is the query address; use Query", node)
+	}
+	return nil
+}
+
+// node returns the node named name, creating it (idle) on first use.
+func (c *Client) node(name string) *node {
+	if v, ok := c.nodes.Load(name); ok {
+		return v.(*node)
+	}
+	v, _ := c.nodes.LoadOrStore(name, newNode(c, name))
+	return v.(*node)
+}
+
+func (c *Client) send(ctx context.Context, n *node, addr uint32, name string, payload []byte) error {
+	if len(payload) > c.opts.maxMessageSize {
+		return n.tooLarge(len(payload))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return n.submit(ctx, addr, name, true, payload, nil)
+}
+
+func (c *Client) call(ctx context.Context, n *node, addr uint32, name string, payload []byte) ([]byte, error) {
+	if len(payload) > c.opts.maxMessageSize {
+		n.countCall(resultTooLarge)
+		return nil, n.tooLarge(len(payload))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	w := getCall()
+	w.addr, w.name = addr, name
+	if c.opts.callTimeout > 0 {
+		if _, ok := ctx.Deadline(); !ok {
+			w.deadline = c.epoch.Load() + sweepTicks + 1
+		}
+	}
+	if err := n.submit(ctx, addr, name, false, payload, w); err != nil {
+		putCall(w)
+		n.countCallErr(err)
+		return nil, err
+	}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		if owned, written := n.withdraw(w); owned {
+			putCall(w)
+			err := n.ctxError(ctx.Err(), addr, name, written)
+			n.countCallErr(err)
+			return nil, err
+		}
+		<-w.done // a reply or failure is being delivered: take it
+	}
+	reply, err := w.reply, w.err
+	putCall(w)
+	if err != nil {
+		n.countCallErr(err)
+		return nil, err
+	}
+	n.m.callsOK.Inc()
+	return reply, nil
+}
+
+// sweepTicks is how many sweeps make one default call timeout.
+const sweepTicks = 10
+
+// sweep enforces the default call timeout on calls whose ctx has no
+// deadline: one pass over the waiting calls every tenth of the timeout,
+// instead of a timer per call.
+func (c *Client) sweep() {
+	defer c.wg.Done()
+	tick := c.opts.callTimeout / sweepTicks
+	if tick < time.Millisecond {
+		tick = time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		epoch := c.epoch.Add(1)
+		c.nodes.Range(func(_, v any) bool {
+			v.(*node).expire(epoch)
+			return true
+		})
+	}
+}
+
+// Call waiters are pooled: a Call in steady state allocates only its reply.
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func getCall() *call { return callPool.Get().(*call) }
+
+func putCall(w *call) {
+	done := w.done
+	*w = call{done: done}
+	callPool.Put(w)
+}
+
+// appendRequest encodes one request; the wire.Request lives on its stack,
+// so encoding allocates nothing.
+func appendRequest(dst []byte, addr uint32, name string, session uint32, push bool, payload []byte) []byte {
+	r := wire.Request{Address: addr, Name: name, Session: session, Push: push, Payload: payload}
+	out, err := wire.AppendRequest(dst, &r)
+	if err != nil {
+		// Sizes, names and sessions were checked before queueing.
+		panic("skycall: internal error: " + err.Error())
+	}
+	return out
+}

@@ -1,0 +1,265 @@
+package sender
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+
+	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// ctTimeout bounds every wait in the client tests.
+const ctTimeout = 10 * time.Second
+
+// ctEventually polls cond until it holds or the deadline passes.
+func ctEventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(ctTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func ctCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), ctTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ctPeer is a skycall Server on loopback with recording services:
+//
+//	@rec   records the payload (as a string) and echoes it
+//	@slow  records, then waits for release (or its ctx) before echoing
+//	@fail  replies with the error "boom: <payload>"
+type ctPeer struct {
+	t       *testing.T
+	name    string
+	srv     *Server
+	addr    string
+	mu      sync.Mutex
+	got     []string
+	release chan struct{}
+	slowIn  atomic.Int32
+	firstAt atomic.Int64 // UnixNano of the first message received
+}
+
+func ctServe(t *testing.T, nodeName string) *ctPeer {
+	t.Helper()
+	return ctServeAt(t, nodeName, "127.0.0.1:0")
+}
+
+func ctServeAt(t *testing.T, nodeName, addr string) *ctPeer {
+	t.Helper()
+	p := &ctPeer{t: t, name: nodeName, srv: NewServer(nodeName), release: make(chan struct{})}
+	rec := func(_ context.Context, req *Request) ([]byte, error) {
+		p.firstAt.CompareAndSwap(0, time.Now().UnixNano())
+		p.mu.Lock()
+		p.got = append(p.got, string(req.Payload))
+		p.mu.Unlock()
+		return req.Payload, nil
+	}
+	p.must(p.srv.HandleFunc("@rec", rec))
+	p.must(p.srv.HandleFunc("@slow", func(ctx context.Context, req *Request) ([]byte, error) {
+		rec(ctx, req)
+		p.slowIn.Add(1)
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return req.Payload, nil
+	}, Concurrent()))
+	p.must(p.srv.HandleFunc("@fail", func(_ context.Context, req *Request) ([]byte, error) {
+		return nil, errors.New("boom: " + string(req.Payload))
+	}))
+	var l net.Listener
+	var err error
+	deadline := time.Now().Add(ctTimeout)
+	for {
+		// Re-listening on a port just closed can race the kernel briefly.
+		if l, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = l.Addr().String()
+	go p.srv.Serve(l)
+	t.Cleanup(func() { p.srv.Close() })
+	return p
+}
+
+func (p *ctPeer) must(_ uint32, err error) {
+	if err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *ctPeer) received() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.got...)
+}
+
+func (p *ctPeer) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.got)
+}
+
+// ctNewClient returns a Client on reg that logs to the test and is closed,
+// leaving no goroutine, at cleanup.
+func ctNewClient(t *testing.T, reg registry.Registry, opts ...Option) *Client {
+	t.Helper()
+	opts = append([]Option{WithLogger(testr.NewWithOptions(t, testr.Options{Verbosity: 1})), WithBackoff(5*time.Millisecond, 50*time.Millisecond)}, opts...)
+	c := New(reg, opts...)
+	t.Cleanup(func() {
+		c.Close()
+		ctEventually(t, "no goroutine of the Client is left", func() bool { return ctClientGoroutines() == 0 })
+	})
+	return c
+}
+
+// ctClientGoroutines counts goroutines running Client code.
+func ctClientGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "skycall/sender.(*node).") ||
+			strings.Contains(g, "skycall/sender.(*nodeConn).") ||
+			strings.Contains(g, "skycall/sender.(*Client).") {
+			count++
+		}
+	}
+	return count
+}
+
+// ctQueued returns how many messages wait for node.
+func ctQueued(c *Client, nodeName string) int {
+	v, ok := c.nodes.Load(nodeName)
+	if !ok {
+		return 0
+	}
+	n := v.(*node)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.qMsgs
+}
+
+// ctSeq returns "prefix-0", "prefix-1", ...
+func ctSeq(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + "-" + strconv.Itoa(i)
+	}
+	return out
+}
+
+func ctEqual(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: got %d messages, want %d\ngot:  %q\nwant: %q", what, len(got), len(want), ctHead(got), ctHead(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s: message %d is %q, want %q\ngot:  %q\nwant: %q", what, i, got[i], want[i], ctHead(got), ctHead(want))
+		}
+	}
+}
+
+func ctHead(s []string) []string {
+	if len(s) > 40 {
+		return s[:40]
+	}
+	return s
+}
+
+// ctSkynetPeer is a minimal skynet-like receiver: it answers every query
+// with "name not found", as a real skynet node answers the node query, and
+// echoes calls. It counts connections.
+type ctSkynetPeer struct {
+	addr  string
+	conns atomic.Int32
+}
+
+func ctServeSkynet(t *testing.T) *ctSkynetPeer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ctSkynetPeer{addr: l.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.conns.Add(1)
+			mu.Lock()
+			open = append(open, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				dec := wire.NewRequestDecoder(bufio.NewReader(nc), wire.Limits{})
+				for {
+					req, err := dec.Next()
+					if err != nil {
+						return
+					}
+					if req.Push {
+						continue
+					}
+					resp := &wire.Response{Session: req.Session, OK: true, Payload: req.Payload}
+					if req.Address == 0 && req.Name == "" {
+						resp = &wire.Response{Session: req.Session, Payload: []byte("name not found")}
+					}
+					if _, err := nc.Write(wire.AppendResponse(nil, resp)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}

@@ -1,0 +1,109 @@
+package sender
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// A call withdrawn while its frames wait in the write buffer (after a
+// connection broke, before the next one is ready) is cut out of the buffer:
+// it is certainly not sent, and the frames around it stay intact.
+func TestWithdrawnCallIsCutFromWriteBuffer(t *testing.T) {
+	c := New(registry.NewStatic(nil))
+	defer c.Close()
+	n := c.node("db")
+	calls := []*call{getCall(), getCall(), getCall()}
+	big := bytes.Repeat([]byte("B"), 0x8000*2+5) // multipart
+	n.mu.Lock()
+	n.appendLocked(0, "@a", true, []byte("send-1"), nil, nil)
+	n.appendLocked(0, "@a", false, []byte("call-1"), calls[0], nil)
+	n.appendLocked(0, "@a", false, big, calls[1], nil)
+	n.appendLocked(0, "@a", true, []byte("send-2"), nil, nil)
+	n.appendLocked(0, "@a", false, []byte("call-3"), calls[2], nil)
+	n.qMsgs, n.qBytes = 5, 0
+	if owned, written := n.withdrawLocked(calls[1]); !owned || written {
+		t.Fatalf("withdraw = %v, %v; want owned, not written", owned, written)
+	}
+	if owned, _ := n.withdrawLocked(calls[0]); !owned {
+		t.Fatal("withdraw of the first call failed")
+	}
+	buf := n.compactOutLocked(nil)
+	n.mu.Unlock()
+
+	dec := wire.NewRequestDecoder(bufio.NewReader(bytes.NewReader(buf)), wire.Limits{})
+	var got []string
+	for {
+		r, err := dec.Next()
+		if err != nil {
+			break
+		}
+		got = append(got, string(r.Payload))
+	}
+	ctEqual(t, "frames left", got, []string{"send-1", "send-2", "call-3"})
+	n.pmu.Lock()
+	_, stillPending := n.pending[calls[1].session]
+	n.pmu.Unlock()
+	if stillPending {
+		t.Fatal("withdrawn call still pending")
+	}
+}
+
+func ctSelfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "db"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+func TestCallOverTLS(t *testing.T) {
+	cert, pool := ctSelfSigned(t)
+	srv := NewServer("db", ServerTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
+	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *Request) ([]byte, error) {
+		return req.Payload, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": l.Addr().String()}), WithTLS(&tls.Config{RootCAs: pool}))
+	reply, err := c.Call(ctCtx(t), "db", "@echo", []byte("secret"))
+	if err != nil || string(reply) != "secret" {
+		t.Fatalf("Call over TLS = %q, %v", reply, err)
+	}
+}

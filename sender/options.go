@@ -1,0 +1,175 @@
+package sender
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// Defaults of a Client's options.
+const (
+	// DefaultQueueLimit is how many messages may wait for one node (queued
+	// while it is not ready, or waiting for the connection's writer).
+	DefaultQueueLimit = 65536
+	// DefaultQueueBytes is how many payload bytes may wait for one node.
+	DefaultQueueBytes = 64 << 20
+	// DefaultCallTimeout bounds a Call whose ctx has no deadline.
+	DefaultCallTimeout = 30 * time.Second
+	// DefaultConnectTimeout bounds one attempt to dial and confirm a node.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultBackoffBase and DefaultBackoffMax shape the delay between
+	// connection attempts: base × 1.6^(n-1), capped at max, ±20% jitter.
+	DefaultBackoffBase = 100 * time.Millisecond
+	DefaultBackoffMax  = 10 * time.Second
+)
+
+// An Option configures a Client; pass them to New or NewInCluster.
+type Option func(*clientOptions)
+
+type clientOptions struct {
+	log            logr.Logger
+	registerer     prometheus.Registerer
+	queueLimit     int
+	queueBytes     int
+	failWhenFull   bool
+	callTimeout    time.Duration
+	connectTimeout time.Duration
+	backoffBase    time.Duration
+	backoffMax     time.Duration
+	maxMessageSize int
+	dial           func(ctx context.Context, network, address string) (net.Conn, error)
+	tls            *tls.Config
+}
+
+func defaultClientOptions() clientOptions {
+	var d net.Dialer
+	return clientOptions{
+		log:            logr.Discard(),
+		queueLimit:     DefaultQueueLimit,
+		queueBytes:     DefaultQueueBytes,
+		callTimeout:    DefaultCallTimeout,
+		connectTimeout: DefaultConnectTimeout,
+		backoffBase:    DefaultBackoffBase,
+		backoffMax:     DefaultBackoffMax,
+		maxMessageSize: wire.DefaultMaxMessageSize,
+		dial:           d.DialContext,
+	}
+}
+
+// WithLogger sets where the Client logs connection changes, dropped
+// messages and errors. The default discards. V(1) adds state transitions.
+func WithLogger(l logr.Logger) Option {
+	return func(o *clientOptions) { o.log = l }
+}
+
+// WithRegisterer registers the Client's metrics (skycall_sender_*, labelled
+// by node) with r; Close unregisters them. By default no metrics are
+// registered, so several Clients in one process do not collide; give each
+// registered Client its own Registerer (prometheus.WrapRegistererWith can
+// add a distinguishing label).
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *clientOptions) { o.registerer = r }
+}
+
+// WithQueueLimit bounds how many messages may wait for one node (default
+// DefaultQueueLimit). A message that finds the queue full waits for room
+// within its ctx, or fails with ErrQueueFull under WithQueueFullError.
+// n <= 0 keeps the default.
+func WithQueueLimit(n int) Option {
+	return func(o *clientOptions) {
+		if n > 0 {
+			o.queueLimit = n
+		}
+	}
+}
+
+// WithQueueBytes bounds the payload bytes waiting for one node (default
+// DefaultQueueBytes). A single message larger than the bound is still
+// accepted when the queue is empty. n <= 0 keeps the default.
+func WithQueueBytes(n int) Option {
+	return func(o *clientOptions) {
+		if n > 0 {
+			o.queueBytes = n
+		}
+	}
+}
+
+// WithQueueFullError makes Send and Call fail at once with ErrQueueFull when
+// the node's queue is full, instead of waiting for room.
+func WithQueueFullError() Option {
+	return func(o *clientOptions) { o.failWhenFull = true }
+}
+
+// WithCallTimeout bounds Calls whose ctx has no deadline (default
+// DefaultCallTimeout), so that no call waits forever on a silent peer. The
+// error then wraps context.DeadlineExceeded. It is enforced by one sweep per
+// tenth of d, so it fires between d and 1.1×d. d < 0 disables it.
+func WithCallTimeout(d time.Duration) Option {
+	return func(o *clientOptions) {
+		if d != 0 {
+			o.callTimeout = d
+		}
+	}
+}
+
+// WithConnectTimeout bounds one attempt to dial a node and confirm it
+// (default DefaultConnectTimeout). d <= 0 keeps the default.
+func WithConnectTimeout(d time.Duration) Option {
+	return func(o *clientOptions) {
+		if d > 0 {
+			o.connectTimeout = d
+		}
+	}
+}
+
+// WithBackoff sets the delay between failed connection attempts to one
+// node: base × 1.6^(n-1), capped at max, with ±20% jitter (defaults
+// DefaultBackoffBase, DefaultBackoffMax). Values <= 0 keep the defaults.
+func WithBackoff(base, max time.Duration) Option {
+	return func(o *clientOptions) {
+		if base > 0 {
+			o.backoffBase = base
+		}
+		if max > 0 {
+			o.backoffMax = max
+		}
+		if o.backoffMax < o.backoffBase {
+			o.backoffMax = o.backoffBase
+		}
+	}
+}
+
+// WithMaxMessageSize bounds one payload, sent or received (default
+// wire.DefaultMaxMessageSize, 16 MiB). A larger Send or Call fails with
+// ErrMessageTooLarge before anything is queued; a larger reply breaks the
+// connection, as it would for skynet. n <= 0 keeps the default.
+func WithMaxMessageSize(n int) Option {
+	return func(o *clientOptions) {
+		if n > 0 {
+			o.maxMessageSize = n
+		}
+	}
+}
+
+// WithDialer sets how connections are opened (default net.Dialer). The
+// network is "tcp".
+func WithDialer(dial func(ctx context.Context, network, address string) (net.Conn, error)) Option {
+	return func(o *clientOptions) {
+		if dial != nil {
+			o.dial = dial
+		}
+	}
+}
+
+// WithTLS makes the Client speak TLS to every node (a skycall Server built
+// with ServerTLS). skynet's own cluster speaks plain TCP. If cfg has no
+// ServerName, the host of the node's address is used.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *clientOptions) { o.tls = cfg }
+}

@@ -1,0 +1,336 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	skycallv1 "github.com/skycall-io/skycall/api/v1"
+)
+
+// KubernetesOption configures a Kubernetes registry.
+type KubernetesOption func(*Kubernetes)
+
+// KubernetesLogger sets where the registry logs (sync, permission problems).
+func KubernetesLogger(l logr.Logger) KubernetesOption {
+	return func(k *Kubernetes) { k.log = l }
+}
+
+// KubernetesNoWait makes callers of a node that has no ClusterNode fail at
+// once instead of waiting for one to be created (skynet's __nowaiting).
+func KubernetesNoWait(noWait bool) KubernetesOption {
+	return func(k *Kubernetes) { k.noWait = noWait }
+}
+
+// Kubernetes is a registry of the ClusterNodes in one namespace, as resolved
+// by the skycall operator. It needs only get, list and watch on
+// clusternodes.cluster.skycall.io in that namespace.
+//
+// Its informer starts on the first Lookup. Until the first list has
+// arrived every node is Unknown (callers wait), never Absent. A node is
+// Ready when its Ready condition is True and status.address is set; Down
+// when spec.down is set (or Ready is False with reason AdministrativelyDown
+// for the current generation); NotReady otherwise, and also when two
+// ClusterNodes claim the same node name. The node name is status.nodeName,
+// or spec.nodeName / metadata.name before the operator has written it.
+//
+// A permission or missing-CRD error on the first list is returned by Lookup
+// wrapped in ErrRegistry, naming the namespace and what to grant.
+type Kubernetes struct {
+	cfg    *rest.Config
+	ns     string
+	log    logr.Logger
+	noWait bool
+
+	startOnce sync.Once
+	inf       cache.SharedIndexInformer
+	cancel    context.CancelFunc
+	done      chan struct{}
+
+	mu     sync.RWMutex
+	synced bool
+	err    error
+	closed bool
+
+	w watchers
+}
+
+const indexNodeName = "nodeName"
+
+// NewKubernetes returns a registry of the ClusterNodes in namespace, read
+// with cfg. Nothing is contacted until the first Lookup.
+func NewKubernetes(cfg *rest.Config, namespace string, opts ...KubernetesOption) (*Kubernetes, error) {
+	if namespace == "" {
+		return nil, fmt.Errorf("%w: Kubernetes registry: empty namespace", ErrRegistry)
+	}
+	k := &Kubernetes{cfg: rest.CopyConfig(cfg), ns: namespace, log: logr.Discard()}
+	for _, o := range opts {
+		o(k)
+	}
+	return k, nil
+}
+
+// InClusterConfig returns the pod's in-cluster REST config and namespace
+// (from the service account). Outside a cluster it falls back to the
+// kubeconfig ($KUBECONFIG or ~/.kube/config) and its current context's
+// namespace. POD_NAMESPACE, when set, overrides the namespace.
+func InClusterConfig() (*rest.Config, string, error) {
+	ns := os.Getenv("POD_NAMESPACE")
+	cfg, err := rest.InClusterConfig()
+	if err == nil {
+		if ns == "" {
+			raw, rerr := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+			if rerr != nil {
+				return nil, "", fmt.Errorf("%w: in-cluster namespace: %w (set POD_NAMESPACE from the downward API)", ErrRegistry, rerr)
+			}
+			ns = strings.TrimSpace(string(raw))
+		}
+		return cfg, ns, nil
+	}
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	cfg, kerr := loader.ClientConfig()
+	if kerr != nil {
+		return nil, "", fmt.Errorf("%w: not in a cluster (%v) and no usable kubeconfig: %w", ErrRegistry, err, kerr)
+	}
+	if ns == "" {
+		if ns, _, kerr = loader.Namespace(); kerr != nil || ns == "" {
+			ns = "default"
+		}
+	}
+	return cfg, ns, nil
+}
+
+// Namespace is the namespace whose ClusterNodes this registry follows.
+func (k *Kubernetes) Namespace() string { return k.ns }
+
+// Lookup implements Registry.
+func (k *Kubernetes) Lookup(node string) (Entry, error) {
+	k.start()
+	k.mu.RLock()
+	synced, err := k.synced, k.err
+	k.mu.RUnlock()
+	if !synced {
+		return Entry{Node: node, State: Unknown, Reason: "ClusterNodes not loaded yet"}, err
+	}
+	objs, ierr := k.inf.GetIndexer().ByIndex(indexNodeName, node)
+	if ierr != nil {
+		return Entry{Node: node, State: Unknown}, fmt.Errorf("%w: %w", ErrRegistry, ierr)
+	}
+	var live []*skycallv1.ClusterNode
+	for _, o := range objs {
+		if cn, ok := o.(*skycallv1.ClusterNode); ok && cn.DeletionTimestamp.IsZero() {
+			live = append(live, cn)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return Entry{Node: node, State: Absent, NoWait: k.noWait}, nil
+	case 1:
+		return entryOf(node, live[0]), nil
+	default:
+		names := make([]string, len(live))
+		for i, cn := range live {
+			names[i] = cn.Name
+		}
+		slices.Sort(names)
+		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf(
+			"%s: node name %q is claimed by ClusterNodes %s in namespace %s",
+			skycallv1.ReasonNameConflict, node, strings.Join(names, ", "), k.ns)}, nil
+	}
+}
+
+// entryOf reads one ClusterNode's status as the operator wrote it.
+func entryOf(node string, cn *skycallv1.ClusterNode) Entry {
+	if cn.Spec.Down {
+		return Entry{Node: node, State: Down, Reason: fmt.Sprintf("ClusterNode %s has spec.down set", cn.Name)}
+	}
+	cond := meta.FindStatusCondition(cn.Status.Conditions, skycallv1.ConditionReady)
+	switch {
+	case cond == nil:
+		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s has no Ready condition yet", cn.Name)}
+	case cond.Status == metav1.ConditionTrue && cn.Status.Address != "":
+		return Entry{Node: node, State: Ready, Address: cn.Status.Address}
+	case cond.Reason == skycallv1.ReasonAdministrativelyDown && cond.ObservedGeneration >= cn.Generation:
+		return Entry{Node: node, State: Down, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
+	default:
+		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s: Ready=%s %s: %s",
+			cn.Name, cond.Status, cond.Reason, cond.Message)}
+	}
+}
+
+// nodeNameOf is the name senders use for a ClusterNode.
+func nodeNameOf(cn *skycallv1.ClusterNode) string {
+	if cn.Status.NodeName != "" {
+		return cn.Status.NodeName
+	}
+	return cn.EffectiveNodeName()
+}
+
+// Watch implements Registry.
+func (k *Kubernetes) Watch(node string, notify func()) (stop func()) {
+	return k.w.add(node, notify)
+}
+
+// Close stops the informer, if it started.
+func (k *Kubernetes) Close() error {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	k.startOnce.Do(func() {}) // never start after Close
+	if k.cancel != nil {
+		k.cancel()
+		<-k.done
+	}
+	return nil
+}
+
+func (k *Kubernetes) start() {
+	k.startOnce.Do(func() {
+		k.mu.RLock()
+		closed := k.closed
+		k.mu.RUnlock()
+		if closed {
+			return
+		}
+		if err := k.startInformer(); err != nil {
+			k.mu.Lock()
+			k.err = err
+			k.mu.Unlock()
+		}
+	})
+}
+
+func (k *Kubernetes) startInformer() error {
+	scheme := runtime.NewScheme()
+	if err := skycallv1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("%w: %w", ErrRegistry, err)
+	}
+	cfg := rest.CopyConfig(k.cfg)
+	cfg.GroupVersion = &skycallv1.GroupVersion
+	cfg.APIPath = "/apis"
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "skycall-sender"
+	}
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		return fmt.Errorf("%w: Kubernetes client: %w", ErrRegistry, err)
+	}
+	lw := cache.NewListWatchFromClient(rc, "clusternodes", k.ns, fields.Everything())
+	inf := cache.NewSharedIndexInformer(lw, &skycallv1.ClusterNode{}, 0, cache.Indexers{
+		indexNodeName: func(obj any) ([]string, error) {
+			if cn, ok := obj.(*skycallv1.ClusterNode); ok {
+				return []string{nodeNameOf(cn)}, nil
+			}
+			return nil, nil
+		},
+	})
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		k.listFailed(err)
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	})
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { k.changed(obj) },
+		UpdateFunc: func(oldObj, newObj any) {
+			k.changed(oldObj, newObj)
+		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			k.changed(obj)
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	k.inf, k.cancel, k.done = inf, cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		inf.RunWithContext(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			return
+		}
+		k.mu.Lock()
+		k.synced, k.err = true, nil
+		k.mu.Unlock()
+		k.log.V(1).Info("ClusterNodes loaded", "namespace", k.ns, "count", len(inf.GetStore().ListKeys()))
+		k.w.notifyAll()
+	}()
+	go func() {
+		wg.Wait()
+		close(k.done)
+	}()
+	return nil
+}
+
+// changed notifies the watchers of the node names an event touches.
+func (k *Kubernetes) changed(objs ...any) {
+	k.mu.RLock()
+	synced := k.synced
+	k.mu.RUnlock()
+	if !synced {
+		return // the sync notification covers everything
+	}
+	var names []string
+	for _, o := range objs {
+		if cn, ok := o.(*skycallv1.ClusterNode); ok {
+			names = append(names, nodeNameOf(cn))
+		}
+	}
+	k.w.notify(names...)
+}
+
+// listFailed records a list or watch failure that callers must hear about:
+// before the first sync, a permission or missing-API error would otherwise
+// be an endless wait.
+func (k *Kubernetes) listFailed(err error) {
+	var wrapped error
+	switch {
+	case apierrors.IsForbidden(err):
+		wrapped = fmt.Errorf("%w: cannot read ClusterNodes in namespace %q: %w; grant this pod's service account "+
+			"the verbs get, list and watch on clusternodes.cluster.skycall.io in that namespace", ErrRegistry, k.ns, err)
+	case apierrors.IsUnauthorized(err):
+		wrapped = fmt.Errorf("%w: the API server rejected this pod's credentials reading ClusterNodes in namespace %q: %w",
+			ErrRegistry, k.ns, err)
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		wrapped = fmt.Errorf("%w: the API server does not serve clusternodes.cluster.skycall.io (namespace %q): %w; "+
+			"install the skycall CRDs", ErrRegistry, k.ns, err)
+	default:
+		// Transient (network, API server restarting): the informer retries
+		// and callers keep waiting within their deadlines.
+		k.log.V(1).Info("Listing ClusterNodes failed; retrying", "namespace", k.ns, "error", err.Error())
+		return
+	}
+	k.mu.Lock()
+	if k.synced {
+		k.mu.Unlock()
+		k.log.Error(wrapped, "Following ClusterNodes failed; using the last known state")
+		return
+	}
+	first := k.err == nil
+	k.err = wrapped
+	k.mu.Unlock()
+	if first {
+		k.log.Error(wrapped, "Kubernetes registry unavailable")
+		k.w.notifyAll()
+	}
+}

@@ -1,0 +1,258 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/test/localcp"
+)
+
+// The Kubernetes tests share one real kube-apiserver and etcd, started on
+// first use. No operator runs: the tests write ClusterNode status
+// themselves, as the operator would.
+var (
+	cpOnce sync.Once
+	cp     *localcp.ControlPlane
+	cpErr  error
+	k8s    client.Client
+	nsSeq  atomic.Int32
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cp != nil {
+		_ = cp.Stop()
+	}
+	os.Exit(code)
+}
+
+func controlPlane(t *testing.T) (*localcp.ControlPlane, client.Client) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real API server; not in -short")
+	}
+	cpOnce.Do(func() {
+		cp, cpErr = localcp.Start(localcp.Options{CRDDirs: []string{"config/crd/bases"}})
+		if cpErr != nil {
+			return
+		}
+		scheme := runtime.NewScheme()
+		_ = clientgoscheme.AddToScheme(scheme)
+		_ = skycallv1.AddToScheme(scheme)
+		k8s, cpErr = client.New(cp.Config, client.Options{Scheme: scheme})
+	})
+	if cpErr != nil {
+		t.Fatalf("control plane: %v", cpErr)
+	}
+	return cp, k8s
+}
+
+func newNamespace(t *testing.T, c client.Client) string {
+	t.Helper()
+	ns := fmt.Sprintf("reg-%d-%d", os.Getpid()%10000, nsSeq.Add(1))
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func createNode(t *testing.T, c client.Client, ns, name, nodeName string) *skycallv1.ClusterNode {
+	t.Helper()
+	cn := &skycallv1.ClusterNode{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       skycallv1.ClusterNodeSpec{NodeName: nodeName, Address: "10.0.0.1:2528"},
+	}
+	if err := c.Create(context.Background(), cn); err != nil {
+		t.Fatal(err)
+	}
+	return cn
+}
+
+// setStatus writes a ClusterNode's status as the operator would.
+func setStatus(t *testing.T, c client.Client, cn *skycallv1.ClusterNode, ready bool, reason, addr string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Get(ctx, client.ObjectKeyFromObject(cn), cn); err != nil {
+		t.Fatal(err)
+	}
+	cn.Status.NodeName = cn.EffectiveNodeName()
+	cn.Status.Address = addr
+	cn.Status.ObservedGeneration = cn.Generation
+	st := metav1.ConditionFalse
+	if ready {
+		st = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&cn.Status.Conditions, metav1.Condition{
+		Type: skycallv1.ConditionReady, Status: st, Reason: reason,
+		Message: "set by the test", ObservedGeneration: cn.Generation,
+	})
+	if err := c.Status().Update(ctx, cn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
+	cp, c := controlPlane(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	db := createNode(t, c, ns, "db", "")
+	game := createNode(t, c, ns, "game-1", "game_1")
+
+	reg, err := NewKubernetes(cp.Config, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	var kicks atomic.Int32
+	defer reg.Watch("db", func() { kicks.Add(1) })()
+
+	lookup := func(node string) Entry {
+		t.Helper()
+		e, err := reg.Lookup(node)
+		if err != nil {
+			t.Fatalf("Lookup(%s): %v", node, err)
+		}
+		return e
+	}
+	// Before the first list arrives a node is Unknown, never Absent.
+	if e := lookup("db"); e.State != Unknown && e.State != NotReady {
+		t.Fatalf("first Lookup = %+v, want unknown (loading) or not_ready", e)
+	}
+	eventually(t, "loaded", func() bool { return lookup("db").State == NotReady })
+	if kicks.Load() == 0 {
+		t.Error("watchers not told when the ClusterNodes loaded")
+	}
+	if e := lookup("nope"); e.State != Absent {
+		t.Fatalf("Lookup of a node with no ClusterNode = %+v, want absent", e)
+	}
+	// spec.nodeName names the node, before and after the operator wrote status.nodeName.
+	if e := lookup("game_1"); e.State != NotReady {
+		t.Fatalf("Lookup(game_1) = %+v", e)
+	}
+
+	setStatus(t, c, db, false, skycallv1.ReasonNoReadyEndpoints, "")
+	eventually(t, "the reason is seen", func() bool {
+		return strings.Contains(lookup("db").Reason, skycallv1.ReasonNoReadyEndpoints)
+	})
+	setStatus(t, c, db, true, skycallv1.ReasonResolved, "10.0.0.7:2528")
+	eventually(t, "ready", func() bool { e := lookup("db"); return e.State == Ready && e.Address == "10.0.0.7:2528" })
+	setStatus(t, c, game, true, skycallv1.ReasonResolved, "10.0.0.8:2528")
+	eventually(t, "game_1 ready", func() bool { return lookup("game_1").State == Ready })
+
+	// spec.down: down at once, before the operator reacts.
+	if err := c.Get(ctx, client.ObjectKeyFromObject(db), db); err != nil {
+		t.Fatal(err)
+	}
+	db.Spec.Down = true
+	if err := c.Update(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "down", func() bool { return lookup("db").State == Down })
+	db.Spec.Down = false
+	if err := c.Update(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "back up", func() bool { return lookup("db").State == Ready })
+
+	// Two ClusterNodes claiming one name: neither is ready.
+	twin := createNode(t, c, ns, "db-twin", "db")
+	eventually(t, "conflict", func() bool {
+		e := lookup("db")
+		return e.State == NotReady && strings.Contains(e.Reason, skycallv1.ReasonNameConflict)
+	})
+	if err := c.Delete(ctx, twin); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "conflict resolved", func() bool { return lookup("db").State == Ready })
+
+	if err := c.Delete(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deleted", func() bool { return lookup("db").State == Absent })
+}
+
+func TestKubernetesRegistryAdministrativelyDownStatus(t *testing.T) {
+	cp, c := controlPlane(t)
+	ns := newNamespace(t, c)
+	db := createNode(t, c, ns, "db", "")
+	setStatus(t, c, db, false, skycallv1.ReasonAdministrativelyDown, "")
+	reg, _ := NewKubernetes(cp.Config, ns)
+	defer reg.Close()
+	eventually(t, "down from the status", func() bool { e, _ := reg.Lookup("db"); return e.State == Down })
+}
+
+func TestKubernetesRegistryForbiddenIsAClearError(t *testing.T) {
+	cp, c := controlPlane(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sender"}}
+	if err := c.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	// Only get: list and watch are missing.
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cn-reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{skycallv1.GroupVersion.Group},
+			Resources: []string{"clusternodes"}, Verbs: []string{"get"}}},
+	}
+	if err := c.Create(ctx, role); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cn-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "cn-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "sender", Namespace: ns}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	path, err := cp.ServiceAccountKubeconfig(ctx, ns, "sender")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := NewKubernetes(cfg, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	var lerr error
+	eventually(t, "the permission error surfaces", func() bool { _, lerr = reg.Lookup("db"); return lerr != nil })
+	if !errors.Is(lerr, ErrRegistry) {
+		t.Fatalf("error %v does not wrap ErrRegistry", lerr)
+	}
+	for _, want := range []string{`"` + ns + `"`, "list", "get, list and watch"} {
+		if !strings.Contains(lerr.Error(), want) {
+			t.Errorf("error %q should mention %q", lerr, want)
+		}
+	}
+	t.Logf("error: %v", lerr)
+
+	// Granting list and watch heals it.
+	role.Rules[0].Verbs = []string{"get", "list", "watch"}
+	if err := c.Update(ctx, role); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the registry recovers", func() bool {
+		e, err := reg.Lookup("db")
+		return err == nil && e.State == Absent
+	})
+}

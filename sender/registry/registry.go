@@ -1,0 +1,155 @@
+// Package registry tells a sender where the nodes it sends to live.
+//
+// A Registry answers one question, "what do you know about node X now?", and
+// says when the answer may have changed. Three implementations:
+//
+//   - Static: in memory, changed by the program at run time; the default for
+//     tests and for programs that know their peers.
+//   - File: skynet's cluster config file (`db = "10.0.0.7:2528"`,
+//     `db = false`, `__nowaiting = true`), reloaded when it changes on disk,
+//     including a Kubernetes ConfigMap mounted as a volume.
+//   - Kubernetes: ClusterNode objects in one namespace, as resolved by the
+//     skycall operator, followed with an informer.
+//
+// The states mirror skynet's cluster config: a Ready node has an address; an
+// Absent node makes callers wait for it (unless the registry is no-wait,
+// skynet's __nowaiting); a Down node (skynet's `name = false`) makes them fail
+// at once. NotReady is a node the registry knows but that has no usable
+// address yet (callers wait), and Unknown is a registry that cannot tell yet,
+// such as a Kubernetes cache still loading: it is never taken for Absent.
+package registry
+
+import (
+	"errors"
+	"sync"
+)
+
+// State is what a registry knows about one node.
+type State uint8
+
+const (
+	// Unknown: the registry cannot answer yet (for example its cache has not
+	// loaded). Callers wait; a no-wait registry does not fail them.
+	Unknown State = iota
+	// Absent: the registry has no entry for the node. Callers wait for one
+	// to appear, unless Entry.NoWait is set.
+	Absent
+	// NotReady: the node is known but has no usable address now. Callers wait.
+	NotReady
+	// Ready: the node can be reached at Entry.Address.
+	Ready
+	// Down: the node is administratively down (skynet's `name = false`):
+	// callers fail at once and connections to it close.
+	Down
+)
+
+var stateNames = [...]string{"unknown", "absent", "not_ready", "ready", "down"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "invalid"
+}
+
+// Entry is a registry's answer for one node.
+type Entry struct {
+	// Node is the node name looked up.
+	Node string
+	// State says whether the node can be used.
+	State State
+	// Address is host:port, set when State is Ready.
+	Address string
+	// NoWait, for an Absent node, asks callers to fail at once instead of
+	// waiting for the node to appear (skynet's __nowaiting).
+	NoWait bool
+	// Reason explains a NotReady or Down state in words, for error messages
+	// and logs (for example "NameConflict: ..."). Optional.
+	Reason string
+}
+
+// Registry is where a sender looks nodes up.
+//
+// Implementations must be safe for concurrent use.
+type Registry interface {
+	// Lookup returns what the registry knows about node now. It never
+	// blocks on I/O: a registry that cannot tell yet answers Unknown. An
+	// error (wrapping ErrRegistry) means the registry cannot work at all
+	// (for example it lacks permission to read its source); callers fail
+	// with it until a later Lookup succeeds.
+	Lookup(node string) (Entry, error)
+
+	// Watch arranges for notify to be called whenever node's entry, or the
+	// registry's error, may have changed, until stop is called. notify is
+	// called from the registry's goroutines; it must return quickly and must
+	// not call back into the registry. Calls may be spurious: the watcher
+	// looks the node up again to see what changed.
+	Watch(node string, notify func()) (stop func())
+}
+
+// ErrRegistry is wrapped by errors that mean a registry cannot answer.
+var ErrRegistry = errors.New("registry unavailable")
+
+// watchers is the notification list the implementations share.
+type watchers struct {
+	mu    sync.Mutex
+	next  uint64
+	nodes map[string]map[uint64]func()
+}
+
+func (w *watchers) add(node string, notify func()) (stop func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.nodes == nil {
+		w.nodes = make(map[string]map[uint64]func())
+	}
+	m := w.nodes[node]
+	if m == nil {
+		m = make(map[uint64]func())
+		w.nodes[node] = m
+	}
+	w.next++
+	id := w.next
+	m[id] = notify
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			delete(w.nodes[node], id)
+			if len(w.nodes[node]) == 0 {
+				delete(w.nodes, node)
+			}
+		})
+	}
+}
+
+// notify calls the watchers of the given nodes.
+func (w *watchers) notify(nodes ...string) {
+	w.mu.Lock()
+	var fns []func()
+	for _, n := range nodes {
+		for _, f := range w.nodes[n] {
+			fns = append(fns, f)
+		}
+	}
+	w.mu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}
+
+// notifyAll calls every watcher.
+func (w *watchers) notifyAll() {
+	w.mu.Lock()
+	var fns []func()
+	for _, m := range w.nodes {
+		for _, f := range m {
+			fns = append(fns, f)
+		}
+	}
+	w.mu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}
