@@ -233,4 +233,3 @@ func timeout(ctx context.Context, d time.Duration) context.Context {
 	_ = cancel // released when the demo exits; these are few and short
 	return ctx
 }
-
