@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -40,6 +41,8 @@ const (
 // objects: its spec, the Service it names and that Service's EndpointSlices.
 type ClusterNodeReconciler struct {
 	client.Client
+	// Workers is how many ClusterNodes are reconciled at once.
+	Workers int
 }
 
 // +kubebuilder:rbac:groups=cluster.skycall.io,resources=clusternodes,verbs=get;list;watch
@@ -284,6 +287,7 @@ func (r *ClusterNodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("clusternode").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		For(&skycallv1.ClusterNode{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// A ClusterNode that appears, goes or is renamed changes whether its
 		// namesakes conflict.

@@ -73,6 +73,13 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if size := len(lua) + len(doc); size > RegistryMaxBytes {
+		// The API server would refuse it. Keep the last registry in force
+		// rather than half of one; any ClusterNode change retries.
+		logger.Error(nil, "Registry too large for one ConfigMap; the previous registry stays in force",
+			"configmap", key, "nodes", len(entries), "bytes", size, "limit", RegistryMaxBytes)
+		return ctrl.Result{}, nil
+	}
 
 	if !found {
 		cm = corev1.ConfigMap{ObjectMeta: ctrl.ObjectMeta{Namespace: req.Namespace, Name: RegistryConfigMapName}}
@@ -101,6 +108,11 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	logger.Info("Registry updated", "configmap", key, "nodes", len(entries), "generation", generation+1)
 	return ctrl.Result{}, nil
 }
+
+// RegistryMaxBytes bounds the registry's data, under the API server's 1 MiB
+// limit on a ConfigMap with room for its metadata: about 12,000 nodes with
+// short names and IPv4 addresses.
+const RegistryMaxBytes = 1000 * 1024
 
 func hasRegistryLabels(cm *corev1.ConfigMap) bool {
 	return cm.Labels[RegistryLabel] == "true" && cm.Labels["app.kubernetes.io/managed-by"] == "skycall"

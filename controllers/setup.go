@@ -30,9 +30,19 @@ func CacheOptions(namespaces []string) cache.Options {
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
+// Options tune the controllers.
+type Options struct {
+	// Workers is how many ClusterNodes are reconciled at once (default 4).
+	// Registries are rebuilt one namespace at a time.
+	Workers int
+}
+
 // Setup registers every skycall controller with the manager.
-func Setup(mgr ctrl.Manager) error {
-	if err := (&ClusterNodeReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+func Setup(mgr ctrl.Manager, opts Options) error {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if err := (&ClusterNodeReconciler{Client: mgr.GetClient(), Workers: opts.Workers}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr)

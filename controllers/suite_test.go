@@ -65,7 +65,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := controllers.Setup(mgr); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -25,7 +25,7 @@ func main() {
 		metricsAddr, probeAddr, namespaces, leaderNamespace string
 		leaderElect                                         bool
 		qps                                                 float64
-		burst                                               int
+		burst, workers                                      int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
@@ -33,6 +33,7 @@ func main() {
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.Float64Var(&qps, "kube-api-qps", 100, "Requests per second the manager may send to the API server (status and registry writes).")
 	flag.IntVar(&burst, "kube-api-burst", 200, "Burst of requests above --kube-api-qps.")
+	flag.IntVar(&workers, "workers", 4, "ClusterNodes reconciled at once.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -40,13 +41,13 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, leaderNamespace, leaderElect, splitList(namespaces), float32(qps), burst); err != nil {
+	if err := run(metricsAddr, probeAddr, leaderNamespace, leaderElect, splitList(namespaces), float32(qps), burst, workers); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, namespaces []string, qps float32, burst int) error {
+func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, namespaces []string, qps float32, burst, workers int) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(skycallv1.AddToScheme(scheme))
@@ -68,7 +69,7 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, names
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.Setup(mgr); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{Workers: workers}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
