@@ -175,7 +175,7 @@ func TestServiceNodeFollowsReadyEndpoints(t *testing.T) {
 	// Not ready: no line, so skynet callers wait; nodes.json says not ready.
 	expectRegistryLines(t, ns)
 	_, doc, err := registry(ns)
-	if err != nil || len(doc.Nodes) != 1 || doc.Nodes[0].Ready || doc.Nodes[0].Node != "store" {
+	if err != nil || len(doc.Ready) != 0 || len(doc.Down) != 0 || len(doc.NotReady) != 1 || doc.NotReady[0] != "store" {
 		t.Fatalf("nodes.json = %+v (%v), want store not ready", doc, err)
 	}
 	genBefore := doc.Generation
@@ -197,7 +197,7 @@ func TestServiceNodeFollowsReadyEndpoints(t *testing.T) {
 	}
 	expectRegistryLines(t, ns, `store = "10.0.0.7:2528"`)
 	_, doc, _ = registry(ns)
-	if doc.Generation <= genBefore || !doc.Nodes[0].Ready || doc.Nodes[0].Address != "10.0.0.7:2528" {
+	if doc.Generation <= genBefore || len(doc.NotReady) != 0 || doc.Ready["store"] != "10.0.0.7:2528" {
 		t.Errorf("nodes.json = %+v, want ready at 10.0.0.7:2528 with generation > %d", doc, genBefore)
 	}
 
@@ -253,7 +253,7 @@ func TestDownNodeIsFalseInRegistryAndDeletedNodeLeaves(t *testing.T) {
 	expectReady(t, ns, "b", metav1.ConditionFalse, skycallv1.ReasonAdministrativelyDown, "")
 	expectRegistryLines(t, ns, `a = "10.0.0.1:1"`, `b = false`)
 	_, doc, _ := registry(ns)
-	if len(doc.Nodes) != 2 || !doc.Nodes[1].Down {
+	if len(doc.Ready) != 1 || doc.Ready["a"] != "10.0.0.1:1" || len(doc.Down) != 1 || doc.Down[0] != "b" {
 		t.Errorf("nodes.json %+v, want b down", doc)
 	}
 
@@ -352,14 +352,8 @@ func TestThousandNodesReachReadyAndRegistry(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		ready := 0
-		for _, e := range doc.Nodes {
-			if e.Ready {
-				ready++
-			}
-		}
-		if ready != n {
-			return fmt.Errorf("%d of %d nodes ready in the registry", ready, n)
+		if ready := len(doc.Ready); ready != n {
+			return fmt.Errorf("%d of %d nodes ready in the registry", len(doc.Ready), n)
 		}
 		return nil
 	})

@@ -26,19 +26,26 @@ const (
 	RegistryLabel = "cluster.skycall.io/registry"
 )
 
-// RegistryEntry is one node in nodes.json.
+// RegistryEntry is one node of the registry.
 type RegistryEntry struct {
-	Node    string `json:"node"`
-	Address string `json:"address,omitempty"`
-	Ready   bool   `json:"ready"`
-	Down    bool   `json:"down,omitempty"`
+	Node    string
+	Address string // set when Ready
+	Ready   bool
+	Down    bool
 }
 
-// RegistryDocument is the content of nodes.json. Generation increases by one
-// on every change of the entries.
+// RegistryDocument is the content of nodes.json, compact so that a
+// namespace of 10,000 nodes fits in one ConfigMap:
+//
+//	{"generation":7,"ready":{"db":"10.0.0.7:2528"},"down":["login"],"notReady":["game_1"]}
+//
+// Every node of the namespace is in exactly one of ready (node to address),
+// down and notReady (sorted). Generation increases by one on every change.
 type RegistryDocument struct {
-	Generation int64           `json:"generation"`
-	Nodes      []RegistryEntry `json:"nodes"`
+	Generation int64             `json:"generation"`
+	Ready      map[string]string `json:"ready"`
+	Down       []string          `json:"down"`
+	NotReady   []string          `json:"notReady"`
 }
 
 // registryEntries derives the registry from ClusterNode statuses: a node is
@@ -127,9 +134,20 @@ func renderClusterConfig(namespace string, entries []RegistryEntry) string {
 	return b.String()
 }
 
-// renderNodesJSON encodes nodes.json compactly.
+// renderNodesJSON encodes nodes.json.
 func renderNodesJSON(generation int64, entries []RegistryEntry) (string, error) {
-	raw, err := json.Marshal(RegistryDocument{Generation: generation, Nodes: entries})
+	doc := RegistryDocument{Generation: generation, Ready: map[string]string{}, Down: []string{}, NotReady: []string{}}
+	for _, e := range entries {
+		switch {
+		case e.Ready:
+			doc.Ready[e.Node] = e.Address
+		case e.Down:
+			doc.Down = append(doc.Down, e.Node)
+		default:
+			doc.NotReady = append(doc.NotReady, e.Node)
+		}
+	}
+	raw, err := json.Marshal(doc)
 	if err != nil {
 		return "", err
 	}

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +27,36 @@ type RegistryReconciler struct {
 	// APIReader reads past the cache, for a registry ConfigMap that lost its
 	// label (the cache only holds labelled ones).
 	APIReader client.Reader
+	// MinInterval spaces the writes of one namespace's registry: a change
+	// after a quiet spell is written at once, a burst of changes (1,000
+	// nodes becoming ready) as a few writes instead of one per node.
+	MinInterval time.Duration
+
+	mu        sync.Mutex
+	lastWrite map[string]time.Time
+}
+
+// holdOff says how long to wait before writing namespace's registry again.
+func (r *RegistryReconciler) holdOff(namespace string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if last, ok := r.lastWrite[namespace]; ok {
+		return r.MinInterval - time.Since(last)
+	}
+	return 0
+}
+
+func (r *RegistryReconciler) wrote(namespace string, deleted bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastWrite == nil {
+		r.lastWrite = map[string]time.Time{}
+	}
+	if deleted {
+		delete(r.lastWrite, namespace)
+		return
+	}
+	r.lastWrite[namespace] = time.Now()
 }
 
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
@@ -57,6 +89,7 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			}
 			logger.Info("Registry removed: no ClusterNodes left", "configmap", key)
 		}
+		r.wrote(req.Namespace, true)
 		return ctrl.Result{}, nil
 	}
 
@@ -68,6 +101,9 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	if found && cm.Data[RegistryLuaKey] == lua && cm.Data[RegistryJSONKey] == current && hasRegistryLabels(&cm) {
 		return ctrl.Result{}, nil
+	}
+	if wait := r.holdOff(req.Namespace); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	doc, err := renderNodesJSON(generation+1, entries)
 	if err != nil {
@@ -105,14 +141,15 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			return ctrl.Result{}, fmt.Errorf("write registry %s: %w", key, err)
 		}
 	}
+	r.wrote(req.Namespace, false)
 	logger.Info("Registry updated", "configmap", key, "nodes", len(entries), "generation", generation+1)
 	return ctrl.Result{}, nil
 }
 
-// RegistryMaxBytes bounds the registry's data, under the API server's 1 MiB
-// limit on a ConfigMap with room for its metadata: about 12,000 nodes with
-// short names and IPv4 addresses.
-const RegistryMaxBytes = 1000 * 1024
+// RegistryMaxBytes bounds the registry's data: the API server refuses a
+// ConfigMap whose keys and values add up to more than 1 MiB. That is about
+// 14,000 nodes named like node-01234 with IPv4 addresses.
+const RegistryMaxBytes = 1<<20 - len(RegistryLuaKey) - len(RegistryJSONKey)
 
 func hasRegistryLabels(cm *corev1.ConfigMap) bool {
 	return cm.Labels[RegistryLabel] == "true" && cm.Labels["app.kubernetes.io/managed-by"] == "skycall"

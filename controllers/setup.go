@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -45,5 +47,5 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := (&ClusterNodeReconciler{Client: mgr.GetClient(), Workers: opts.Workers}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr)
+	return (&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), MinInterval: time.Second}).SetupWithManager(mgr)
 }

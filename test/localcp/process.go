@@ -80,6 +80,9 @@ func (p *Process) read(r io.Reader) {
 	p.mu.Unlock()
 }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // WaitLine waits for an output line matching re and returns its submatches.
 func (p *Process) WaitLine(ctx context.Context, re *regexp.Regexp) ([]string, error) {
 	stop := context.AfterFunc(ctx, func() {
