@@ -46,6 +46,14 @@ test: verify ## Everything CI runs: generated files, vet, unit, race, envtest, f
 	@echo "== fuzz (each target $(FUZZTIME))"
 	hack/fuzz.sh $(FUZZTIME)
 
+BENCHFLAGS ?=
+
+.PHONY: bench
+bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), then go test -bench on the hot paths. BENCHFLAGS=-quick for a smoke run.
+	cd bench && $(GO) run ./cmd/skybench $(BENCHFLAGS)
+	cd bench && $(GO) test -run '^$$' -bench . -benchmem .
+	$(GO) test -run '^$$' -bench . -benchmem ./sender/...
+
 .PHONY: help
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "%-12s %s\n", $$1, $$2}'

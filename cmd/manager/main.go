@@ -31,8 +31,8 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; required when running more than one replica.")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
-	flag.Float64Var(&qps, "kube-api-qps", 100, "Requests per second the manager may send to the API server (status and registry writes).")
-	flag.IntVar(&burst, "kube-api-burst", 200, "Burst of requests above --kube-api-qps.")
+	flag.Float64Var(&qps, "kube-api-qps", 400, "Requests per second the manager may send to the API server (status and registry writes).")
+	flag.IntVar(&burst, "kube-api-burst", 800, "Burst of requests above --kube-api-qps.")
 	flag.IntVar(&workers, "workers", 4, "ClusterNodes reconciled at once.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all).")
 	zapOpts := zap.Options{}
