@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,6 +227,10 @@ func (c *nodeConn) writeLoop() {
 			case <-c.done:
 				return
 			}
+			// Woken from idle by the first message of a burst: let the
+			// callers that are runnable now append theirs too, so that one
+			// write carries many messages instead of one syscall each.
+			runtime.Gosched()
 			n.mu.Lock()
 		}
 		if n.conn != c {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -788,12 +789,21 @@ func (c *srvConn) appendLocked(resp *wire.Response) {
 // for more. It closes the connection once a drained connection is idle.
 func (c *srvConn) writeLoop() {
 	defer c.s.wg.Done()
+	woken := false
 	c.mu.Lock()
 	for {
 		switch {
 		case c.closed:
 			c.mu.Unlock()
 			return
+		case len(c.pending) > 0 && woken:
+			// Woken from idle by the first reply of a burst: let the
+			// handlers that are runnable now append theirs too, so that one
+			// write carries many replies.
+			woken = false
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
 		case len(c.pending) > 0:
 			buf := c.pending
 			c.pending = c.spare[:0]
@@ -819,6 +829,7 @@ func (c *srvConn) writeLoop() {
 			return
 		default:
 			c.cond.Wait()
+			woken = true
 		}
 	}
 }
