@@ -123,7 +123,7 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr string) (*nodeConn
 	if _, err := nc.Write(frame); err != nil {
 		return fail(fmt.Errorf("confirming %s: %w", addr, err))
 	}
-	br := bufio.NewReaderSize(nc, 64<<10)
+	br := bufio.NewReaderSize(nc, 16<<10)
 	dec := wire.NewResponseDecoder(br, wire.Limits{MaxMessageSize: n.c.opts.maxMessageSize})
 	resp, err := dec.Next()
 	if err != nil {
