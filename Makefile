@@ -49,10 +49,12 @@ test: verify ## Everything CI runs: generated files, vet, unit, race, envtest, f
 BENCHFLAGS ?=
 
 .PHONY: bench
-bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), then go test -bench on the hot paths. BENCHFLAGS=-quick for a smoke run.
+bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), go test -bench on the hot paths, the operator with 10,000 ClusterNodes. BENCHFLAGS=-quick for a smoke run.
 	cd bench && $(GO) run ./cmd/skybench $(BENCHFLAGS)
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem .
 	$(GO) test -run '^$$' -bench . -benchmem ./sender/...
+	@echo "== operator at scale: $${SKYCALL_SCALE_NODES:-10000} ClusterNodes on the local control plane"
+	SKYCALL_TOOLS="$(TOOLS)" $(GO) test -run '^$$' -bench OperatorScale -benchtime=1x -timeout 20m -v ./test/scale/
 
 .PHONY: help
 help:
