@@ -142,9 +142,18 @@ func runDemo(args []string) error {
 	if err := showNodes(kubectl); err != nil {
 		return err
 	}
-	lua, err := kubectl("get", "configmap", "skycall-registry", "-n", demoNamespace, "-o", `jsonpath={.data.clustername\.lua}`)
-	if err != nil {
-		return err
+	// The operator spaces registry writes (at most one a second per
+	// namespace), so beta's line may trail its status by up to a second.
+	var lua string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		lua, err = kubectl("get", "configmap", "skycall-registry", "-n", demoNamespace, "-o", `jsonpath={.data.clustername\.lua}`)
+		if err == nil && strings.Contains(lua, "\nbeta = ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the registry has no line for beta after 15s (%v):\n%s", err, lua)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	fmt.Print(indent(lua))
 
