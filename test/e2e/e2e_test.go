@@ -134,6 +134,25 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 		}
 	})
 
+	// Least privilege: the manager may write ClusterNode status and
+	// ConfigMaps, and nothing it does not use.
+	as := "--as=system:serviceaccount:" + system + ":skycall-manager"
+	for verb, allowed := range map[string]bool{
+		"update clusternodes.cluster.skycall.io --subresource=status": true,
+		"create configmaps -n app":                                    true,
+		"watch endpointslices.discovery.k8s.io":                       true,
+		"update clusternodes.cluster.skycall.io":                      false,
+		"get secrets -n app":                                          false,
+		"create pods -n app":                                          false,
+		"delete services -n app":                                      false,
+	} {
+		args := append([]string{"auth", "can-i", as}, strings.Fields(verb)...)
+		out, _ := cp.Kubectl(context.Background(), args...) // exits 1 for "no"
+		if got := strings.TrimSpace(out) == "yes"; got != allowed {
+			t.Errorf("manager ServiceAccount: can-i %s = %q, want allowed=%v", verb, strings.TrimSpace(out), allowed)
+		}
+	}
+
 	// kubectl apply the samples: statuses and registry as documented.
 	kubectl(t, "apply", "-n", "app", "-k", "config/samples")
 	waitReason(t, "app", "db", "Resolved")
