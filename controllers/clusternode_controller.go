@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,12 +44,16 @@ type ClusterNodeReconciler struct {
 	client.Client
 	// Workers is how many ClusterNodes are reconciled at once.
 	Workers int
+	// Recorder, if set, records an Event when a node's Ready condition
+	// changes status or reason.
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=cluster.skycall.io,resources=clusternodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cluster.skycall.io,resources=clusternodes/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one ClusterNode's status up to date. It is level-based:
 // it reads the current objects and writes status only when it changed.
@@ -78,6 +83,14 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	ready := meta.FindStatusCondition(node.Status.Conditions, skycallv1.ConditionReady)
 	log.FromContext(ctx).V(1).Info("Status updated", "node", node.Status.NodeName,
 		"address", node.Status.Address, "ready", ready.Status, "reason", ready.Reason)
+	was := meta.FindStatusCondition(before.Conditions, skycallv1.ConditionReady)
+	if r.Recorder != nil && (was == nil || was.Status != ready.Status || was.Reason != ready.Reason) {
+		kind := corev1.EventTypeWarning
+		if ready.Status == metav1.ConditionTrue {
+			kind = corev1.EventTypeNormal
+		}
+		r.Recorder.Eventf(&node, nil, kind, ready.Reason, "Resolve", "%s", ready.Message)
+	}
 	return ctrl.Result{}, nil
 }
 

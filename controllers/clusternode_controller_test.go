@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -298,6 +299,19 @@ func TestTwoNodesClaimingOneNameConflict(t *testing.T) {
 	}
 	expectReady(t, ns, "db-twin", metav1.ConditionFalse, skycallv1.ReasonNameConflict, "")
 	expectRegistryLines(t, ns)
+	// kubectl describe shows why.
+	eventually(t, wait, func() error {
+		var evs eventsv1.EventList
+		if err := k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == "db-twin" && e.Reason == skycallv1.ReasonNameConflict && e.Type == corev1.EventTypeWarning {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Warning NameConflict event for db-twin among %d events", len(evs.Items))
+	})
 
 	if err := k8s.Delete(context.Background(), twin); err != nil {
 		t.Fatal(err)

@@ -44,7 +44,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
-	if err := (&ClusterNodeReconciler{Client: mgr.GetClient(), Workers: opts.Workers}).SetupWithManager(mgr); err != nil {
+	if err := (&ClusterNodeReconciler{Client: mgr.GetClient(), Workers: opts.Workers,
+		Recorder: mgr.GetEventRecorder("skycall-manager")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), MinInterval: time.Second}).SetupWithManager(mgr)
