@@ -45,7 +45,7 @@ type ClusterNodeReconciler struct {
 	// Workers is how many ClusterNodes are reconciled at once.
 	Workers int
 	// Recorder, if set, records an Event when a node's Ready condition
-	// changes status or reason.
+	// changes status or reason (but not for a node Ready from the start).
 	Recorder events.EventRecorder
 }
 
@@ -84,7 +84,9 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	log.FromContext(ctx).V(1).Info("Status updated", "node", node.Status.NodeName,
 		"address", node.Status.Address, "ready", ready.Status, "reason", ready.Reason)
 	was := meta.FindStatusCondition(before.Conditions, skycallv1.ConditionReady)
-	if r.Recorder != nil && (was == nil || was.Status != ready.Status || was.Reason != ready.Reason) {
+	changed := was == nil || was.Status != ready.Status || was.Reason != ready.Reason
+	// Sparingly: a node resolved at its first reconcile is no news.
+	if r.Recorder != nil && changed && (was != nil || ready.Status != metav1.ConditionTrue) {
 		kind := corev1.EventTypeWarning
 		if ready.Status == metav1.ConditionTrue {
 			kind = corev1.EventTypeNormal
