@@ -82,27 +82,27 @@ func TestFileRegistryRewrittenDuringTraffic(t *testing.T) {
 			}
 		}
 	}()
-	ctEventually(t, "traffic flows to the first address", func() bool { return a.count() > 500 })
+	eventually(t, "traffic flows to the first address", func() bool { return a.count() > 500 })
 	// A bad rewrite keeps the previous content in force...
 	ctConfigMapUpdate(t, dir, key, "db = \""+b.addr+"\"\nnot lua at all\n", 2)
-	ctEventually(t, "the bad content is reported", func() bool { return reg.Err() != nil })
+	eventually(t, "the bad content is reported", func() bool { return reg.Err() != nil })
 	before := a.count()
-	ctEventually(t, "traffic still flows to the first address", func() bool { return a.count() > before+100 })
+	eventually(t, "traffic still flows to the first address", func() bool { return a.count() > before+100 })
 	// ...and a good one moves the node during traffic.
 	ctConfigMapUpdate(t, dir, key, "db = \""+b.addr+"\"\n", 3)
-	ctEventually(t, "traffic flows to the new address", func() bool { return b.count() > 500 })
+	eventually(t, "traffic flows to the new address", func() bool { return b.count() > 500 })
 	close(stop)
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	ctEventually(t, "all delivered", func() bool { return a.count()+b.count() == r.sent })
+	eventually(t, "all delivered", func() bool { return a.count()+b.count() == r.sent })
 	ctEqual(t, "across the rewrite", append(a.received(), b.received()...), ctSeq("f", r.sent))
 	t.Logf("%d messages, %d to the old address, %d to the new", r.sent, a.count(), b.count())
 
 	// db = false: new messages fail at once.
 	ctConfigMapUpdate(t, dir, key, "db = false\n", 4)
-	ctEventually(t, "the node is down", func() bool { return c.State("db") == StateDown })
+	eventually(t, "the node is down", func() bool { return c.State("db") == StateDown })
 	if err := c.Send(ctx, "db", "@rec", []byte("x")); !errors.Is(err, ErrNodeDown) {
 		t.Fatalf("Send after db = false: %v", err)
 	}

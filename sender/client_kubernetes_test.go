@@ -82,9 +82,9 @@ func TestKubernetesRegistryNotReadyThenReadyDeliversInOrder(t *testing.T) {
 		} else if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
 			t.Fatal(err)
 		}
-		ctEventually(t, fmt.Sprintf("message %d queued", i), func() bool { return ctQueued(c, "db") == i+1 })
+		eventually(t, fmt.Sprintf("message %d queued", i), func() bool { return ctQueued(c, "db") == i+1 })
 	}
-	ctEventually(t, "the registry has loaded and the node waits", func() bool {
+	eventually(t, "the registry has loaded and the node waits", func() bool {
 		e, _ := reg.Lookup("db")
 		return e.State == registry.NotReady && c.State("db") == StateResolving
 	})
@@ -112,7 +112,7 @@ func TestKubernetesRegistryNotReadyThenReadyDeliversInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctEventually(t, "all delivered", func() bool { return peer.count() == n })
+	eventually(t, "all delivered", func() bool { return peer.count() == n })
 	ctEqual(t, "delivery order", peer.received(), want)
 	first := time.Unix(0, peer.firstAt.Load())
 	t.Logf("status Ready -> first delivery: %v", first.Sub(readyAt))

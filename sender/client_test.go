@@ -84,7 +84,7 @@ func TestCallQueuedBeforeReadyKeepsOrder(t *testing.T) {
 				errs <- err
 			}()
 		}
-		ctEventually(t, fmt.Sprintf("message %d is queued", i), func() bool { return ctQueued(c, "db") == i+1 })
+		eventually(t, fmt.Sprintf("message %d is queued", i), func() bool { return ctQueued(c, "db") == i+1 })
 	}
 	if got := peer.count(); got != 0 {
 		t.Fatalf("%d messages delivered while the node was not ready", got)
@@ -100,7 +100,7 @@ func TestCallQueuedBeforeReadyKeepsOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctEventually(t, "all messages delivered", func() bool { return peer.count() == n })
+	eventually(t, "all messages delivered", func() bool { return peer.count() == n })
 	ctEqual(t, "delivery order", peer.received(), want)
 }
 
@@ -128,12 +128,12 @@ func TestSendsAcrossReadyTransitionKeepOrder(t *testing.T) {
 		done <- nil
 	}()
 	// Make the node ready while the sender is mid-stream.
-	ctEventually(t, "some messages queued", func() bool { return ctQueued(c, "db") >= 50 })
+	eventually(t, "some messages queued", func() bool { return ctQueued(c, "db") >= 50 })
 	reg.Set("db", peer.addr)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	ctEventually(t, "all delivered", func() bool { return peer.count() == n })
+	eventually(t, "all delivered", func() bool { return peer.count() == n })
 	ctEqual(t, "delivery order", peer.received(), want)
 }
 
@@ -161,7 +161,7 @@ func TestConfirmRejectsWrongNode(t *testing.T) {
 		_, err := c.Call(ctCtx(t), "db", "@rec", []byte("second"))
 		result <- err
 	}()
-	ctEventually(t, "the second call is queued", func() bool { return ctQueued(c, "db") == 1 })
+	eventually(t, "the second call is queued", func() bool { return ctQueued(c, "db") == 1 })
 	reg.Set("db", right.addr)
 	if err := <-result; err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestAbsentNodeWaitsThenDelivers(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@rec", []byte("b"))
 		result <- err
 	}()
-	ctEventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
+	eventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
 
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
@@ -206,7 +206,7 @@ func TestAbsentNodeWaitsThenDelivers(t *testing.T) {
 	if err := <-result; err != nil {
 		t.Fatal(err)
 	}
-	ctEventually(t, "delivered", func() bool { return peer.count() == 2 })
+	eventually(t, "delivered", func() bool { return peer.count() == 2 })
 	ctEqual(t, "delivered", peer.received(), []string{"a", "b"})
 }
 
@@ -244,7 +244,7 @@ func TestDownNodeFailsQueuedAndNewMessages(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@rec", []byte("queued call"))
 		result <- err
 	}()
-	ctEventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
+	eventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
 	reg.SetDown("db")
 	if err := <-result; !errors.Is(err, ErrNodeDown) {
 		t.Fatalf("queued call: %v, want ErrNodeDown", err)
@@ -276,7 +276,7 @@ func TestDownNodeClosesConnection(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@slow", []byte("in flight"))
 		result <- err
 	}()
-	ctEventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
 	reg.SetDown("db")
 	if err := <-result; !errors.Is(err, ErrNodeDown) {
 		t.Fatalf("in-flight call when the node went down: %v, want ErrNodeDown", err)
@@ -323,7 +323,7 @@ func TestQueueFullBlocksUntilRoom(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	ctEventually(t, "delivered", func() bool { return peer.count() == 3 })
+	eventually(t, "delivered", func() bool { return peer.count() == 3 })
 	ctEqual(t, "delivered", peer.received(), []string{"1", "2", "3"})
 }
 
@@ -369,7 +369,7 @@ func TestQueuedCallCanceledIsNotSent(t *testing.T) {
 		_, err := c.Call(cctx, "db", "@rec", []byte("canceled"))
 		result <- err
 	}()
-	ctEventually(t, "the call is queued", func() bool { return ctQueued(c, "db") == 2 })
+	eventually(t, "the call is queued", func() bool { return ctQueued(c, "db") == 2 })
 	cancel()
 	err := <-result
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "not sent") {
@@ -382,7 +382,7 @@ func TestQueuedCallCanceledIsNotSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg.Set("db", peer.addr)
-	ctEventually(t, "delivered", func() bool { return peer.count() == 2 })
+	eventually(t, "delivered", func() bool { return peer.count() == 2 })
 	time.Sleep(10 * time.Millisecond)
 	ctEqual(t, "delivered", peer.received(), []string{"before", "after"})
 }
@@ -449,7 +449,7 @@ func TestRemoteErrorCarriesText(t *testing.T) {
 	if err := c.Send(ctx, "db", "@nosuch", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	ctEventually(t, "the rejected push is counted", func() bool {
+	eventually(t, "the rejected push is counted", func() bool {
 		return ctCounter(t, c, "skycall_sender_dropped_total", "db", "rejected") == 1
 	})
 }
@@ -467,13 +467,13 @@ func TestConnectionLostFailsInFlightAndKeepsQueued(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@slow", []byte("in flight"))
 		result <- err
 	}()
-	ctEventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
 	peer.srv.Close()
 	err := <-result
 	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "may or may not") {
 		t.Fatalf("in-flight call on a broken connection: %v, want ErrConnectionLost", err)
 	}
-	ctEventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
+	eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
 	// Messages sent while disconnected are queued and go out, in order,
 	// once a server is back at the same address.
 	want := ctSeq("q", 20)
@@ -483,7 +483,7 @@ func TestConnectionLostFailsInFlightAndKeepsQueued(t *testing.T) {
 		}
 	}
 	back := ctServeAt(t, "db", peer.addr)
-	ctEventually(t, "queued messages delivered after reconnect", func() bool { return back.count() == len(want) })
+	eventually(t, "queued messages delivered after reconnect", func() bool { return back.count() == len(want) })
 	ctEqual(t, "after reconnect", back.received(), want)
 	if got := ctCounter(t, c, "skycall_sender_reconnects_total", "db", ""); got < 1 {
 		t.Fatalf("reconnects counted %v, want >= 1", got)
@@ -511,7 +511,7 @@ func TestReconnectBacksOffExponentially(t *testing.T) {
 	if err := c.Send(ctCtx(t), "db", "@rec", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	ctEventually(t, "7 attempts", func() bool { mu.Lock(); defer mu.Unlock(); return len(attempts) >= 7 })
+	eventually(t, "7 attempts", func() bool { mu.Lock(); defer mu.Unlock(); return len(attempts) >= 7 })
 	mu.Lock()
 	defer mu.Unlock()
 	// Gap i follows failure i: base*1.6^(i-1) ±20%, capped at 200ms.
@@ -554,7 +554,7 @@ func TestAddressChangeMovesNode(t *testing.T) {
 		}
 	}
 	_ = moved
-	ctEventually(t, "the node moved to the new address", func() bool {
+	eventually(t, "the node moved to the new address", func() bool {
 		_, err := c.Call(ctx, "db", "@rec", []byte("probe"))
 		return err == nil && b.count() > 0
 	})
@@ -598,7 +598,7 @@ func TestLargeMessagesSplitKeepOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctEventually(t, "all delivered", func() bool { return peer.count() == len(want) })
+	eventually(t, "all delivered", func() bool { return peer.count() == len(want) })
 	ctEqual(t, "order with multipart messages", peer.received(), want)
 
 	big := bytes.Repeat([]byte("0123456789"), 100_000) // 1 MB each way
@@ -627,7 +627,7 @@ func TestCloseFailsPendingAndLeavesNoGoroutine(t *testing.T) {
 	if err := c.Send(ctx, "later", "@rec", []byte("dropped")); err != nil {
 		t.Fatal(err)
 	}
-	ctEventually(t, "one call in flight, one queued", func() bool {
+	eventually(t, "one call in flight, one queued", func() bool {
 		return peer.slowIn.Load() == 1 && ctQueued(c, "later") == 2
 	})
 	if err := c.Close(); err != nil {
@@ -667,7 +667,7 @@ func TestQueryAndCallHandle(t *testing.T) {
 	if err := c.ServiceHandle("db", h).Send(ctx, []byte("pushed")); err != nil {
 		t.Fatal(err)
 	}
-	ctEventually(t, "push by handle delivered", func() bool { return peer.count() == 2 })
+	eventually(t, "push by handle delivered", func() bool { return peer.count() == 2 })
 	_, err = c.Query(ctx, "db", "nosuch")
 	var re *RemoteError
 	if !errors.As(err, &re) || re.Message != "name not found" {
@@ -731,7 +731,7 @@ func TestConcurrentCallsAndSendsUnderLoad(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	ctEventually(t, "all delivered", func() bool { return peer.count() == workers*each })
+	eventually(t, "all delivered", func() bool { return peer.count() == workers*each })
 	// Per sender goroutine, order is kept.
 	next := map[string]int{}
 	for _, s := range peer.received() {

@@ -35,7 +35,7 @@ import (
 const srvTestTimeout = 10 * time.Second
 
 // srvEventually polls cond until it holds or the deadline passes.
-func srvEventually(t *testing.T, what string, cond func() bool) {
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(srvTestTimeout)
 	for !cond() {
@@ -134,7 +134,7 @@ func srvServe(t *testing.T, s *Server) (string, <-chan error) {
 	go func() { errc <- s.Serve(l) }()
 	t.Cleanup(func() {
 		s.Close()
-		srvEventually(t, "every goroutine of the server has returned", func() bool {
+		eventually(t, "every goroutine of the server has returned", func() bool {
 			for id := range srvServerGoroutines() {
 				if !before[id] {
 					return false
@@ -522,7 +522,7 @@ func TestServerHandlerErrors(t *testing.T) {
 	// A failing push is logged, not answered.
 	c.send(wire.Request{Name: "@fail", Push: true, Payload: []byte("push")})
 	srvRecv(t, "the push", pushErrs)
-	srvEventually(t, "the push error is logged", func() bool { return logs.contains("Push handler failed", "read-only") })
+	eventually(t, "the push error is logged", func() bool { return logs.contains("Push handler failed", "read-only") })
 	if resp := c.call(wire.Request{Name: "@fail", Payload: []byte("x")}); resp.OK {
 		t.Fatalf("unexpected ok %+v", resp)
 	}
@@ -598,7 +598,7 @@ func TestServerMalformedFrames(t *testing.T) {
 			c.writeRaw(tt.frames)
 			if tt.fatal {
 				c.expectClosed()
-				srvEventually(t, "the close is logged with the peer", func() bool {
+				eventually(t, "the close is logged with the peer", func() bool {
 					return logs.contains("Closing connection", c.nc.LocalAddr().String())
 				})
 				// The server still serves others.
@@ -695,7 +695,7 @@ func TestServerPeerDisconnectMidMessage(t *testing.T) {
 	if err := srvRecv(t, "the handler's ctx to be cancelled", cancelled); !errors.Is(err, context.Canceled) {
 		t.Errorf("ctx.Err() = %v, want context.Canceled", err)
 	}
-	srvEventually(t, "the connection is gone", func() bool { return s.srvConnCount() == 0 })
+	eventually(t, "the connection is gone", func() bool { return s.srvConnCount() == 0 })
 	if !logs.contains("in the middle of a request", peer) {
 		t.Errorf("the disconnect was not logged with the peer address")
 	}
@@ -724,7 +724,7 @@ func TestServerPerServiceOrdering(t *testing.T) {
 		batch, _ = wire.AppendRequest(batch, &r)
 	}
 	c.writeRaw(batch)
-	srvEventually(t, "100 pushes are handled", func() bool {
+	eventually(t, "100 pushes are handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 100
@@ -847,7 +847,7 @@ func TestServerShutdownWaitsForInFlight(t *testing.T) {
 	if err := srvRecv(t, "Serve to return", serveErr); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve returned %v, want ErrServerClosed", err)
 	}
-	srvEventually(t, "the listener is closed", func() bool {
+	eventually(t, "the listener is closed", func() bool {
 		nc, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			nc.Close()
