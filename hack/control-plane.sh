@@ -34,6 +34,12 @@ mkdir -p "$bin" "$work"
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 
+# One build at a time: test packages run in parallel may all ask at once.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache_root/.lock"
+  flock 9
+fi
+
 # Builds never touch the project's own go.mod: each tool has its own module.
 export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
