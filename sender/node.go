@@ -610,21 +610,13 @@ func (n *node) step() time.Duration {
 	case e.State == registry.Down:
 		derr := n.downError(e)
 		n.failErr = derr
-		calls := n.failQueuedLocked(derr, "node_down", true)
-		n.conn = nil
-		calls = append(calls, n.failPendingLocked(nil, newNodeError(ErrNodeDown, nil,
-			"skycall: node %q was marked down while the call was in flight; the request may or may not have been processed", n.name))...)
+		calls, conns := n.failEverythingLocked(derr, "node_down", newNodeError(ErrNodeDown, nil,
+			"skycall: node %q was marked down while the call was in flight; the request may or may not have been processed", n.name))
 		was := n.state
 		n.setStateLocked(StateDown)
 		n.mine = nil
-		old := n.closeDrainingLocked()
 		n.mu.Unlock()
-		if cur != nil {
-			cur.close()
-		}
-		for _, d := range old {
-			d.close()
-		}
+		closeConns(conns)
 		deliver(calls)
 		if was != StateDown {
 			n.log.Info("Node down in the registry; closing its connection", "reason", e.Reason)
@@ -708,29 +700,41 @@ func (n *node) backoff() time.Duration {
 	return time.Duration(d)
 }
 
+// failEverythingLocked fails the queued messages with queued (counting
+// dropped Sends under reason) and the in-flight calls with inflight, and
+// detaches the node's connections, which the caller closes with closeConns
+// once it has unlocked.
+func (n *node) failEverythingLocked(queued error, reason string, inflight error) ([]*call, []*nodeConn) {
+	calls := n.failQueuedLocked(queued, reason, true)
+	conns := n.closeDrainingLocked()
+	if n.conn != nil {
+		conns = append(conns, n.conn)
+	}
+	n.conn = nil
+	calls = append(calls, n.failPendingLocked(nil, inflight)...)
+	return calls, conns
+}
+
+func closeConns(conns []*nodeConn) {
+	for _, c := range conns {
+		c.close()
+	}
+}
+
 // shutdown fails everything of the node when the Client closes.
 func (n *node) shutdown() {
 	n.mu.Lock()
 	n.state = StateClosed
 	n.failErr = ErrClosed
-	closedErr := newNodeError(ErrClosed, nil, "skycall: client closed before the message to node %q was sent", n.name)
-	calls := n.failQueuedLocked(closedErr, "closed", true)
-	cur := n.conn
-	n.conn = nil
-	calls = append(calls, n.failPendingLocked(nil, newNodeError(ErrClosed, nil,
-		"skycall: client closed while the call to node %q was in flight; the request may or may not have been processed", n.name))...)
+	calls, conns := n.failEverythingLocked(
+		newNodeError(ErrClosed, nil, "skycall: client closed before the message to node %q was sent", n.name), "closed",
+		newNodeError(ErrClosed, nil, "skycall: client closed while the call to node %q was in flight; the request may or may not have been processed", n.name))
 	if n.space != nil {
 		close(n.space)
 		n.space = nil
 	}
-	old := n.closeDrainingLocked()
 	n.mu.Unlock()
-	if cur != nil {
-		cur.close()
-	}
-	for _, d := range old {
-		d.close()
-	}
+	closeConns(conns)
 	if n.stopWatch != nil {
 		n.stopWatch()
 	}
