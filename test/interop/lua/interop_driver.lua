@@ -1,0 +1,107 @@
+-- driver: makes this skynet node act on other cluster nodes, as a skynet
+-- program would, and reports what it saw. Every reply starts with ok (false
+-- and the error text when the action raised an error).
+--   "call", node, addr, ...        cluster.call(node, addr, ...)
+--   "send", node, addr, ...        cluster.send(node, addr, ...)
+--   "query", node, name            cluster.query(node, name)
+--   "proxy", node, addr, ...       skynet.call(cluster.proxy(node, addr), "lua", ...)
+--   "proxysend", node, addr, ...   skynet.send(cluster.proxy(node, addr), "lua", ...)
+--   "pushmany", node, addr, n      cluster.send(node, addr, "push", i) for i = 1..n
+--   "big", node, addr, n           cluster.call(node, addr, "echo", s) with s the
+--                                  n-byte pattern of interop_echo; reply ok,
+--                                  #reply, reply == s, md5 of the reply
+--   "reload"                       cluster.reload() (re-read the config file)
+--   "bench", node, addr, kind, n, conc, size
+--                                  n cluster.call (kind "call") or cluster.send
+--                                  then one call (kind "send") of a size-byte
+--                                  string from conc coroutines; reply ok,
+--                                  elapsed nanoseconds
+local skynet = require "skynet"
+local cluster = require "skynet.cluster"
+local md5 = require "md5"
+
+local function pattern(n)
+	local block = {}
+	for i = 0, 250 do
+		block[#block + 1] = string.char(i)
+	end
+	return string.rep(table.concat(block), n // 251 + 1):sub(1, n)
+end
+
+local command = {}
+
+function command.call(node, addr, ...)
+	return cluster.call(node, addr, ...)
+end
+
+function command.send(node, addr, ...)
+	cluster.send(node, addr, ...)
+end
+
+function command.query(node, name)
+	return cluster.query(node, name)
+end
+
+function command.proxy(node, addr, ...)
+	return skynet.call(cluster.proxy(node, addr), "lua", ...)
+end
+
+function command.proxysend(node, addr, ...)
+	skynet.send(cluster.proxy(node, addr), "lua", ...)
+end
+
+function command.pushmany(node, addr, n)
+	for i = 1, n do
+		cluster.send(node, addr, "push", i)
+	end
+	return n
+end
+
+function command.big(node, addr, n)
+	local s = pattern(n)
+	local r = cluster.call(node, addr, "echo", s)
+	return #r, r == s, md5.sumhexa(r)
+end
+
+function command.reload()
+	cluster.reload()
+end
+
+function command.bench(node, addr, kind, n, conc, size)
+	local payload = string.rep("x", size)
+	local start = skynet.hpc()
+	if kind == "send" then
+		for _ = 1, n do
+			cluster.send(node, addr, "push", payload)
+		end
+		cluster.call(node, addr, "count")
+	else
+		local left, done = n, 0
+		local me = coroutine.running()
+		for _ = 1, conc do
+			skynet.fork(function()
+				while left > 0 do
+					left = left - 1
+					cluster.call(node, addr, "echo", payload)
+				end
+				done = done + 1
+				if done == conc then
+					skynet.wakeup(me)
+				end
+			end)
+		end
+		skynet.wait(me)
+	end
+	return skynet.hpc() - start
+end
+
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd, ...)
+		local f = command[cmd]
+		if not f then
+			skynet.retpack(false, "driver: unknown command " .. tostring(cmd))
+			return
+		end
+		skynet.retpack(pcall(f, ...))
+	end)
+end)
