@@ -7,9 +7,10 @@
 --   "proxy", node, addr, ...       skynet.call(cluster.proxy(node, addr), "lua", ...)
 --   "proxysend", node, addr, ...   skynet.send(cluster.proxy(node, addr), "lua", ...)
 --   "pushmany", node, addr, n      cluster.send(node, addr, "push", i) for i = 1..n
---   "big", node, addr, n           cluster.call(node, addr, "echo", s) with s the
---                                  n-byte pattern of interop_echo; reply ok,
---                                  #reply, reply == s, md5 of the reply
+--   "big", node, addr, n           cluster.call(node, addr, s) with s the n-byte
+--                                  pattern of interop_echo (the service echoes
+--                                  it); reply ok, #reply, reply == s, md5 of
+--                                  the reply
 --   "reload"                       cluster.reload() (re-read the config file)
 --   "bench", node, addr, kind, n, conc, size
 --                                  n cluster.call (kind "call") or cluster.send
@@ -59,7 +60,7 @@ end
 
 function command.big(node, addr, n)
 	local s = pattern(n)
-	local r = cluster.call(node, addr, "echo", s)
+	local r = cluster.call(node, addr, s)
 	return #r, r == s, md5.sumhexa(r)
 end
 

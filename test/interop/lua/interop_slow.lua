@@ -5,6 +5,7 @@ local skynet = require "skynet"
 skynet.start(function()
 	skynet.dispatch("lua", function(_, _, cmd, cs, v)
 		assert(cmd == "sleep", "slow: unknown command")
+		skynet.error("slow: sleeping", v)
 		skynet.sleep(cs)
 		skynet.retpack(v)
 	end)
