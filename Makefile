@@ -63,6 +63,8 @@ BENCHFLAGS ?=
 .PHONY: bench
 bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), go test -bench on the hot paths, the operator with 10,000 ClusterNodes. BENCHFLAGS=-quick for a smoke run.
 	cd bench && $(GO) run ./cmd/skybench $(BENCHFLAGS)
+	@echo "== skynet rows: skynet -> skynet (1.0x) against skycall Client -> skynet, skynet -> skycall Server, skycall -> skycall"
+	cd bench && $(GO) run ./cmd/skynetbench $(if $(findstring -quick,$(BENCHFLAGS)),-quick) $(SKYNETBENCHFLAGS)
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem .
 	$(GO) test -run '^$$' -bench . -benchmem ./sender/...
 	@echo "== operator at scale: $${SKYCALL_SCALE_NODES:-10000} ClusterNodes on the local control plane"

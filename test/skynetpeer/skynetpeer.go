@@ -242,7 +242,10 @@ func StartNode(cfg Config) (*Node, error) {
 
 	n.cmd = exec.Command(filepath.Join(dir, "skynet"), confPath)
 	n.cmd.Dir = dir // the config's paths (./service, ./lualib) are skynet's own layout
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so Stop and Kill reach whatever it runs; and
+	// killed with this process, so that a test binary ended by go test's
+	// -timeout (which skips cleanups) leaves no skynet behind.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		n.cleanWork()

@@ -13,10 +13,13 @@
 --                                  the reply
 --   "reload"                       cluster.reload() (re-read the config file)
 --   "bench", node, addr, kind, n, conc, size
---                                  n cluster.call (kind "call") or cluster.send
---                                  then one call (kind "send") of a size-byte
---                                  string from conc coroutines; reply ok,
---                                  elapsed nanoseconds
+--                                  kind "call": n cluster.call(node, addr,
+--                                  "echo", s) of a size-byte string s from conc
+--                                  coroutines; reply ok, elapsed ns, calls
+--                                  that succeeded. kind "send": n
+--                                  cluster.send(node, addr, "push", s), then
+--                                  cluster.call(node, addr, "count"); reply
+--                                  ok, elapsed ns, the count
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
 local md5 = require "md5"
@@ -75,25 +78,29 @@ function command.bench(node, addr, kind, n, conc, size)
 		for _ = 1, n do
 			cluster.send(node, addr, "push", payload)
 		end
-		cluster.call(node, addr, "count")
-	else
-		local left, done = n, 0
-		local me = coroutine.running()
-		for _ = 1, conc do
-			skynet.fork(function()
-				while left > 0 do
-					left = left - 1
-					cluster.call(node, addr, "echo", payload)
-				end
-				done = done + 1
-				if done == conc then
-					skynet.wakeup(me)
-				end
-			end)
-		end
-		skynet.wait(me)
+		local count = cluster.call(node, addr, "count")
+		return skynet.hpc() - start, count
 	end
-	return skynet.hpc() - start
+	-- conc coroutines share the n calls; a failed call is counted, not
+	-- fatal, so that the waiting coroutine is always woken.
+	local left, running, ok = n, conc, 0
+	local me = coroutine.running()
+	for _ = 1, conc do
+		skynet.fork(function()
+			while left > 0 do
+				left = left - 1
+				if pcall(cluster.call, node, addr, "echo", payload) then
+					ok = ok + 1
+				end
+			end
+			running = running - 1
+			if running == 0 then
+				skynet.wakeup(me)
+			end
+		end)
+	end
+	skynet.wait(me)
+	return skynet.hpc() - start, ok
 end
 
 skynet.start(function()

@@ -3,6 +3,7 @@
 --   "call", i        (called) record i, reply i
 --   "get"            reply the list of recorded values and empty it
 --   "count"          reply how many are recorded
+--   "reset"          forget them; reply true
 local skynet = require "skynet"
 
 local got = {}
@@ -20,6 +21,9 @@ skynet.start(function()
 			skynet.retpack(list)
 		elseif cmd == "count" then
 			skynet.retpack(#got)
+		elseif cmd == "reset" then
+			got = {}
+			skynet.retpack(true)
 		elseif session ~= 0 then
 			error("seq: unknown command " .. tostring(cmd))
 		end
