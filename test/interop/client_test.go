@@ -409,3 +409,56 @@ func TestSkynetKilledMidStreamFailsInFlightCallsThenRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// skycall writes a large message whole, so unlike skynet's own sender it
+// never lets a later small message overtake it.
+func TestLargeSendsFromSkycallAreNeverOvertaken(t *testing.T) {
+	const total = 40
+	n := startSky(t, "sky", skynetpeer.Config{})
+	c := clientTo(t, "sky", n.Addr)
+	ctx := testCtx(t)
+	big := strings.Repeat("L", 1<<20)
+	for i := 1; i <= total; i++ {
+		args := []any{"push", i}
+		if i%8 == 1 {
+			args = append(args, big) // seq records i and ignores the rest
+		}
+		if err := c.SendValues(ctx, "sky", "@seq", args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.CallValues(ctx, "sky", "@seq", "get")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeq(t, got, 1, total)
+}
+
+// skynet answers in completion order; the Client matches replies by
+// session, so a fast call is not held up behind a slow one.
+func TestFastCallIsAnsweredWhileASlowCallIsInFlight(t *testing.T) {
+	n := startSky(t, "sky", skynetpeer.Config{})
+	c := clientTo(t, "sky", n.Addr)
+	ctx := testCtx(t)
+	slow := make(chan error, 1)
+	go func() {
+		got, err := c.CallValues(ctx, "sky", "@slow", "sleep", 3000, "slow") // 30 s
+		if err == nil && !reflect.DeepEqual(got, []any{"slow"}) {
+			err = fmt.Errorf("slow call answered %v", got)
+		}
+		slow <- err
+	}()
+	if _, err := n.WaitLog(ctx, regexp.MustCompile(`slow: sleeping slow$`)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if got, err := c.CallValues(ctx, "sky", "@echo", "fast"); err != nil || !reflect.DeepEqual(got, []any{"fast"}) {
+		t.Fatalf("fast call: %v, %v", got, err)
+	}
+	t.Logf("fast call answered in %v while the slow one waits", time.Since(start))
+	select {
+	case err := <-slow:
+		t.Fatalf("the slow call returned before the fast one: %v", err)
+	default:
+	}
+}

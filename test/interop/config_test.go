@@ -2,8 +2,10 @@ package interop
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -17,11 +19,12 @@ import (
 // TestOneClusterConfigServesSkynetAndGo loads the clustername.lua the
 // operator writes into a skynet node (its cluster config, re-read by
 // cluster.reload) and into registry.NewFile, and checks that both sides
-// agree on every kind of entry: ready, down, not ready (no line), and names
-// that are not Lua identifiers.
+// agree on every kind of entry: ready, down, not ready (no line: callers
+// wait until a rewrite names it), and names that are not Lua identifiers.
 func TestOneClusterConfigServesSkynetAndGo(t *testing.T) {
 	goA := startGoNode(t, "go-node.1")
 	goB := startGoNode(t, "gone")
+	goC := startGoNode(t, "later")
 	skyPort, err := skynetpeer.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +37,7 @@ func TestOneClusterConfigServesSkynetAndGo(t *testing.T) {
 		{Node: "gone", Down: true},
 		{Node: "later"}, // not ready: no line
 	})
-	startSky(t, "sky-1", skynetpeer.Config{Port: skyPort, Cluster: path})
+	sky := startSky(t, "sky-1", skynetpeer.Config{Port: skyPort, Cluster: path})
 
 	reg, err := registry.NewFile(path, registry.FilePollInterval(100*time.Millisecond))
 	if err != nil {
@@ -74,23 +77,52 @@ func TestOneClusterConfigServesSkynetAndGo(t *testing.T) {
 		t.Errorf("skynet -> gone (false in the file): %v, want %v", got, want)
 	}
 
-	// The operator rewrites the file: gone comes up at goB. skynet sees it
-	// after cluster.reload, the File registry by itself.
+	// A node with no line yet: callers on both sides wait for it.
+	skyWaits := make(chan []any, 1)
+	go func() {
+		got, err := c.CallValues(ctx, "sky-1", "@driver", "call", "later", "@echo", "waited")
+		if err != nil {
+			got = []any{err.Error()}
+		}
+		skyWaits <- got
+	}()
+	goWaits := make(chan error, 1)
+	go func() {
+		got, err := c.CallValues(ctx, "later", "@echo", "waited")
+		if err == nil && !reflect.DeepEqual(got, []any{"waited"}) {
+			err = fmt.Errorf("later answered %v", got)
+		}
+		goWaits <- err
+	}()
+	if _, err := sky.WaitLog(ctx, regexp.MustCompile(`Waiting for cluster node \[later\]`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Go Client waits for later", func() bool { return c.State("later") == sender.StateResolving })
+
+	// The operator rewrites the file: gone comes up at goB, later at goC.
+	// skynet sees it after cluster.reload, the File registry by itself.
 	writeClusterConfig(t, path, []controllers.RegistryEntry{
 		{Node: "sky-1", Address: skyAddr, Ready: true},
 		{Node: "go-node.1", Address: goA.addr, Ready: true},
 		{Node: "gone", Address: goB.addr, Ready: true},
+		{Node: "later", Address: goC.addr, Ready: true},
 	})
+	start := time.Now()
 	if got := driveSky("reload"); !reflect.DeepEqual(got, []any{true}) {
 		t.Fatalf("cluster.reload: %v", got)
 	}
+	if got := <-skyWaits; !reflect.DeepEqual(got, []any{true, "waited"}) {
+		t.Errorf("skynet's waiting call to later, after reload: %v", got)
+	}
+	if err := <-goWaits; err != nil {
+		t.Errorf("Go's waiting call to later: %v", err)
+	}
+	t.Logf("both waiting calls answered %v after the rewrite", time.Since(start))
 	if got := driveSky("call", "gone", "@echo", "back"); !reflect.DeepEqual(got, []any{true, "back"}) {
 		t.Errorf("skynet -> gone after reload: %v", got)
 	}
-	start := time.Now()
 	eventually(t, "the Go Client reaches gone once the file says where it is", func() bool {
 		got, err := c.CallValues(ctx, "gone", "@echo", "back")
 		return err == nil && reflect.DeepEqual(got, []any{"back"})
 	})
-	t.Logf("the File registry followed the rewrite within %v", time.Since(start))
 }

@@ -246,3 +246,61 @@ func TestTenThousandPushesFromSkynetArriveInOrder(t *testing.T) {
 	g.mu.Unlock()
 	t.Logf("%d pushes: %v from the driver's start to the last arrival, %v between first and last arrival", total, time.Since(start), span)
 }
+
+// skynet writes a multipart push (over 32 KiB) at low priority, so a small
+// push sent right after it may arrive first (PROTOCOL.md). The Server must
+// reassemble the parts by session whatever comes between them.
+func TestSkynetsLargePushMayBeOvertakenYetArrivesWhole(t *testing.T) {
+	g := startGoNode(t, "go")
+	type got struct {
+		size    int
+		session uint32
+	}
+	var mu sync.Mutex
+	var arrived []got
+	if _, err := g.srv.HandleFunc("@rec", func(_ context.Context, req *sender.Request) ([]byte, error) {
+		args, err := luaseri.Unpack(req.Payload)
+		if err != nil || len(args) != 1 {
+			return nil, fmt.Errorf("rec: want one string (%v)", err)
+		}
+		s, _ := args[0].(string)
+		if len(s) > 1 && s != pattern(len(s)) {
+			return nil, fmt.Errorf("rec: %d bytes, not the pattern", len(s))
+		}
+		mu.Lock()
+		arrived = append(arrived, got{len(s), req.Session})
+		mu.Unlock()
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, c := skyCalling(t, g)
+	sizes := []int{32<<10 + 1, 1 << 20}
+	for _, size := range sizes {
+		// The driver makes the big string with the pattern itself.
+		big, err := c.CallValues(testCtx(t), "sky", "@echo", "make", size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drive(t, c, "sendtwo", "go", "@rec", big[0], "s")
+	}
+	eventually(t, "every push reaches the Go service", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(arrived) == 2*len(sizes)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	overtaken := 0
+	for i := 0; i < len(arrived); i += 2 {
+		if arrived[i].size == 1 {
+			overtaken++
+		}
+	}
+	for _, a := range arrived {
+		if a.size > 1 && a.session == 0 {
+			t.Errorf("a multipart push of %d bytes carried session 0", a.size)
+		}
+	}
+	t.Logf("arrivals (size, session): %v; the small push overtook the large one %d of %d times", arrived, overtaken, len(sizes))
+}

@@ -67,6 +67,11 @@ function command.big(node, addr, n)
 	return #r, r == s, md5.sumhexa(r)
 end
 
+function command.sendtwo(node, addr, first, second)
+	cluster.send(node, addr, first)
+	cluster.send(node, addr, second)
+end
+
 function command.reload()
 	cluster.reload()
 end
