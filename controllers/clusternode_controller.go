@@ -284,7 +284,9 @@ func readyEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []s
 				continue
 			}
 			addr := net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))
-			if seen[addr] {
+			if seen[addr] || registry.CheckAddress(addr) != nil {
+				// The API server validates EndpointSlice addresses; an
+				// address skynet could not dial is never passed on anyway.
 				continue
 			}
 			seen[addr] = true

@@ -63,6 +63,11 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		}
 	}
 	for _, tc := range cases {
+		// The operator checks addresses again with the same rule, for
+		// objects stored before the CRD had it.
+		if tc.spec.Address != "" && tc.spec.Service == nil && tc.spec.NodeName == "" && registrypkg.CheckAddress(tc.spec.Address) == nil {
+			t.Errorf("registry.CheckAddress accepts %q, which the CRD rejects", tc.spec.Address)
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"}, Spec: tc.spec}
 			err := k8s.Create(context.Background(), obj)
@@ -99,6 +104,11 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		{Address: "db:1", Down: true},
 	}
 	for _, spec := range good {
+		if spec.Address != "" {
+			if err := registrypkg.CheckAddress(spec.Address); err != nil {
+				t.Errorf("registry.CheckAddress rejects %q, which the CRD accepts: %v", spec.Address, err)
+			}
+		}
 		obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "good-"}, Spec: spec}
 		if err := k8s.Create(context.Background(), obj); err != nil {
 			t.Errorf("rejected good spec %+v: %v", spec, err)

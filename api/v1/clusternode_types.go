@@ -47,7 +47,7 @@ type ClusterNodeSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_.-]*$`
-	// +kubebuilder:validation:XValidation:rule="!(self in ['and','break','do','else','elseif','end','false','for','function','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while','_ENV','_G']) && !self.startsWith('__')",message="nodeName must not be a Lua keyword, _ENV or _G, nor start with __ (skynet reads such a name in its cluster config as something else than a node)"
+	// +kubebuilder:validation:XValidation:rule="!(self in ['and','break','do','else','elseif','end','false','for','function','global','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while','_ENV','_G']) && !self.startsWith('__')",message="nodeName must not be a Lua keyword, _ENV or _G, nor start with __ (skynet reads such a name in its cluster config as something else than a node)"
 	NodeName string `json:"nodeName,omitempty"`
 
 	// Address is a fixed host:port: an IPv4 address, a DNS name, or
@@ -142,7 +142,7 @@ type ClusterNodeStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="has(self.spec.nodeName) || !(self.metadata.name in ['and','break','do','else','elseif','end','false','for','function','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while'])",message="metadata.name is a Lua keyword, which is reserved as a node name: set spec.nodeName to the name senders use"
+// +kubebuilder:validation:XValidation:rule="has(self.spec.nodeName) || !(self.metadata.name in ['and','break','do','else','elseif','end','false','for','function','global','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while'])",message="metadata.name is a Lua keyword, which is reserved as a node name: set spec.nodeName to the name senders use"
 type ClusterNode struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -32,10 +32,13 @@ import (
 // exactly as skynet would (a long string, an expression), so a file it
 // accepts means the same to a Go sender and to a skynet node.
 
-// luaKeywords are Lua 5.4's reserved words: never a bare assignment target.
+// luaKeywords are Lua's reserved words: never a bare assignment target.
+// skynet ships Lua 5.5, whose "global" is a keyword too (skynet builds it
+// with LUA_COMPAT_GLOBAL, which still lets `global = ...` through, but the
+// writer does not count on a build flag).
 var luaKeywords = map[string]bool{
 	"and": true, "break": true, "do": true, "else": true, "elseif": true, "end": true,
-	"false": true, "for": true, "function": true, "goto": true, "if": true, "in": true,
+	"false": true, "for": true, "function": true, "global": true, "goto": true, "if": true, "in": true,
 	"local": true, "nil": true, "not": true, "or": true, "repeat": true, "return": true,
 	"then": true, "true": true, "until": true, "while": true,
 }
