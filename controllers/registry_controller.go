@@ -112,7 +112,8 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	for _, e := range omitted {
-		// EntryOf never yields these; a registry built by other code could.
+		// EntryOf never yields these (it makes a reserved name or a bad
+		// address NotReady); entries built by other code could.
 		logger.Error(nil, "Node left out of the registry", "configmap", key, "node", e.Node, "reason", e.Reason)
 	}
 

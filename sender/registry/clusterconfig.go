@@ -30,7 +30,9 @@ import (
 //
 // The parser accepts a subset of Lua: it rejects what it does not read
 // exactly as skynet would (a long string, an expression), so a file it
-// accepts means the same to a Go sender and to a skynet node.
+// accepts means the same to a Go sender and to a skynet node. Both sides
+// are checked against skynet's own Lua and loader by
+// TestClusterConfigLoadsTheSameInSkynet.
 
 // luaKeywords are Lua's reserved words: never a bare assignment target.
 // skynet ships Lua 5.5, whose "global" is a keyword too (skynet builds it
@@ -128,8 +130,9 @@ var (
 )
 
 // writable splits entries into those both registry files can carry and
-// those they cannot, with the reason in Entry.Reason: an empty name, a name
-// skynet would read as an option, a name that is not UTF-8, a second entry for a name already given,
+// those they cannot, with the reason in Entry.Reason: an empty name, a
+// Ready or Down entry whose name skynet would read as an option (any other
+// has no line anyway), a name that is not UTF-8, a second entry for a name already given,
 // or a Ready entry whose address fails CheckAddress. The writers below turn
 // the latter into "not ready", never into a line.
 func writable(entries []Entry) (ok, bad []Entry) {
@@ -139,7 +142,7 @@ func writable(entries []Entry) (ok, bad []Entry) {
 		switch {
 		case e.Node == "":
 			why = "empty node name"
-		case strings.HasPrefix(e.Node, OptionPrefix):
+		case strings.HasPrefix(e.Node, OptionPrefix) && (e.State == Ready || e.State == Down):
 			why = ReservedNodeName(e.Node)
 		case !utf8.ValidString(e.Node):
 			// nodes.json could not carry it: JSON would change the name.
