@@ -15,18 +15,18 @@ import (
 )
 
 // skynetLua is skynet's own Lua interpreter (Lua 5.5 from the skynet source,
-// built once by hack/skynet-lua.sh). When there is no skynet source or no C
+// built once with skynet by hack/skynet.sh). When there is no skynet source or no C
 // compiler here, the test skips saying how to get them, and fails instead
 // under CI=true or SKYCALL_REQUIRE_SKYNET=1; a failed build always fails.
 func skynetLua(t *testing.T) string {
 	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command(filepath.Join("..", "..", "hack", "skynet-lua.sh"))
+	cmd := exec.Command(filepath.Join("..", "..", "hack", "skynet.sh"))
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		msg := fmt.Sprintf("skynet's Lua is not available (%v): %s\nhack/skynet-lua.sh needs the skynet source "+
-			"(SKYNET_SRC, or shared/skynet/upstream beside the repository), cc and make",
+		msg := fmt.Sprintf("skynet's Lua is not available (%v): %s\nhack/skynet.sh needs the skynet source "+
+			"(SKYNET_SRC, or shared/skynet/upstream beside the repository), gcc and make",
 			err, strings.TrimSpace(stderr.String()))
 		var exit *exec.ExitError
 		unavailable := errors.As(err, &exit) && exit.ExitCode() == 3
@@ -36,7 +36,7 @@ func skynetLua(t *testing.T) string {
 		t.Skip(msg)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1]
+	return filepath.Join(lines[len(lines)-1], "lua")
 }
 
 // loadInSkynet loads each source as skynet's clusterd does
