@@ -49,11 +49,11 @@ func (c *nodeConn) close() {
 // connect dials addr, confirms the peer and makes it the node's connection.
 func (n *node) connect(addr string) error {
 	o := &n.c.opts
-	n.lastAddr = addr
-	if n.dials > 0 {
+	n.redial.lastAddr = addr
+	if n.redial.dials > 0 {
 		n.m.reconnects.Inc()
 	}
-	n.dials++
+	n.redial.dials++
 	n.setState(StateConnecting)
 	ctx, cancel := context.WithTimeout(n.c.ctx, o.connectTimeout)
 	defer cancel()

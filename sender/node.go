@@ -126,11 +126,8 @@ type node struct {
 	pending map[uint32]*call // calls encoded or written, by session
 
 	// Manager-only state.
-	attempt  int
-	retryAt  time.Time
-	lastAddr string
-	dials    int
-	mine     *nodeConn // the connection the manager made last
+	redial redial
+	mine   *nodeConn // the connection the manager made last
 }
 
 func newNode(c *Client, name string) *node {
@@ -579,11 +576,9 @@ func (n *node) step() time.Duration {
 		// The connection the manager made was lost: back off if it did not
 		// last, else reconnect at once.
 		if time.Since(n.mine.readyAt) < time.Second {
-			n.attempt++
-			n.retryAt = time.Now().Add(n.backoff())
+			n.redial.failed(time.Now(), n.c.opts.backoffBase, n.c.opts.backoffMax, rand.Float64())
 		} else {
-			n.attempt = 0
-			n.retryAt = time.Time{}
+			n.redial.reset()
 		}
 		n.mine = nil
 	}
@@ -621,7 +616,7 @@ func (n *node) step() time.Duration {
 		if was != StateDown {
 			n.log.Info("Node down in the registry; closing its connection", "reason", e.Reason)
 		}
-		n.attempt, n.retryAt = 0, time.Time{}
+		n.redial.reset()
 		return 0
 
 	case e.State == registry.Ready:
@@ -638,24 +633,22 @@ func (n *node) step() time.Duration {
 			n.log.Info("Node moved; reconnecting", "from", cur.addr, "to", e.Address)
 			n.startDrain(cur)
 			n.mine = nil
-			n.attempt, n.retryAt = 0, time.Time{}
+			n.redial.reset()
 		}
-		if e.Address != n.lastAddr {
-			n.attempt, n.retryAt = 0, time.Time{}
+		if e.Address != n.redial.lastAddr {
+			n.redial.reset()
 		}
-		if wait := time.Until(n.retryAt); wait > 0 {
+		if wait := n.redial.wait(time.Now()); wait > 0 {
 			n.setState(StateBackoff)
 			return wait
 		}
 		if err := n.connect(e.Address); err != nil {
-			n.attempt++
-			d := n.backoff()
-			n.retryAt = time.Now().Add(d)
+			d := n.redial.failed(time.Now(), n.c.opts.backoffBase, n.c.opts.backoffMax, rand.Float64())
 			n.mu.Lock()
 			n.lastErr = err
 			n.setStateLocked(StateBackoff)
 			n.mu.Unlock()
-			n.log.Info("Connecting failed; backing off", "address", e.Address, "attempt", n.attempt, "retryIn", d.String(), "error", err.Error())
+			n.log.Info("Connecting failed; backing off", "address", e.Address, "attempt", n.redial.attempt, "retryIn", d.String(), "error", err.Error())
 			return d
 		}
 		return 0
@@ -686,18 +679,6 @@ func (n *node) step() time.Duration {
 		}
 		return 0
 	}
-}
-
-// backoff is the delay after n.attempt consecutive failures.
-func (n *node) backoff() time.Duration {
-	o := &n.c.opts
-	d := float64(o.backoffBase)
-	for i := 1; i < n.attempt && d < float64(o.backoffMax); i++ {
-		d *= 1.6
-	}
-	d = min(d, float64(o.backoffMax))
-	d *= 0.8 + 0.4*rand.Float64()
-	return time.Duration(d)
 }
 
 // failEverythingLocked fails the queued messages with queued (counting
