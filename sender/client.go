@@ -336,17 +336,6 @@ func (c *Client) sweep() {
 	}
 }
 
-// Call waiters are pooled: a Call in steady state allocates only its reply.
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
-
-func getCall() *call { return callPool.Get().(*call) }
-
-func putCall(w *call) {
-	done := w.done
-	*w = call{done: done}
-	callPool.Put(w)
-}
-
 // appendRequest encodes one request; the wire.Request lives on its stack,
 // so encoding allocates nothing.
 func appendRequest(dst []byte, addr uint32, name string, session uint32, push bool, payload []byte) []byte {

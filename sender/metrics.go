@@ -20,14 +20,15 @@ const (
 	resultRegistry       = "registry_error"
 )
 
-// clientMetrics are a Client's Prometheus metrics. Gauges (state, queue
-// depth) are read from the nodes at scrape time; counters and the histogram
-// are kept per node in cached children so that the hot path does one atomic
-// add, or nothing (batch counts are added by the writer).
+// clientMetrics are a Client's Prometheus metrics. The state gauge is set by
+// each node's one transition function; the queue gauges are read from the
+// nodes at scrape time; counters and the histogram are kept per node in
+// cached children so that the hot path does one atomic add, or nothing
+// (batch counts are added by the writer).
 type clientMetrics struct {
 	c *Client
 
-	state      *prometheus.Desc
+	state      *prometheus.GaugeVec
 	queueMsgs  *prometheus.Desc
 	queueBytes *prometheus.Desc
 
@@ -49,15 +50,17 @@ type nodeMetrics struct {
 	readBytes    prometheus.Counter
 	reconnects   prometheus.Counter
 	queueWait    prometheus.Observer
+	state        [StateClosed + 1]prometheus.Gauge // by State
 }
 
 func newClientMetrics(c *Client) *clientMetrics {
 	node := []string{"node"}
 	return &clientMetrics{
 		c: c,
-		state: prometheus.NewDesc("skycall_sender_node_state",
-			"Connection state of a node: 1 for the current state (idle, resolving, connecting, confirming, ready, backoff, down, closed), 0 for the others.",
-			[]string{"node", "state"}, nil),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "skycall_sender_node_state",
+			Help: "Connection state of a node: 1 for the current state (idle, resolving, connecting, confirming, ready, backoff, down, closed), 0 for the others.",
+		}, []string{"node", "state"}),
 		queueMsgs: prometheus.NewDesc("skycall_sender_queue_messages",
 			"Messages waiting for a node: queued until it is ready, or waiting for the connection's writer.", node, nil),
 		queueBytes: prometheus.NewDesc("skycall_sender_queue_bytes",
@@ -95,7 +98,7 @@ func newClientMetrics(c *Client) *clientMetrics {
 }
 
 func (m *clientMetrics) forNode(name string) nodeMetrics {
-	return nodeMetrics{
+	nm := nodeMetrics{
 		callsOK:      m.calls.WithLabelValues(name, resultOK),
 		callsRemote:  m.calls.WithLabelValues(name, resultRemoteError),
 		written:      m.written.WithLabelValues(name),
@@ -104,15 +107,18 @@ func (m *clientMetrics) forNode(name string) nodeMetrics {
 		reconnects:   m.reconnects.WithLabelValues(name),
 		queueWait:    m.queueWait.WithLabelValues(name),
 	}
+	for s := range nm.state {
+		nm.state[s] = m.state.WithLabelValues(name, State(s).String())
+	}
+	return nm
 }
 
 func (m *clientMetrics) vecs() []prometheus.Collector {
-	return []prometheus.Collector{m.queueWait, m.calls, m.written, m.writtenBytes, m.readBytes, m.reconnects, m.dropped}
+	return []prometheus.Collector{m.state, m.queueWait, m.calls, m.written, m.writtenBytes, m.readBytes, m.reconnects, m.dropped}
 }
 
 // Describe implements prometheus.Collector.
 func (m *clientMetrics) Describe(ch chan<- *prometheus.Desc) {
-	ch <- m.state
 	ch <- m.queueMsgs
 	ch <- m.queueBytes
 	for _, v := range m.vecs() {
@@ -125,15 +131,8 @@ func (m *clientMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.c.nodes.Range(func(_, v any) bool {
 		n := v.(*node)
 		n.mu.Lock()
-		st, msgs, bytes := n.state, n.qMsgs, n.qBytes
+		msgs, bytes := n.quota.msgs, n.quota.bytes
 		n.mu.Unlock()
-		for s := StateIdle; s <= StateClosed; s++ {
-			val := 0.0
-			if s == st {
-				val = 1
-			}
-			ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, val, n.name, s.String())
-		}
 		ch <- prometheus.MustNewConstMetric(m.queueMsgs, prometheus.GaugeValue, float64(msgs), n.name)
 		ch <- prometheus.MustNewConstMetric(m.queueBytes, prometheus.GaugeValue, float64(bytes), n.name)
 		return true
