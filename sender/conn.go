@@ -166,7 +166,7 @@ func (n *node) unmatched(resp *wire.Response) {
 	if resp.Session != 0 || resp.OK {
 		return
 	}
-	n.c.metrics.dropped.WithLabelValues(n.name, "rejected").Inc()
+	n.c.metrics.dropped.WithLabelValues(n.name, dropRejected).Inc()
 	now := time.Now().UnixNano()
 	if last := lastRejectLog.Load(); now-last > int64(time.Second) && lastRejectLog.CompareAndSwap(last, now) {
 		n.log.Info("Node rejected a push", "message", string(resp.Payload))

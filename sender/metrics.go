@@ -20,6 +20,22 @@ const (
 	resultRegistry       = "registry_error"
 )
 
+// callResults are every "result" label value, for deleting a node's series.
+var callResults = [...]string{resultOK, resultRemoteError, resultDeadline, resultCanceled, resultTimeout,
+	resultConnectionLost, resultNodeDown, resultUnknownNode, resultQueueFull, resultClosed, resultTooLarge, resultRegistry}
+
+// Reasons a Send is dropped, the "reason" label of skycall_sender_dropped_total.
+const (
+	dropNodeDown       = "node_down"
+	dropClosed         = "closed"
+	dropUnknownNode    = "unknown_node"
+	dropRegistry       = "registry_error"
+	dropConnectionLost = "connection_lost"
+	dropRejected       = "rejected"
+)
+
+var dropReasons = [...]string{dropNodeDown, dropClosed, dropUnknownNode, dropRegistry, dropConnectionLost, dropRejected}
+
 // clientMetrics are a Client's Prometheus metrics. The state gauge is set by
 // each node's one transition function; the queue gauges are read from the
 // nodes at scrape time; counters and the histogram are kept per node in

@@ -59,7 +59,7 @@ func (s State) String() string {
 // its reader and writer (conn.go, dial.go) and the old connections draining
 // after a move (drain.go).
 //
-// Lock order: mu before inflight.mu.
+// Lock order: Client.nodesMu before mu before inflight.mu.
 type node struct {
 	c    *Client
 	name string
@@ -80,6 +80,13 @@ type node struct {
 	out      outbox    // frames for conn's writer
 	signaled bool      // conn's writer has been woken (or is busy) for out
 	draining drainSet  // old connections finishing their calls after a move
+
+	// Idleness (idle.go): used is set by every submit and cleared by each
+	// idle check; idleSince is when a check last saw the node in use;
+	// forgotten is final: the Client dropped the node.
+	used      bool
+	idleSince time.Time
+	forgotten bool
 
 	inflight *inflight // calls encoded or written, by session; its own lock
 
@@ -151,6 +158,11 @@ func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, 
 	size := len(payload)
 	o := &n.c.opts
 	n.mu.Lock()
+	if n.forgotten {
+		n.mu.Unlock()
+		return errForgotten
+	}
+	n.used = true
 	if n.state == StateIdle {
 		n.startLocked()
 	}
@@ -382,6 +394,10 @@ func (n *node) run() {
 			return
 		default:
 		}
+		if n.isForgotten() {
+			n.stopWatch()
+			return
+		}
 		if d := n.step(); d > 0 {
 			timer.Reset(d)
 		}
@@ -394,6 +410,12 @@ func (n *node) run() {
 		}
 		timer.Stop()
 	}
+}
+
+func (n *node) isForgotten() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.forgotten
 }
 
 // step brings the node one step towards the registry's entry. It returns
@@ -422,7 +444,7 @@ func (n *node) step() time.Duration {
 	case err != nil:
 		first := n.failErr == nil || n.failErr.Error() != ferr.Error()
 		n.failErr = ferr
-		calls := n.failQueuedLocked(ferr, "registry_error", cur == nil)
+		calls := n.failQueuedLocked(ferr, dropRegistry, cur == nil)
 		if cur == nil {
 			n.setStateLocked(StateResolving, "registry error")
 		}
@@ -435,7 +457,7 @@ func (n *node) step() time.Duration {
 
 	case e.State == registry.Down:
 		n.failErr = ferr
-		calls, conns := n.failEverythingLocked(ferr, "node_down", newNodeError(ErrNodeDown, nil,
+		calls, conns := n.failEverythingLocked(ferr, dropNodeDown, newNodeError(ErrNodeDown, nil,
 			"skycall: node %q was marked down while the call was in flight; the request may or may not have been processed", n.name))
 		was := n.state
 		n.setStateLocked(StateDown, "registry: down")
@@ -451,7 +473,7 @@ func (n *node) step() time.Duration {
 
 	case ferr != nil: // absent from a no-wait registry, not connected
 		n.failErr = ferr
-		calls := n.failQueuedLocked(ferr, "unknown_node", true)
+		calls := n.failQueuedLocked(ferr, dropUnknownNode, true)
 		n.setStateLocked(StateResolving, "registry: absent, no-wait")
 		n.mu.Unlock()
 		deliver(calls)
@@ -514,7 +536,7 @@ func (n *node) step() time.Duration {
 // critical section: nothing submitted later can overtake a queued message.
 func (n *node) becomeReady(c *nodeConn) {
 	n.mu.Lock()
-	if n.state == StateClosed {
+	if n.state == StateClosed || n.forgotten {
 		n.mu.Unlock()
 		c.nc.Close()
 		return
@@ -572,7 +594,7 @@ func (n *node) shutdown() {
 	n.setStateLocked(StateClosed, "client closed")
 	n.failErr = ErrClosed
 	calls, conns := n.failEverythingLocked(
-		newNodeError(ErrClosed, nil, "skycall: client closed before the message to node %q was sent", n.name), "closed",
+		newNodeError(ErrClosed, nil, "skycall: client closed before the message to node %q was sent", n.name), dropClosed,
 		newNodeError(ErrClosed, nil, "skycall: client closed while the call to node %q was in flight; the request may or may not have been processed", n.name))
 	n.quota.wake()
 	n.mu.Unlock()
@@ -588,7 +610,7 @@ func (n *node) shutdown() {
 // lostSends is the number of Sends in a batch whose write failed.
 func (n *node) connLost(c *nodeConn, cause error, lostSends int) {
 	if lostSends > 0 {
-		n.c.metrics.dropped.WithLabelValues(n.name, "connection_lost").Add(float64(lostSends))
+		n.c.metrics.dropped.WithLabelValues(n.name, dropConnectionLost).Add(float64(lostSends))
 	}
 	n.mu.Lock()
 	current := n.conn == c
