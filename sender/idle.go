@@ -27,6 +27,28 @@ func (c *Client) forgetIdle(now time.Time) {
 	})
 }
 
+// idleClock tracks how long a node has gone unused. Guarded by node.mu.
+type idleClock struct {
+	used  bool      // a message was submitted since the last check
+	since time.Time // when a check last saw the node in use; zero: never checked
+}
+
+// touch records a message.
+func (k *idleClock) touch() { k.used = true }
+
+// check returns how long the node has been idle as of now, given whether it
+// is busy (something queued or in flight). A node used since the previous
+// check, or checked for the first time, has been idle for 0.
+func (k *idleClock) check(busy bool, now time.Time) time.Duration {
+	busy = busy || k.used
+	k.used = false
+	if busy || k.since.IsZero() {
+		k.since = now
+		return 0
+	}
+	return now.Sub(k.since)
+}
+
 // idleFor reports how long the node has been idle as of now: nothing
 // queued or in the outbox, no call in flight, no old connection draining,
 // its writer not busy, and no message submitted since the previous check.
@@ -37,14 +59,8 @@ func (n *node) idleFor(now time.Time) time.Duration {
 }
 
 func (n *node) idleForLocked(now time.Time) time.Duration {
-	busy := n.used || n.quota.msgs > 0 || len(n.draining) > 0 ||
-		(n.conn != nil && n.signaled) || n.inflight.len() > 0
-	n.used = false
-	if busy || n.idleSince.IsZero() {
-		n.idleSince = now
-		return 0
-	}
-	return now.Sub(n.idleSince)
+	busy := n.quota.msgs > 0 || len(n.draining) > 0 || (n.conn != nil && n.signaled) || n.inflight.len() > 0
+	return n.idle.check(busy, now)
 }
 
 // forget drops n if it is still idle: it is taken out of the Client's

@@ -36,6 +36,33 @@ func (r *ctWatchCounter) Watch(node string, notify func()) func() {
 	}
 }
 
+func TestIdleClockCountsFromTheLastCheckThatSawUse(t *testing.T) {
+	var k idleClock
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		at    time.Duration
+		touch bool
+		busy  bool
+		want  time.Duration
+	}{
+		{at: 0, want: 0}, // first check starts the clock
+		{at: 10 * time.Second, want: 10 * time.Second}, // unused since
+		{at: 11 * time.Second, touch: true, want: 0},   // a message since the last check
+		{at: 15 * time.Second, want: 4 * time.Second},  // counted from the check that saw it
+		{at: 20 * time.Second, busy: true, want: 0},    // a call in flight
+		{at: 90 * time.Second, want: 70 * time.Second}, // idle again
+		{at: 91 * time.Second, touch: true, busy: true, want: 0},
+	}
+	for _, st := range steps {
+		if st.touch {
+			k.touch()
+		}
+		if got := k.check(st.busy, t0.Add(st.at)); got != st.want {
+			t.Fatalf("at %v: idle %v, want %v", st.at, got, st.want)
+		}
+	}
+}
+
 // ctNodeSeries counts the metric series labelled with a node.
 func ctNodeSeries(t *testing.T, g prometheus.Gatherer) int {
 	t.Helper()

@@ -19,7 +19,8 @@ import (
 type State int32
 
 const (
-	// StateIdle: never used; nothing resolved or connected yet.
+	// StateIdle: never used, or forgotten after WithNodeIdleTimeout;
+	// nothing resolved or connected.
 	StateIdle State = iota
 	// StateResolving: waiting for the registry to give a usable address
 	// (the node is absent, not ready, or the registry is still loading).
@@ -81,12 +82,8 @@ type node struct {
 	signaled bool      // conn's writer has been woken (or is busy) for out
 	draining drainSet  // old connections finishing their calls after a move
 
-	// Idleness (idle.go): used is set by every submit and cleared by each
-	// idle check; idleSince is when a check last saw the node in use;
-	// forgotten is final: the Client dropped the node.
-	used      bool
-	idleSince time.Time
-	forgotten bool
+	idle      idleClock // how long the node has gone unused (idle.go)
+	forgotten bool      // final: the Client dropped the node while idle
 
 	inflight *inflight // calls encoded or written, by session; its own lock
 
@@ -162,7 +159,7 @@ func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, 
 		n.mu.Unlock()
 		return errForgotten
 	}
-	n.used = true
+	n.idle.touch()
 	if n.state == StateIdle {
 		n.startLocked()
 	}
