@@ -92,11 +92,9 @@ func (c *Client) forget(n *node, now time.Time) {
 }
 
 // forget deletes every series of the node name, by exact labels: a partial
-// match would scan every series of every node, under nodesMu.
+// match would scan every series of every node, under nodesMu. The gauges
+// (state, queue) go with the node, since they are collected from the nodes.
 func (m *clientMetrics) forget(name string) {
-	for s := StateIdle; s <= StateClosed; s++ {
-		m.state.DeleteLabelValues(name, s.String())
-	}
 	for _, r := range callResults {
 		m.calls.DeleteLabelValues(name, r)
 	}

@@ -36,15 +36,17 @@ const (
 
 var dropReasons = [...]string{dropNodeDown, dropClosed, dropUnknownNode, dropRegistry, dropConnectionLost, dropRejected}
 
-// clientMetrics are a Client's Prometheus metrics. The state gauge is set by
-// each node's one transition function; the queue gauges are read from the
-// nodes at scrape time; counters and the histogram are kept per node in
-// cached children so that the hot path does one atomic add, or nothing
-// (batch counts are added by the writer).
+// clientMetrics are a Client's Prometheus metrics. Gauges (state, queue
+// depth) are read from the nodes at scrape time: the state series are
+// node.state, which only node.setStateLocked writes, so they cannot
+// disagree with the transition log, and no per-node gauge children are kept
+// (eight per node would cost about 3 KiB each). Counters and the histogram
+// are kept per node in cached children so that the hot path does one atomic
+// add, or nothing (batch counts are added by the writer).
 type clientMetrics struct {
 	c *Client
 
-	state      *prometheus.GaugeVec
+	state      *prometheus.Desc
 	queueMsgs  *prometheus.Desc
 	queueBytes *prometheus.Desc
 
@@ -66,17 +68,15 @@ type nodeMetrics struct {
 	readBytes    prometheus.Counter
 	reconnects   prometheus.Counter
 	queueWait    prometheus.Observer
-	state        [StateClosed + 1]prometheus.Gauge // by State
 }
 
 func newClientMetrics(c *Client) *clientMetrics {
 	node := []string{"node"}
 	return &clientMetrics{
 		c: c,
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "skycall_sender_node_state",
-			Help: "Connection state of a node: 1 for the current state (idle, resolving, connecting, confirming, ready, backoff, down, closed), 0 for the others.",
-		}, []string{"node", "state"}),
+		state: prometheus.NewDesc("skycall_sender_node_state",
+			"Connection state of a node: 1 for the current state (idle, resolving, connecting, confirming, ready, backoff, down, closed), 0 for the others.",
+			[]string{"node", "state"}, nil),
 		queueMsgs: prometheus.NewDesc("skycall_sender_queue_messages",
 			"Messages waiting for a node: queued until it is ready, or waiting for the connection's writer.", node, nil),
 		queueBytes: prometheus.NewDesc("skycall_sender_queue_bytes",
@@ -114,7 +114,7 @@ func newClientMetrics(c *Client) *clientMetrics {
 }
 
 func (m *clientMetrics) forNode(name string) nodeMetrics {
-	nm := nodeMetrics{
+	return nodeMetrics{
 		callsOK:      m.calls.WithLabelValues(name, resultOK),
 		callsRemote:  m.calls.WithLabelValues(name, resultRemoteError),
 		written:      m.written.WithLabelValues(name),
@@ -123,18 +123,15 @@ func (m *clientMetrics) forNode(name string) nodeMetrics {
 		reconnects:   m.reconnects.WithLabelValues(name),
 		queueWait:    m.queueWait.WithLabelValues(name),
 	}
-	for s := range nm.state {
-		nm.state[s] = m.state.WithLabelValues(name, State(s).String())
-	}
-	return nm
 }
 
 func (m *clientMetrics) vecs() []prometheus.Collector {
-	return []prometheus.Collector{m.state, m.queueWait, m.calls, m.written, m.writtenBytes, m.readBytes, m.reconnects, m.dropped}
+	return []prometheus.Collector{m.queueWait, m.calls, m.written, m.writtenBytes, m.readBytes, m.reconnects, m.dropped}
 }
 
 // Describe implements prometheus.Collector.
 func (m *clientMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.state
 	ch <- m.queueMsgs
 	ch <- m.queueBytes
 	for _, v := range m.vecs() {
@@ -147,8 +144,15 @@ func (m *clientMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.c.nodes.Range(func(_, v any) bool {
 		n := v.(*node)
 		n.mu.Lock()
-		msgs, bytes := n.quota.msgs, n.quota.bytes
+		st, msgs, bytes := n.state, n.quota.msgs, n.quota.bytes
 		n.mu.Unlock()
+		for s := StateIdle; s <= StateClosed; s++ {
+			val := 0.0
+			if s == st {
+				val = 1
+			}
+			ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, val, n.name, s.String())
+		}
 		ch <- prometheus.MustNewConstMetric(m.queueMsgs, prometheus.GaugeValue, float64(msgs), n.name)
 		ch <- prometheus.MustNewConstMetric(m.queueBytes, prometheus.GaugeValue, float64(bytes), n.name)
 		return true

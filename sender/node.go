@@ -94,7 +94,7 @@ type node struct {
 }
 
 func newNode(c *Client, name string) *node {
-	n := &node{
+	return &node{
 		c:        c,
 		name:     name,
 		log:      c.log.WithValues("node", name),
@@ -103,8 +103,6 @@ func newNode(c *Client, name string) *node {
 		out:      newOutbox(),
 		inflight: newInflight(),
 	}
-	n.m.state[StateIdle].Set(1)
-	return n
 }
 
 func (n *node) notify() {
@@ -114,16 +112,16 @@ func (n *node) notify() {
 	}
 }
 
-// setStateLocked is the one place the node's state changes: it logs the
-// transition and updates the state metric. Closed is final.
+// setStateLocked is the one place the node's state changes, as grpc-go's
+// updateConnectivityState: it logs the transition, and the state metric
+// (skycall_sender_node_state, collected from n.state) follows. Closed is
+// final.
 func (n *node) setStateLocked(s State, why string) {
 	from := n.state
 	if from == s || from == StateClosed {
 		return
 	}
 	n.state = s
-	n.m.state[from].Set(0)
-	n.m.state[s].Set(1)
 	n.log.V(1).Info("State", "from", from.String(), "to", s.String(), "why", why)
 }
 

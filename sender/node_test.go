@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/skycall-io/skycall/sender/registry"
 )
@@ -20,11 +19,23 @@ func TestNodeTransitionUpdatesStateMetricAndClosedIsFinal(t *testing.T) {
 	defer c.Close()
 	n := c.node("db")
 	gauge := func(s State) float64 {
-		var m dto.Metric
-		if err := c.metrics.state.WithLabelValues("db", s.String()).Write(&m); err != nil {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
 			t.Fatal(err)
 		}
-		return m.GetGauge().GetValue()
+		for _, mf := range mfs {
+			if mf.GetName() != "skycall_sender_node_state" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if ctLabelsMatch(m, "db", s.String()) {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no state series for %v", s)
+		return 0
 	}
 	if gauge(StateIdle) != 1 {
 		t.Fatal("a new node is not idle in the metric")
