@@ -18,7 +18,8 @@ import (
 
 // Client sends pushes and calls to the nodes of a cluster, as skynet's
 // cluster.send and cluster.call do. It keeps one connection and one FIFO
-// queue per node, created on first use. A Client is safe for concurrent use;
+// queue per node, created on first use and dropped after the node has been
+// idle for WithNodeIdleTimeout. A Client is safe for concurrent use;
 // see the package documentation for its ordering and delivery guarantees.
 type Client struct {
 	reg     registry.Registry
@@ -163,7 +164,7 @@ func (c *Client) ServiceHandle(node string, handle uint32) *Service {
 }
 
 // State returns the connection state of node (StateIdle for a node never
-// used).
+// used, or forgotten after WithNodeIdleTimeout).
 func (c *Client) State(nodeName string) State {
 	v, ok := c.nodes.Load(nodeName)
 	if !ok {

@@ -33,8 +33,14 @@ type idleClock struct {
 	since time.Time // when a check last saw the node in use; zero: never checked
 }
 
-// touch records a message.
-func (k *idleClock) touch() { k.used = true }
+// touch records a message. It writes only on the first message since the
+// last check, so that a hot node's submit path does not dirty the cache
+// line at every message.
+func (k *idleClock) touch() {
+	if !k.used {
+		k.used = true
+	}
+}
 
 // check returns how long the node has been idle as of now, given whether it
 // is busy (something queued or in flight). A node used since the previous
