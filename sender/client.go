@@ -276,11 +276,12 @@ func (c *Client) node(name string) *node {
 	return n
 }
 
-// submit hands a message to n or, if n was forgotten while idle, to the
-// node that replaced it, which a Service (svc non-nil) then keeps. It
-// returns the node that took the message.
-func (c *Client) submit(ctx context.Context, n *node, svc *Service, addr uint32, name string, push bool, payload []byte, w *call) (*node, error) {
-	err := n.submit(ctx, addr, name, push, payload, w)
+// resubmit hands a message that n refused because it was forgotten while
+// idle to the node that replaced it, which a Service (svc non-nil) then
+// keeps. It returns the node that took the message. It is off the hot
+// path: send and call try n.submit first.
+func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, addr uint32, name string, push bool, payload []byte, w *call) (*node, error) {
+	err := errForgotten
 	for err == errForgotten {
 		// forget removes n from nodes under nodesMu, which node takes when
 		// it misses: this waits for forget to finish and never spins.
@@ -301,7 +302,10 @@ func (c *Client) send(ctx context.Context, n *node, svc *Service, addr uint32, n
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, err := c.submit(ctx, n, svc, addr, name, true, payload, nil)
+	err := n.submit(ctx, addr, name, true, payload, nil)
+	if err == errForgotten {
+		_, err = c.resubmit(ctx, n, svc, addr, name, true, payload, nil)
+	}
 	return err
 }
 
@@ -320,7 +324,10 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, n
 			w.deadline = c.epoch.Load() + sweepTicks + 1
 		}
 	}
-	n, err := c.submit(ctx, n, svc, addr, name, false, payload, w)
+	err := n.submit(ctx, addr, name, false, payload, w)
+	if err == errForgotten {
+		n, err = c.resubmit(ctx, n, svc, addr, name, false, payload, w)
+	}
 	if err != nil {
 		putCall(w)
 		n.countCallErr(err)
