@@ -23,8 +23,9 @@ its reply.
 ADDR is a cluster name ("@store", as registered with cluster.register), a
 local name (".store"), or a numeric handle (10 or ":0000000a", as query
 prints). Each ARG is one or more Lua literals separated by commas; the shell
-removes quotes, so quote strings twice: "'get'" or "'get', 'k'". They are
-packed with skynet.pack, as cluster.call packs its arguments.
+removes quotes, so quote strings twice: "'get'" or "'get', 'k'". A negative
+number on its own needs -- before the arguments (-- -42). They are packed
+with skynet.pack, as cluster.call packs its arguments.
 
 The reply is printed as Lua literals, one value a line (-o lua, the default),
 as a JSON array (-o json: tables become arrays or objects, strings that are

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -116,7 +117,12 @@ func newRootCommand(o *globalOptions, name string) *cobra.Command {
 	root.SetIn(o.in)
 	root.SetOut(o.out)
 	root.SetErr(o.errOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		if negativeNumber.MatchString(err.Error()) {
+			err = fmt.Errorf("%w (a negative number as an argument needs -- before the arguments: call NODE ADDR -- -42, or write it in a list: \"'x', -42\")", err)
+		}
+		return usageError{err}
+	})
 
 	f := root.PersistentFlags()
 	f.StringVar(&o.registry, "registry", "", "where nodes are: file:PATH or static:NAME=HOST:PORT,... (default $SKYCALL_REGISTRY, else the ClusterNodes of the kubeconfig's namespace)")
@@ -165,6 +171,9 @@ func (o *globalOptions) logger() logr.Logger {
 		}
 	}, funcr.Options{Verbosity: 1})
 }
+
+// negativeNumber recognises pflag's complaint about an argument like -42.
+var negativeNumber = regexp.MustCompile(`in -[0-9.]`)
 
 // Exit codes; see rootLong.
 const (
