@@ -225,14 +225,18 @@ func TestNodesFromAClusterConfigFileFollowsIt(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{reg, "nodes", "--watch", "--watch-interval", "50ms", "-o", "json"}, streams{in: strings.NewReader(""), out: &out, errOut: &errOut}, "skycall")
+		done <- run(ctx, []string{reg, "nodes", "--watch", "--watch-interval", "50ms", "--probe-timeout", "500ms", "-o", "json"}, streams{in: strings.NewReader(""), out: &out, errOut: &errOut}, "skycall")
 	}()
 	eventually(t, "the first listing", func() bool { return strings.Count(out.String(), "\n") >= 2 })
 	game := startNode(t, "game")
 	write(fmt.Sprintf("db = %q\nlogin = %q\ngame = %q\n", db.addr, db.addr, game.addr))
+	// login's address is db's: the node there answers to another name.
 	eventually(t, "login and game appear", func() bool {
 		s := out.String()
 		return strings.Contains(s, `{"name":"login","state":"ready"`) && strings.Contains(s, `{"name":"game","state":"ready","address":"`+game.addr+`","connection":"ready"`)
+	})
+	eventually(t, "login's probe finds the wrong node", func() bool {
+		return strings.Contains(out.String(), `"error":"skycall: `+db.addr+` answered as node \"db\", not \"login\"; the registry entry for \"login\" points at the wrong node"`)
 	})
 	write(fmt.Sprintf("db = %q\n", db.addr))
 	eventually(t, "game disappears", func() bool { return strings.Contains(out.String(), `{"name":"game","state":"absent"}`) })

@@ -202,6 +202,15 @@ func shortError(err error) string {
 	if errors.As(err, &op) {
 		return op.Error()
 	}
+	// A probe that timed out waiting for the connection wraps both the
+	// deadline and the last connection error: the latter says why.
+	if multi, ok := err.(interface{ Unwrap() []error }); ok && errors.Is(err, context.DeadlineExceeded) {
+		for _, e := range multi.Unwrap() {
+			if !errors.Is(e, context.DeadlineExceeded) {
+				return e.Error()
+			}
+		}
+	}
 	return err.Error()
 }
 
