@@ -237,6 +237,7 @@ func golden(t *testing.T, name, got string) {
 var (
 	rttStatsLine = regexp.MustCompile(`rtt min/avg/max/stddev = [0-9./]+ ms`)
 	pingTime     = regexp.MustCompile(`\d+\.\d{3} ms`)
+	hostPort     = regexp.MustCompile(`https://127\.0\.0\.1:\d+`)
 )
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {

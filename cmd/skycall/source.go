@@ -265,7 +265,7 @@ func explain(err error, node string, e registry.Entry, timeout time.Duration) er
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		if e.State == registry.NotReady {
-			return notReadyError{fmt.Errorf("%w (node %q stayed not ready: %s)", err, node, orNone(e.Reason))}
+			return notReadyError{fmt.Errorf("%w (node %q stayed not ready; 'skycall nodes' shows why)", err, node)}
 		}
 		if errors.As(err, new(*net.OpError)) {
 			return fmt.Errorf("%w (no connection to node %q at %s within --timeout %v: check that it listens there)", err, node, e.Address, timeout)
