@@ -32,6 +32,7 @@ verify: ## Fail if generated files are stale; gofmt and go vet.
 build: ## Build the manager and demo binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/skycall-demo ./cmd/skycall-demo
+	$(GO) build -o bin/skycall ./cmd/skycall
 
 .PHONY: demo
 demo: build ## The main job: control plane, operator, two nodes and a sender, end to end.
