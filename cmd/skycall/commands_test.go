@@ -164,9 +164,9 @@ func TestBenchCountsEveryMessageAndPrintsPercentiles(t *testing.T) {
 	eventually(t, "400 sends handled", func() bool { return db.loggedCount() == before+400 })
 
 	// A duration bound stops it, with a progress line when asked for.
-	r = skycall(t, reg, "bench", "db", "@echo", "1", "-d", "200ms", "--progress", "always").ok(t)
-	if !strings.Contains(r.stdout, "ok, 0 errors") {
-		t.Fatalf("bench -d: %s", r.stdout)
+	r = skycall(t, reg, "bench", "db", "@echo", "1", "-d", "600ms", "--progress", "always").ok(t)
+	if !strings.Contains(r.stdout, "ok, 0 errors") || !strings.Contains(r.stderr, " calls  ") || !strings.HasSuffix(r.stderr, "\r\033[K") {
+		t.Fatalf("bench -d with progress: stdout\n%s\nstderr %q", r.stdout, r.stderr)
 	}
 
 	// Failures are counted and grouped, and make the exit code non-zero.
