@@ -39,19 +39,33 @@ demo: build ## The main job: control plane, operator, two nodes and a sender, en
 	@SKYCALL_TOOLS="$(TOOLS)" bin/skycall-demo run --manager bin/manager
 
 .PHONY: test
-test: verify ## Everything CI runs: generated files, vet, unit, race, envtest, fuzz seeds, e2e.
+test: verify skynet ## Everything CI runs: generated files, vet, unit, race, envtest, fuzz seeds, e2e, interop with a real skynet.
 	@echo "== go test (real kube-apiserver and etcd from $(TOOLS))"
 	KUBEBUILDER_ASSETS="$(TOOLS)" SKYCALL_TOOLS="$(TOOLS)" $(GO) test -count=1 -timeout 30m ./...
 	@echo "== go test -race ./sender/..."
 	KUBEBUILDER_ASSETS="$(TOOLS)" $(GO) test -race -count=1 -timeout 20m ./sender/...
 	@echo "== fuzz (each target $(FUZZTIME))"
 	hack/fuzz.sh $(FUZZTIME)
+	@hack/skynet.sh >/dev/null 2>&1 || echo "== NOTE: the interop tests against a real skynet (test/interop) were SKIPPED: see 'make skynet'"
+
+.PHONY: skynet
+skynet: ## Build (once) the real skynet the interop tests run, or say why they will be skipped and how to enable them.
+	@echo "== skynet for the interop tests (test/interop)"
+	@if dir=$$(hack/skynet.sh | tail -n 1); then echo "   real skynet nodes from $$dir"; \
+	  else rc=$$?; \
+	    if [ $$rc -ne 3 ] || [ "$${CI:-}" = true ] || [ "$${SKYCALL_REQUIRE_SKYNET:-}" = 1 ]; then exit $$rc; fi; \
+	    echo "   SKIPPING the interop tests: no skynet source and no network (reason above)."; \
+	    echo "   Enable them: SKYNET_SRC=/path/to/skynet-f19d1605.tar.gz make test (or a checkout of"; \
+	    echo "   github.com/cloudwu/skynet at f19d1605), or run where GitHub is reachable; needs gcc and make."; \
+	  fi
 
 BENCHFLAGS ?=
 
 .PHONY: bench
 bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), go test -bench on the hot paths, the operator with 10,000 ClusterNodes. BENCHFLAGS=-quick for a smoke run.
 	cd bench && $(GO) run ./cmd/skybench $(BENCHFLAGS)
+	@echo "== skynet rows: skynet -> skynet (1.0x) against skycall Client -> skynet, skynet -> skycall Server, skycall -> skycall"
+	cd bench && $(GO) run ./cmd/skynetbench $(if $(findstring -quick,$(BENCHFLAGS)),-quick) $(SKYNETBENCHFLAGS)
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem .
 	$(GO) test -run '^$$' -bench . -benchmem ./sender/...
 	@echo "== operator at scale: $${SKYCALL_SCALE_NODES:-10000} ClusterNodes on the local control plane"

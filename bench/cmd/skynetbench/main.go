@@ -1,0 +1,484 @@
+// Command skynetbench measures skycall against real skynet on loopback, with
+// skynet -> skynet as the reference (1.0x):
+//
+//	skynet -> skynet          cluster.call / cluster.send between two skynet nodes
+//	skycall Client -> skynet  sender.Client calling a skynet node's service
+//	skynet -> skycall Server  a skynet node calling a sender.Server
+//	skycall -> skycall        sender.Client calling a sender.Server
+//
+// for cluster.call with 1 and 64 concurrent callers and for cluster.send
+// (then one call that arrives behind the sends and returns their count).
+// Every measurement is a fixed number of messages, and reports the rate,
+// its ratio to skynet -> skynet in the same round, and the CPU time per
+// message of the sending and of the receiving process, read from
+// /proc/<pid>/stat (skynet, the skycall Server's own process) and getrusage
+// (this process, which hosts the skycall Client), so that a reader sees
+// which side is the bottleneck. Each side runs in its own process; the
+// process driving a skynet sender only waits for one call meanwhile.
+//
+//	go run ./cmd/skynetbench          # 3 rounds
+//	go run ./cmd/skynetbench -quick   # smoke run
+//
+// skynet comes from hack/skynet.sh (see test/skynetpeer); without it the
+// command says why and how to enable it, and exits 0.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/test/skynetpeer"
+)
+
+const payloadSize = 32
+
+type opts struct {
+	rounds  int
+	calls1  int
+	calls64 int
+	sends   int
+}
+
+func main() {
+	var o opts
+	serve := flag.Bool("serve", false, "internal: run the skycall Server under measurement and print its address")
+	quick := flag.Bool("quick", false, "smoke run: 1 round, fewer messages")
+	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds; every figure is the median over them")
+	flag.IntVar(&o.calls1, "calls1", 10000, "calls per measurement with one caller")
+	flag.IntVar(&o.calls64, "calls64", 50000, "calls per measurement with 64 concurrent callers")
+	flag.IntVar(&o.sends, "sends", 100000, "sends per measurement")
+	flag.Parse()
+	if *serve {
+		if err := serveChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "skynetbench -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick {
+		for name, v := range map[string]*int{"rounds": &o.rounds, "calls1": &o.calls1, "calls64": &o.calls64, "sends": &o.sends} {
+			if !set[name] {
+				*v = map[string]int{"rounds": 1, "calls1": 1000, "calls64": 5000, "sends": 10000}[name]
+			}
+		}
+	}
+	if o.rounds < 1 || o.calls1 < 1 || o.calls64 < 64 || o.sends < 1 {
+		fmt.Fprintln(os.Stderr, "skynetbench: -rounds, -calls1 and -sends must be positive, -calls64 at least 64")
+		os.Exit(2)
+	}
+	if err := run(o, os.Stdout); err != nil {
+		if errors.Is(err, skynetpeer.ErrUnavailable) {
+			fmt.Printf("== skynet rows: SKIPPED, %v\n%s\n", err, skynetpeer.HowToEnable)
+			return
+		}
+		fmt.Fprintln(os.Stderr, "skynetbench:", err)
+		os.Exit(1)
+	}
+}
+
+// The systems, each a sender and a receiver process.
+const (
+	sysSkySky = iota // skynet -> skynet
+	sysGoSky         // skycall Client -> skynet
+	sysSkyGo         // skynet -> skycall Server
+	sysGoGo          // skycall Client -> skycall Server
+	numSys
+)
+
+var sysLabel = [numSys]string{"skynet -> skynet", "skycall Client -> skynet", "skynet -> skycall Server", "skycall -> skycall"}
+
+type benchCase struct {
+	label string
+	send  bool
+	conc  int
+	n     int
+}
+
+type result struct {
+	elapsed          time.Duration
+	n                int
+	sendCPU, recvCPU time.Duration
+	err              error
+}
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+type env struct {
+	a, b   *skynetpeer.Node // a sends (its driver service), b receives
+	child  *exec.Cmd        // the skycall Server's process
+	stdin  io.WriteCloser   // the child's standard input: closing it ends the child
+	goAddr string
+	c      *sender.Client
+	ctx    context.Context
+}
+
+func run(o opts, w io.Writer) error {
+	root, err := skynetpeer.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if _, err := skynetpeer.Dir(); err != nil {
+		return err
+	}
+	e := &env{ctx: context.Background()}
+	defer e.close()
+	if err := e.start(root); err != nil {
+		return err
+	}
+	cases := []benchCase{
+		{"call c=1", false, 1, o.calls1},
+		{"call c=64", false, 64, o.calls64},
+		{"send", true, 1, o.sends},
+	}
+	fmt.Fprintf(w, "skynetbench: skynet %s vs skycall, %d B payload (skynet.pack'ed \"echo\"/\"push\" + string), %d rounds; %s, NumCPU=%d; load average %s\n",
+		skynetpeer.Commit[:8], payloadSize, o.rounds, runtime.Version(), runtime.NumCPU(), loadAvg())
+	fmt.Fprintln(w, "warming up...")
+	for _, bc := range cases {
+		small := bc
+		small.n = min(bc.n, 500)
+		for sys := range numSys {
+			if r := e.measure(sys, small); r.err != nil {
+				return fmt.Errorf("%s %s: %w", sysLabel[sys], bc.label, r.err)
+			}
+		}
+	}
+	results := map[string][numSys][]result{}
+	for round := range o.rounds {
+		fmt.Fprintf(w, "round %d/%d...\n", round+1, o.rounds)
+		for _, bc := range cases {
+			rs := results[bc.label]
+			for sys := range numSys {
+				rs[sys] = append(rs[sys], e.measure(sys, bc))
+			}
+			results[bc.label] = rs
+		}
+	}
+	print(w, o, cases, results)
+	return nil
+}
+
+func (e *env) start(root string) error {
+	lua := filepath.Join(root, "test", "interop", "lua")
+	// The skycall Server in a process of its own, so its CPU is its own.
+	e.child = exec.Command(os.Args[0], "-serve")
+	e.child.Stderr = os.Stderr
+	// Held open (a dropped *os.File would be closed by its finalizer) until
+	// close, or until this process dies: either way the child then exits.
+	var err error
+	if e.stdin, err = e.child.StdinPipe(); err != nil {
+		return err
+	}
+	stdout, err := e.child.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := e.child.Start(); err != nil {
+		return fmt.Errorf("start the skycall Server process: %w", err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("the skycall Server process printed no address: %w", err)
+	}
+	e.goAddr = strings.TrimSpace(strings.TrimPrefix(line, "addr "))
+
+	if e.b, err = skynetpeer.StartNode(skynetpeer.Config{Name: "receiver", Start: "interop_main", LuaPath: []string{lua}}); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "skynetbench-")
+	if err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "clustername.lua")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "receiver = %q\ngo = %q\n", e.b.Addr, e.goAddr), 0o644); err != nil {
+		return err
+	}
+	if e.a, err = skynetpeer.StartNode(skynetpeer.Config{Name: "sender", Start: "interop_main", LuaPath: []string{lua}, Cluster: cfg, WorkDir: dir}); err != nil {
+		return err
+	}
+	e.c = sender.New(registry.NewStatic(map[string]string{"sender": e.a.Addr, "receiver": e.b.Addr, "go": e.goAddr}),
+		sender.WithCallTimeout(5*time.Minute))
+	return nil
+}
+
+func (e *env) close() {
+	if e.c != nil {
+		e.c.Close()
+	}
+	for _, n := range []*skynetpeer.Node{e.a, e.b} {
+		if n != nil {
+			n.Stop()
+		}
+	}
+	if e.child != nil && e.child.Process != nil {
+		e.stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = e.child.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = e.child.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// measure runs one case on one system, with the CPU time of both processes.
+func (e *env) measure(sys int, bc benchCase) result {
+	target := "receiver"
+	if sys == sysSkyGo || sys == sysGoGo {
+		target = "go"
+	}
+	if bc.send {
+		if _, err := e.c.CallValues(e.ctx, target, "@seq", "reset"); err != nil {
+			return result{err: err}
+		}
+	}
+	sendCPU := selfCPU
+	if sys == sysSkySky || sys == sysSkyGo {
+		sendCPU = e.a.CPUTime
+	}
+	recvCPU := e.b.CPUTime
+	if target == "go" {
+		recvCPU = func() (time.Duration, error) { return skynetpeer.ProcessCPUTime(e.child.Process.Pid) }
+	}
+	s0, err1 := sendCPU()
+	r0, err2 := recvCPU()
+	var r result
+	if sys == sysSkySky || sys == sysSkyGo {
+		r = e.skynetSends(target, bc)
+	} else {
+		r = e.goSends(target, bc)
+	}
+	s1, err3 := sendCPU()
+	r1, err4 := recvCPU()
+	if err := errors.Join(err1, err2, err3, err4); err != nil && r.err == nil {
+		r.err = fmt.Errorf("CPU time: %w", err)
+	}
+	r.sendCPU, r.recvCPU = s1-s0, r1-r0
+	return r
+}
+
+// skynetSends has the sender node's driver run the case against target.
+func (e *env) skynetSends(target string, bc benchCase) result {
+	kind, addr := "call", "@echo"
+	if bc.send {
+		kind, addr = "send", "@seq"
+	}
+	got, err := e.c.CallValues(e.ctx, "sender", "@driver", "bench", target, addr, kind, bc.n, bc.conc, payloadSize)
+	if err != nil {
+		return result{err: err}
+	}
+	if len(got) != 3 || got[0] != true {
+		return result{err: fmt.Errorf("skynet driver: %v", got)}
+	}
+	ns, _ := got[1].(int64)
+	done, _ := got[2].(int64)
+	r := result{elapsed: time.Duration(ns), n: bc.n}
+	if int(done) != bc.n {
+		r.err = fmt.Errorf("%d of %d messages confirmed", done, bc.n)
+	}
+	return r
+}
+
+// goSends runs the case from this process's Client against target.
+func (e *env) goSends(target string, bc benchCase) result {
+	s := strings.Repeat("x", payloadSize)
+	start := time.Now()
+	if bc.send {
+		push, _ := luaseri.Pack("push", s)
+		for range bc.n {
+			if err := e.c.Send(e.ctx, target, "@seq", push); err != nil {
+				return result{err: err}
+			}
+		}
+		got, err := e.c.CallValues(e.ctx, target, "@seq", "count")
+		if err != nil {
+			return result{err: err}
+		}
+		r := result{elapsed: time.Since(start), n: bc.n}
+		if len(got) != 1 || got[0] != int64(bc.n) {
+			r.err = fmt.Errorf("count %v after %d sends", got, bc.n)
+		}
+		return r
+	}
+	echo, _ := luaseri.Pack("echo", s)
+	var left atomic.Int64
+	left.Store(int64(bc.n))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for range bc.conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 {
+				if _, err := e.c.Call(e.ctx, target, "@echo", echo); err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return result{elapsed: time.Since(start), n: bc.n, err: firstErr}
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// selfCPU is this process's user + system CPU time.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// serveChild is the skycall Server under measurement: @echo replies with
+// its payload and @seq counts pushes ("count", "reset"), both sequential
+// like a skynet service. It prints "addr host:port" and serves until its
+// standard input closes (the parent exited).
+func serveChild() error {
+	srv := sender.NewServer("go")
+	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
+		return req.Payload, nil
+	}); err != nil {
+		return err
+	}
+	count := 0
+	countPacked := func() ([]byte, error) { return luaseri.Pack(count) }
+	if _, err := srv.HandleFunc("@seq", func(_ context.Context, req *sender.Request) ([]byte, error) {
+		if req.Push {
+			count++
+			return nil, nil
+		}
+		args, err := luaseri.Unpack(req.Payload)
+		if err != nil || len(args) == 0 {
+			return nil, fmt.Errorf("seq: bad call (%v)", err)
+		}
+		switch args[0] {
+		case "count":
+			return countPacked()
+		case "reset":
+			count = 0
+			return luaseri.Pack(true)
+		}
+		return nil, fmt.Errorf("seq: unknown command %v", args[0])
+	}); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("addr %s\n", ln.Addr())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, sender.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func print(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]result) {
+	fmt.Fprintf(w, "\n== skynet rows: %d B, medians of %d rounds; ratio = rate / skynet -> skynet's rate in the same round; CPU per message of the sending and the receiving process (a call counts its reply)\n", payloadSize, o.rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tsystem\tmsgs\tmsgs/s\tvs skynet\tsender CPU/msg\treceiver CPU/msg\t")
+	for _, bc := range cases {
+		rs := results[bc.label]
+		for sys := range numSys {
+			var rate, ratio, scpu, rcpu []float64
+			var firstErr error
+			for i, r := range rs[sys] {
+				if r.err != nil {
+					firstErr = cmpErr(firstErr, r.err)
+					continue
+				}
+				rate = append(rate, r.rate())
+				scpu = append(scpu, float64(r.sendCPU)/float64(r.n))
+				rcpu = append(rcpu, float64(r.recvCPU)/float64(r.n))
+				if ref := rs[sysSkySky][i]; ref.err == nil {
+					ratio = append(ratio, r.rate()/ref.rate())
+				}
+			}
+			label := bc.label
+			if sys > 0 {
+				label = ""
+			}
+			if len(rate) == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%d\terror: %v\t\t\t\t\n", label, sysLabel[sys], bc.n, firstErr)
+				continue
+			}
+			note := ""
+			if firstErr != nil {
+				note = fmt.Sprintf("  (%d rounds failed: %v)", len(rs[sys])-len(rate), firstErr)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2fx\t%s\t%s\t%s\n", label, sysLabel[sys], bc.n, median(rate), median(ratio),
+				us(median(scpu)), us(median(rcpu)), note)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "CPU times come from /proc/<pid>/stat (10 ms ticks) for skynet and the skycall Server's process, getrusage for the skycall Client's (this) process; everything shares the machine's cores.")
+}
+
+func us(ns float64) string {
+	if math.IsNaN(ns) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fµs", ns/1e3)
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
