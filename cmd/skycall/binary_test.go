@@ -51,6 +51,10 @@ func TestBinaryRunsAloneAndAsKubectlPlugin(t *testing.T) {
 	if _, errOut, code := exe(bin, reg, "call", "nope", "@store"); code != exitUnknownNode || !strings.Contains(errOut, `node "nope" is not in the static registry`) {
 		t.Fatalf("unknown node: exit %d, %q", code, errOut)
 	}
+	// A fresh process has the node's own text for a rejected push.
+	if _, errOut, code := exe(bin, reg, "send", "db", "@nobody", "1"); code != exitRemote || !strings.Contains(errOut, "replied with an error: Invalid name (the node rejected the message") {
+		t.Fatalf("rejected send: exit %d, %q", code, errOut)
+	}
 	if out, _, _ := exe(bin, "--help"); !strings.Contains(out, "kubectl skycall nodes") {
 		t.Fatalf("as kubectl-skycall, help should name `kubectl skycall`:\n%s", out)
 	}

@@ -262,7 +262,7 @@ func TestBadInputSaysWhatIsWrongAndExitsNonZero(t *testing.T) {
 		{"timeout", []string{"call", "db", "@slow", "--timeout", "300ms"}, exitTimeout, `call to node "db" service @slow: context deadline exceeded (the request was sent; its reply will be discarded) (waited --timeout 300ms`},
 		{"node down", []string{"send", "old", "@log"}, exitNodeDown, `node "old" is marked down in the static registry`},
 		{"service error", []string{"call", "db", "@fail", "'now'"}, exitRemote, `node "db" service @fail replied with an error: boom: now`},
-		{"push rejected", []string{"send", "db", "@nobody", "1"}, exitRemote, `Invalid name (the node rejected the message: is @nobody the name of a service there?)`},
+		{"push rejected", []string{"send", "db", "@nobody", "1"}, exitRemote, `(the node rejected the message: is @nobody the name of a service there?)`},
 		{"name not found", []string{"query", "db", "nobody"}, exitRemote, "name not found"},
 		{"connection refused", []string{"ping", "cache", "--timeout", "300ms"}, exitConnection, "connection refused"},
 		{"negative number without --", []string{"call", "db", "@echo", "-42"}, exitUsage, "needs -- before the arguments"},
