@@ -135,4 +135,38 @@ func TestKubernetesRegistryFromKubeconfig(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d; stderr %q, want %q", tc.args, r.code, tc.code, r.stderr, tc.want)
 		}
 	}
+
+	// nodes --watch follows the ClusterNodes: login becomes Ready (as the
+	// operator would write it), game-3 is deleted.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(wctx, []string{"nodes", "--watch", "--watch-interval", "100ms", "-o", "json"}, streams{in: strings.NewReader(""), out: &out, errOut: &errOut}, "skycall")
+	}()
+	eventually(t, "the first listing", func() bool { return strings.Count(out.String(), "\n") >= 4 })
+	login := startNode(t, "login")
+	var cn skycallv1.ClusterNode
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "login"}, &cn); err != nil {
+		t.Fatal(err)
+	}
+	cn.Status.Address = login.addr
+	meta.SetStatusCondition(&cn.Status.Conditions, metav1.Condition{
+		Type: skycallv1.ConditionReady, Status: metav1.ConditionTrue, Reason: skycallv1.ReasonResolved, Message: "endpoint ready", ObservedGeneration: cn.Generation,
+	})
+	if err := k8s.Status().Update(ctx, &cn); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "login shows ready and connected", func() bool {
+		return strings.Contains(out.String(), `{"name":"login","state":"ready","address":"`+login.addr+`","connection":"ready"`)
+	})
+	if err := k8s.Delete(ctx, &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "game-3"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "game_3 shows absent", func() bool { return strings.Contains(out.String(), `{"name":"game_3","state":"absent"}`) })
+	stopWatch()
+	if code := <-done; code != 0 {
+		t.Fatalf("nodes --watch exit %d: %s", code, errOut.String())
+	}
 }
