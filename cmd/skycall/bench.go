@@ -193,10 +193,8 @@ func (o *benchOptions) run(ctx context.Context, node, addr string, args []string
 		t := time.AfterFunc(o.duration, func() { stop.Store(true) })
 		defer t.Stop()
 	}
-	go func() {
-		<-ctx.Done()
-		stop.Store(true)
-	}()
+	// Interrupted (Ctrl-C): stop, and still print what was measured.
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
 	for i := range workers {
 		wg.Add(1)
 		go func(w *benchWorker) {
@@ -205,7 +203,9 @@ func (o *benchOptions) run(ctx context.Context, node, addr string, args []string
 				if o.count > 0 && claimed.Add(1) > o.count {
 					return
 				}
-				cctx, cancel := context.WithTimeout(ctx, o.timeout)
+				// Not cancelled by an interrupt: messages in flight
+				// finish and are counted, only new ones stop.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.timeout)
 				t := time.Now()
 				var err error
 				if o.push {
