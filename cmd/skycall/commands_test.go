@@ -270,6 +270,7 @@ func TestBadInputSaysWhatIsWrongAndExitsNonZero(t *testing.T) {
 		{"unknown flag", []string{"call", "db", "@x", "--bogus"}, exitUsage, "unknown flag: --bogus"},
 		{"raw with args", []string{"call", "db", "@echo", "1", "--raw", "-"}, exitUsage, "give no ARGs with it"},
 		{"bad output", []string{"nodes", "-o", "xml"}, exitUsage, `-o "xml": want table, json or yaml`},
+		{"zero timeout", []string{"ping", "db", "--timeout", "0"}, exitUsage, "--timeout 0s: want a positive duration"},
 		{"unbounded bench", []string{"bench", "db", "@echo", "-d", "0"}, exitUsage, "want a duration up to 1h"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

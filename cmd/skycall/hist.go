@@ -82,6 +82,9 @@ func (h *hist) quantile(q float64) time.Duration {
 	}
 	rank := uint64(math.Ceil(q * float64(h.n)))
 	rank = max(rank, 1)
+	if rank >= h.n {
+		return h.max
+	}
 	var seen uint64
 	for i, c := range h.counts {
 		seen += c

@@ -114,6 +114,12 @@ func newRootCommand(o *globalOptions, name string) *cobra.Command {
 		SilenceErrors: true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: name},
 	}
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if o.timeout <= 0 {
+			return usagef("--timeout %v: want a positive duration", o.timeout)
+		}
+		return nil
+	}
 	root.SetIn(o.in)
 	root.SetOut(o.out)
 	root.SetErr(o.errOut)
