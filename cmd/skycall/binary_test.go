@@ -74,6 +74,17 @@ func TestBinaryRunsAloneAndAsKubectlPlugin(t *testing.T) {
 	if _, _, code := exe(kubectl, "skycall", reg, "call", "db", "@store", "{"); code != exitUsage {
 		t.Fatalf("kubectl skycall passes the exit code through: got %d, want %d", code, exitUsage)
 	}
+
+	// kubectl completes a plugin through kubectl_complete-<plugin>, as the
+	// README says to install it.
+	script := filepath.Join(dir, "kubectl_complete-skycall")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec kubectl-skycall __complete \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = exe(kubectl, "__complete", "skycall", reg, "ping", "")
+	if code != 0 || !strings.HasPrefix(out, "db\n") {
+		t.Fatalf("kubectl __complete skycall ping: exit %d, %q %q", code, out, errOut)
+	}
 }
 
 func mustRoot(t *testing.T) string {
