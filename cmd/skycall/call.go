@@ -126,7 +126,11 @@ func (o *callOptions) run(ctx context.Context, node, addr string, args []string)
 	if o.push {
 		err := send(ctx, c, node, addr, payload)
 		if err == nil {
-			err = confirm(ctx, c, node)
+			if err = confirm(ctx, c, node); err != nil {
+				// The confirming query is queued behind the message, so
+				// a query that was not sent means the message was not.
+				err = fmt.Errorf("the message to %s on node %q was queued, but the node did not confirm receiving it: %w", addr, node, err)
+			}
 		}
 		if err == nil {
 			err = log.rejected(metrics, node, addr)
