@@ -28,8 +28,10 @@ number on its own needs -- before the arguments (-- -42). They are packed
 with skynet.pack, as cluster.call packs its arguments.
 
 The reply is printed as Lua literals, one value a line (-o lua, the default),
-as a JSON array (-o json: tables become arrays or objects, strings that are
-not UTF-8 become {"base64": "..."}), or as its bytes (-o raw). With --raw the
+as a JSON array (-o json: a table becomes an array, or an object whose keys
+that are not strings are written as Lua literals, "10" or "true"; strings
+that are not UTF-8 become {"base64": "..."}; inf and nan become strings),
+or as its bytes (-o raw). With --raw the
 request is the bytes of a file (or - for standard input), sent unpacked, and
 the reply is printed raw unless -o says otherwise.`
 

@@ -48,29 +48,43 @@ func jsonValue(v any) any {
 	case []any:
 		return jsonValues(v)
 	case map[any]any:
-		obj := make(map[string]any, len(v))
-		for k, val := range v {
-			obj[jsonKey(k)] = jsonValue(val)
-		}
-		return obj
+		return jsonObject(nil, v)
 	case luaseri.Table:
-		obj := make(map[string]any, len(v.Array)+len(v.Hash))
-		for i, val := range v.Array {
-			obj[strconv.Itoa(i+1)] = jsonValue(val)
-		}
-		for k, val := range v.Hash {
-			obj[jsonKey(k)] = jsonValue(val)
-		}
-		return obj
+		return jsonObject(v.Array, v.Hash)
 	}
 	return v
 }
 
-func jsonKey(k any) string {
-	if s, ok := k.(string); ok {
-		return s
+// jsonObject writes a table as an object: list items under "1".."n",
+// other non-string keys as Lua literals ("10", "true", "2.5"), string keys
+// as they are, unless one would collide with a key already written ({[1]=a,
+// ["1"]=b}): that string key is then written as a Lua literal ("\"1\""),
+// so that no entry is lost.
+func jsonObject(array []any, hash map[any]any) map[string]any {
+	obj := make(map[string]any, len(array)+len(hash))
+	for i, val := range array {
+		obj[strconv.Itoa(i+1)] = jsonValue(val)
 	}
-	return lualit.Format(k)
+	var strs []string
+	for k, val := range hash {
+		if s, ok := k.(string); ok {
+			strs = append(strs, s)
+			continue
+		}
+		obj[lualit.Format(k)] = jsonValue(val)
+	}
+	sort.Strings(strs) // a stable choice of which colliding key is quoted
+	for _, s := range strs {
+		key := s
+		for {
+			if _, taken := obj[key]; !taken {
+				break
+			}
+			key = lualit.Format(key)
+		}
+		obj[key] = jsonValue(hash[s])
+	}
+	return obj
 }
 
 // sortedKeys returns m's keys in order, for stable text output.
