@@ -9,8 +9,8 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -113,11 +113,12 @@ func (o *nodesOptions) run(ctx context.Context) error {
 		case "yaml":
 			return writeYAML(o.out, nodeList{Registry: src.desc, Nodes: rows})
 		}
-		tw := newTable(o.out)
+		tw := newTable(o.out, rows)
+		tw.header()
 		for _, r := range rows {
 			tw.row(r)
 		}
-		return tw.Flush()
+		return nil
 	}
 	return l.watch(ctx, rows)
 }
@@ -231,14 +232,11 @@ func (l *lister) fill(r *nodeRow) {
 // a known node at once, and every --watch-interval for new nodes and
 // connection states.
 func (l *lister) watch(ctx context.Context, rows []nodeRow) error {
-	out := newWatchPrinter(l.o.out, l.o.output)
+	out := newWatchPrinter(l.o.out, l.o.output, rows)
 	last := map[string]nodeRow{}
 	for _, r := range rows {
 		out.print(r)
 		last[r.Name] = r
-	}
-	if err := out.flush(); err != nil {
-		return err
 	}
 	changed := make(chan struct{}, 1)
 	stops := map[string]func(){}
@@ -300,9 +298,6 @@ func (l *lister) watch(ctx context.Context, rows []nodeRow) error {
 			}
 		}
 		follow(names)
-		if err := out.flush(); err != nil {
-			return err
-		}
 	}
 }
 
@@ -313,15 +308,35 @@ func sameRow(a, b nodeRow) bool {
 	return a == b
 }
 
-type table struct{ *tabwriter.Writer }
+// table prints rows in aligned columns. Its widths are fixed by the rows
+// it is made with, so that rows a watch prints later line up with them
+// (a longer value pushes only its own row).
+type table struct {
+	w      io.Writer
+	widths []int
+}
 
-func newTable(w io.Writer) table {
-	t := table{tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)}
-	fmt.Fprintln(t, "NAME\tSTATE\tADDRESS\tCONNECTION\tRTT\tREASON")
+var tableHeader = []string{"NAME", "STATE", "ADDRESS", "CONNECTION", "RTT", "REASON"}
+
+func newTable(w io.Writer, rows []nodeRow) *table {
+	t := &table{w: w, widths: make([]int, len(tableHeader))}
+	for _, cells := range append([][]string{tableHeader}, tableCells(rows)...) {
+		for i, c := range cells {
+			t.widths[i] = max(t.widths[i], utf8.RuneCountInString(c))
+		}
+	}
 	return t
 }
 
-func (t table) row(r nodeRow) {
+func tableCells(rows []nodeRow) [][]string {
+	cells := make([][]string, len(rows))
+	for i, r := range rows {
+		cells[i] = r.cells()
+	}
+	return cells
+}
+
+func (r nodeRow) cells() []string {
 	rtt := "-"
 	if r.RTTMillis != nil {
 		rtt = fmt.Sprintf("%.3fms", *r.RTTMillis)
@@ -330,8 +345,22 @@ func (t table) row(r nodeRow) {
 	if r.Error != "" {
 		reason = strings.TrimSpace(reason + " " + r.Error)
 	}
-	fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, dash(r.Address), dash(r.Connection), rtt, dash(reason))
+	return []string{r.Name, r.State, dash(r.Address), dash(r.Connection), rtt, dash(reason)}
 }
+
+func (t *table) line(cells []string) {
+	var b strings.Builder
+	for i, c := range cells {
+		b.WriteString(c)
+		if i < len(cells)-1 {
+			b.WriteString(strings.Repeat(" ", max(t.widths[i]-utf8.RuneCountInString(c), 0)+3))
+		}
+	}
+	fmt.Fprintln(t.w, b.String())
+}
+
+func (t *table) header()       { t.line(tableHeader) }
+func (t *table) row(r nodeRow) { t.line(r.cells()) }
 
 func dash(s string) string {
 	if s == "" {
@@ -345,13 +374,14 @@ func dash(s string) string {
 type watchPrinter struct {
 	w      io.Writer
 	output string
-	tw     table
+	tw     *table
 }
 
-func newWatchPrinter(w io.Writer, output string) *watchPrinter {
+func newWatchPrinter(w io.Writer, output string, first []nodeRow) *watchPrinter {
 	p := &watchPrinter{w: w, output: output}
 	if output == "table" {
-		p.tw = newTable(w)
+		p.tw = newTable(w, first)
+		p.tw.header()
 	}
 	return p
 }
@@ -367,13 +397,6 @@ func (p *watchPrinter) print(r nodeRow) {
 	default:
 		p.tw.row(r)
 	}
-}
-
-func (p *watchPrinter) flush() error {
-	if p.output == "table" {
-		return p.tw.Flush()
-	}
-	return nil
 }
 
 func writeYAML(w io.Writer, v any) error {
