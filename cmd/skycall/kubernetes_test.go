@@ -136,6 +136,24 @@ func TestKubernetesRegistryFromKubeconfig(t *testing.T) {
 		}
 	}
 
+	// A user who may not read ClusterNodes is told so, with exit 8.
+	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nobody"}}); err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := cp.ServiceAccountKubeconfig(ctx, ns, "nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"nodes"}, {"call", "db", "@store"}} {
+		r := skycall(t, append([]string{"--kubeconfig", nobody}, args...)...)
+		if r.code != exitRegistry || !strings.Contains(r.stderr, "registry unavailable") || !strings.Contains(r.stderr, "forbidden") {
+			t.Errorf("%v as a ServiceAccount without RBAC: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		if testing.Verbose() {
+			t.Logf("%v: %s", args, r.stderr)
+		}
+	}
+
 	// nodes --watch follows the ClusterNodes: login becomes Ready (as the
 	// operator would write it), game-3 is deleted.
 	wctx, stopWatch := context.WithCancel(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"k8s.io/klog/v2"
 
 	"github.com/skycall-io/skycall/sender"
 )
@@ -115,6 +116,11 @@ func newRootCommand(o *globalOptions, name string) *cobra.Command {
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: name},
 	}
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		// client-go logs through klog to standard error (a Kubernetes
+		// registry's failed list, for one), which the error the command
+		// returns already says. With -v, klog goes where the library's
+		// log goes.
+		klog.SetLogger(o.logger())
 		if o.timeout <= 0 {
 			return usagef("--timeout %v: want a positive duration", o.timeout)
 		}
