@@ -300,6 +300,20 @@ func TestBadInputSaysWhatIsWrongAndExitsNonZero(t *testing.T) {
 	}
 }
 
+func TestInterruptedCallExits130(t *testing.T) {
+	db := startNode(t, "db")
+	ctx, cancel := contextWithTimeout(testTimeout)
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{staticReg("db=" + db.addr), "call", "db", "@slow"}, streams{in: strings.NewReader(""), out: &out, errOut: &errOut}, "skycall")
+	}()
+	cancel() // Ctrl-C, whether before or after the call was written
+	if code := <-done; code != exitInterrupted || !strings.Contains(errOut.String(), "context canceled") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
 func TestRegistryFromTheEnvironment(t *testing.T) {
 	db := startNode(t, "db")
 	t.Setenv(registryEnv, "static:db="+db.addr)

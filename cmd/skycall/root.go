@@ -66,7 +66,8 @@ Exit codes:
   5  timeout: no answer within --timeout
   6  the node answered with an error (service failed, "Invalid name", "name not found")
   7  connection: refused, lost during a call, or a different node at the address
-  8  registry unavailable: kubeconfig, API server, permissions, bad registry file`
+  8  registry unavailable: kubeconfig, API server, permissions, bad registry file
+  130 interrupted (Ctrl-C) before the command finished`
 
 const rootExample = `  # The nodes of the current namespace's ClusterNodes, with reachability
   skycall nodes
@@ -90,6 +91,9 @@ func run(ctx context.Context, args []string, s streams, name string) int {
 		return exitOK
 	}
 	code := exitCode(err)
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		code = exitInterrupted // as a shell reports a command ended by Ctrl-C
+	}
 	fmt.Fprintf(s.errOut, "Error: %v\n", err)
 	if code == exitUsage {
 		fmt.Fprintf(s.errOut, "See '%s --help'.\n", commandPath(root, args))
@@ -198,6 +202,7 @@ const (
 	exitRemote      = 6
 	exitConnection  = 7
 	exitRegistry    = 8
+	exitInterrupted = 130
 )
 
 // usageError marks a mistake in the command line itself.
