@@ -39,10 +39,10 @@ type testNode struct {
 	logged [][]any
 }
 
-func startNode(t *testing.T, name string) *testNode {
+func startNode(t *testing.T, name string, opts ...sender.ServerOption) *testNode {
 	t.Helper()
 	n := &testNode{name: name, store: map[string]any{}}
-	srv := sender.NewServer(name)
+	srv := sender.NewServer(name, opts...)
 	must := func(_ uint32, err error) {
 		if err != nil {
 			t.Fatal(err)

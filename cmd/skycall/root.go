@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +39,13 @@ type globalOptions struct {
 	namespace  string
 	timeout    time.Duration
 	verbose    bool
+
+	// TLS to skycall Servers built with ServerTLS (skynet speaks plain TCP).
+	tls        bool
+	caFile     string
+	serverName string
+	insecure   bool
+	tlsConfig  *tls.Config // from the flags above; nil: plain TCP
 
 	// tty says whether errOut is a terminal (live progress lines).
 	tty bool
@@ -128,7 +137,7 @@ func newRootCommand(o *globalOptions, name string) *cobra.Command {
 		if o.timeout <= 0 {
 			return usagef("--timeout %v: want a positive duration", o.timeout)
 		}
-		return nil
+		return o.loadTLS()
 	}
 	root.SetIn(o.in)
 	root.SetOut(o.out)
@@ -147,6 +156,10 @@ func newRootCommand(o *globalOptions, name string) *cobra.Command {
 	f.StringVarP(&o.namespace, "namespace", "n", "", "the namespace of the ClusterNodes (default the context's namespace)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the node, its connection and each reply")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log connection state changes of the sender library to standard error")
+	f.BoolVar(&o.tls, "tls", false, "speak TLS to the nodes (skycall Servers built with ServerTLS; skynet nodes speak plain TCP)")
+	f.StringVar(&o.caFile, "cacert", "", "with --tls: PEM file of the certificate authorities to trust (default the system's); implies --tls")
+	f.StringVar(&o.serverName, "servername", "", "with --tls: the name to verify in the node's certificate (default the host of its address)")
+	f.BoolVar(&o.insecure, "insecure", false, "with --tls: do not verify the node's certificate (testing only)")
 
 	root.AddCommand(
 		newNodesCommand(o),
@@ -172,7 +185,31 @@ func (o *globalOptions) newClient(src *source, extra ...sender.Option) *sender.C
 		// A command line retries quickly: the user is waiting.
 		sender.WithBackoff(50*time.Millisecond, time.Second),
 	}
+	if o.tlsConfig != nil {
+		opts = append(opts, sender.WithTLS(o.tlsConfig))
+	}
 	return sender.New(src.reg, append(opts, extra...)...)
+}
+
+// loadTLS builds the TLS configuration the flags ask for, before anything
+// connects, so that a bad --cacert is a usage error.
+func (o *globalOptions) loadTLS() error {
+	if !o.tls && o.caFile == "" && o.serverName == "" && !o.insecure {
+		return nil
+	}
+	cfg := &tls.Config{ServerName: o.serverName, InsecureSkipVerify: o.insecure, MinVersion: tls.VersionTLS12}
+	if o.caFile != "" {
+		pem, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return usagef("--cacert: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return usagef("--cacert %s: no PEM certificate in it", o.caFile)
+		}
+	}
+	o.tlsConfig = cfg
+	return nil
 }
 
 func (o *globalOptions) logger() logr.Logger {
@@ -236,7 +273,8 @@ func exitCode(err error) int {
 		return exitRegistry
 	case errors.As(err, &re):
 		return exitRemote
-	case errors.Is(err, sender.ErrConnectionLost), errors.Is(err, sender.ErrWrongNode), errors.As(err, new(*net.OpError)):
+	case errors.Is(err, sender.ErrConnectionLost), errors.Is(err, sender.ErrWrongNode), errors.As(err, new(*net.OpError)),
+		errors.As(err, new(*tls.CertificateVerificationError)), errors.As(err, new(tls.RecordHeaderError)):
 		// A call that timed out queued wraps the last connection error
 		// too: the connection, not the wait, is what to fix.
 		return exitConnection
