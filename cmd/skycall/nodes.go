@@ -146,6 +146,7 @@ func (l *lister) rows(ctx context.Context) ([]nodeRow, error) {
 	for i, name := range names {
 		e, err := l.src.lookup(ctx, name)
 		if err != nil {
+			wg.Wait() // the probes write into rows
 			return nil, err
 		}
 		rows[i] = nodeRow{Name: name, State: e.State.String(), Address: e.Address, Reason: e.Reason}
@@ -220,12 +221,18 @@ func (l *lister) fill(r *nodeRow) {
 	if !l.o.probe || r.State != registry.Ready.String() && l.c.State(r.Name) == sender.StateIdle {
 		return
 	}
-	r.Connection = l.c.State(r.Name).String()
+	state := l.c.State(r.Name)
+	r.Connection = state.String()
 	l.mu.Lock()
-	if rtt, ok := l.rtt[r.Name]; ok && r.Connection == sender.StateReady.String() {
+	defer l.mu.Unlock()
+	if rtt, ok := l.rtt[r.Name]; ok && state == sender.StateReady {
 		r.RTTMillis = &rtt
 	}
-	l.mu.Unlock()
+	if state != sender.StateReady {
+		// The connection broke since its probe: a watch probes again,
+		// which says why.
+		delete(l.probed, r.Name)
+	}
 }
 
 // watch prints rows again when they change: on a registry notification for
