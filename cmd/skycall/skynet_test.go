@@ -78,6 +78,7 @@ func TestCommandsAgainstARealSkynetNode(t *testing.T) {
 	if !strings.Contains(r.stdout, "Count:        300 (300 ok, 0 errors)") {
 		t.Fatalf("bench: %s", r.stdout)
 	}
+	t.Logf("skycall bench against skynet:\n%s", r.stdout)
 	skycall(t, reg, "bench", "sky", "@seq", "'push', 1", "--count", "300", "-c", "4", "--send").ok(t)
 	if r := skycall(t, reg, "call", "sky", "@seq", "'count'").ok(t); r.stdout != "300\n" {
 		t.Fatalf("after 300 benchmarked sends skynet recorded %q", r.stdout)
