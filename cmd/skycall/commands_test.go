@@ -350,3 +350,40 @@ func TestShellCompletionOffersNodeNames(t *testing.T) {
 		t.Fatalf("completion of NODE: %q", r.stdout)
 	}
 }
+
+func TestNodesWatchTableKeepsItsColumns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.lua")
+	if err := os.WriteFile(path, []byte("login = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(testTimeout)
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--registry=file:" + path, "nodes", "-w", "--watch-interval", "50ms", "--probe=false"}, streams{in: strings.NewReader(""), out: &out, errOut: &errOut}, "skycall")
+	}()
+	eventually(t, "the first listing", func() bool { return strings.Count(out.String(), "\n") == 2 })
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte("login = \"10.255.255.1:2528\"\nshop = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "login and shop printed again", func() bool { return strings.Count(out.String(), "\n") >= 4 })
+	cancel()
+	<-done
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	header := lines[0]
+	for _, l := range lines[1:] {
+		// Each column starts where the header's does (values here are
+		// no longer than the first rows' or the header's).
+		for _, col := range []string{"STATE", "ADDRESS"} {
+			i := strings.Index(header, col)
+			if l[i-1] != ' ' || l[i] == ' ' {
+				t.Errorf("column %s misaligned:\n%s\n%s", col, header, l)
+			}
+		}
+	}
+}
