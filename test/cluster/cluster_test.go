@@ -1,10 +1,8 @@
 package cluster_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -18,7 +16,7 @@ import (
 
 const (
 	system  = "skycall-system"
-	game    = "game"
+	game    = cluster.Namespace
 	release = "skycall"
 	manager = "skycall-manager"
 	lease   = "skycall-manager.cluster.skycall.io"
@@ -172,47 +170,6 @@ func (j *journey) helmInstall(t *testing.T) {
 	}
 }
 
-const nodesManifest = `apiVersion: v1
-kind: Service
-metadata: {name: node, namespace: game}
-spec:
-  clusterIP: None
-  selector: {app: node}
-  ports: [{name: cluster, port: 2528, targetPort: cluster}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: node, namespace: game}
-spec:
-  replicas: 2
-  serviceName: node
-  podManagementPolicy: Parallel
-  selector: {matchLabels: {app: node}}
-  template:
-    metadata: {labels: {app: node}}
-    spec:
-      automountServiceAccountToken: false
-      enableServiceLinks: false
-      terminationGracePeriodSeconds: 5
-      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
-      containers:
-      - name: node
-        image: ` + cluster.DemoImage + `:` + cluster.ImageTag + `
-        imagePullPolicy: Never
-        args: ["node", "--name=$(POD_NAME)", "--listen=:2528"]
-        env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
-        ports: [{name: cluster, containerPort: 2528}]
-        readinessProbe: {tcpSocket: {port: cluster}, periodSeconds: 1}
-        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
-`
-
-const clusterNodeManifest = `apiVersion: cluster.skycall.io/v1
-kind: ClusterNode
-metadata: {name: %[1]s, namespace: game}
-spec:
-  service: {name: node, port: cluster, pod: %[2]s}
-`
-
 // podIP is a Running pod's IP, "" otherwise.
 func (j *journey) podIP(t *testing.T, ns, pod string) string {
 	return j.get(t, ns, "pod/"+pod, `{.status.podIP}`)
@@ -233,9 +190,9 @@ func (j *journey) nodeReadyAt(t *testing.T, name, pod string, timeout time.Durat
 }
 
 func (j *journey) nodesReady(t *testing.T) {
-	j.apply(t, nodesManifest)
+	j.apply(t, cluster.NodesManifest)
 	for _, pod := range []string{"node-0", "node-1"} {
-		j.apply(t, fmt.Sprintf(clusterNodeManifest, pod, pod))
+		j.apply(t, fmt.Sprintf(cluster.ClusterNodeManifest, pod, pod))
 	}
 	eventually(t, 2*time.Minute, "StatefulSet node 2/2 ready", func() (bool, string) {
 		n := j.get(t, game, "statefulset/node", `{.status.readyReplicas}`)
@@ -258,51 +215,19 @@ func (j *journey) nodesReady(t *testing.T) {
 	}
 }
 
-const senderManifest = `apiVersion: v1
-kind: Pod
-metadata: {name: sender, namespace: game, labels: {app: sender}}
-spec:
-  serviceAccountName: default
-  enableServiceLinks: false
-  terminationGracePeriodSeconds: 5
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
-  containers:
-  - name: sender
-    image: ` + cluster.DemoImage + `:` + cluster.ImageTag + `
-    imagePullPolicy: Never
-    args: ["sender", "--listen=:8080"]
-    ports: [{name: http, containerPort: 8080}]
-    readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
-    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
-`
-
 // send asks the sender pod to issue count messages to nodes, numbered from
 // j.next, and returns its output lines as they come.
 func (j *journey) send(t *testing.T, nodes string, count int) (lines <-chan string, first int) {
 	t.Helper()
-	ip := j.podIP(t, game, "sender")
 	first = j.next
 	j.next += count
-	url := fmt.Sprintf("http://%s:8080/send?to=%s&first=%d&count=%d", ip, nodes, first, count)
-	ch := make(chan string, 1024)
-	client := &http.Client{Timeout: 3 * time.Minute}
-	resp, err := client.Get(url)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	lines, err := cluster.SenderBatch(ctx, j.podIP(t, game, "sender"), nodes, first, count)
 	if err != nil {
-		t.Fatalf("asking the sender pod: %v", err)
+		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		t.Fatalf("sender pod answered %s", resp.Status)
-	}
-	go func() {
-		defer close(ch)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			ch <- sc.Text()
-		}
-	}()
-	return ch, first
+	return lines, first
 }
 
 // finish reads the sender's lines to the end and fails unless every reply
@@ -364,7 +289,7 @@ func (j *journey) senderCallsBoth(t *testing.T) {
 			t.Errorf("can game's default ServiceAccount %s %s in %s? %q, want %q", c.verb, c.resource, c.ns, got, c.want)
 		}
 	}
-	j.apply(t, senderManifest)
+	j.apply(t, cluster.SenderManifest)
 	eventually(t, time.Minute, "sender pod Ready", func() (bool, string) {
 		r := j.get(t, game, "pod/sender", `{.status.conditions[?(@.type=="Ready")].status}`)
 		return r == "True", "Ready=" + r
@@ -384,14 +309,7 @@ func (j *journey) senderCallsBoth(t *testing.T) {
 
 func (j *journey) senderState(t *testing.T, node string) string {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://%s:8080/state?node=%s", j.podIP(t, game, "sender"), node))
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Scan()
-	return sc.Text()
+	return cluster.SenderState(context.Background(), j.podIP(t, game, "sender"), node)
 }
 
 func (j *journey) podReplaced(t *testing.T) {
@@ -455,7 +373,7 @@ func (j *journey) helmUpgrade(t *testing.T) {
 		return false, fmt.Sprintf("holder %q, pods %v", holder, pods)
 	})
 	// The upgraded operator still reconciles: a new ClusterNode goes Ready.
-	j.apply(t, fmt.Sprintf(clusterNodeManifest, "node-0-again", "node-0"))
+	j.apply(t, fmt.Sprintf(cluster.ClusterNodeManifest, "node-0-again", "node-0"))
 	j.nodeReadyAt(t, "node-0-again", "node-0", time.Minute)
 }
 
