@@ -12,9 +12,11 @@
 #   iproute2, nftables, openssl,
 #   ca-certificates
 #
-# Usage: hack/cluster-tools.sh
+# Usage: hack/cluster-tools.sh [--check]
 #   Builds or installs whatever is missing, then prints the directory holding
 #   every binary (the same one hack/control-plane.sh prints) as the last line.
+#   --check: build nothing; exit 1 naming what is missing, else print the
+#   directory.
 #
 # Each binary is built only when missing: the Kubernetes ones live in a
 # directory named after their version, containerd's carry a version stamp
@@ -37,6 +39,25 @@ cache_root=${SKYCALL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skycall}
 bin="$cache_root/k8s-${k8s_version}"
 work="$cache_root/build"
 mkdir -p "$bin" "$work"
+
+if [ "${1:-}" = --check ]; then
+  absent=()
+  for c in etcd kube-apiserver kubectl helm kubelet kube-controller-manager kube-scheduler kube-proxy; do
+    [ -x "$bin/$c" ] || absent+=("$bin/$c")
+  done
+  for c in containerd containerd-shim-runc-v2 ctr; do
+    [ -x "$bin/$c" ] && [ "$(cat "$bin/$c.version" 2>/dev/null)" = "$containerd_version" ] || absent+=("$bin/$c ($containerd_version)")
+  done
+  for p in /usr/sbin/runc /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/sbin/ip /usr/sbin/nft /usr/bin/openssl /etc/ssl/certs/ca-certificates.crt; do
+    [ -e "$p" ] || absent+=("$p")
+  done
+  if [ ${#absent[@]} -gt 0 ]; then
+    echo "missing: ${absent[*]} (hack/cluster-tools.sh builds and installs them)"
+    exit 1
+  fi
+  echo "$bin"
+  exit 0
+fi
 
 # --- Debian packages --------------------------------------------------------
 # command -> package; the command proves the package is there.

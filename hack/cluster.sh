@@ -64,8 +64,8 @@ preflight() {
 lock() { # the operation lock: one up or down at a time
   exec 7>"${state%/}.lock"
   if ! flock -n 7; then
-    log "waiting for another hack/cluster.sh holding ${state%/}.lock"
-    flock 7
+    log "waiting (up to 5 minutes) for another hack/cluster.sh holding ${state%/}.lock"
+    flock -w 300 7 || die "${state%/}.lock still held after 5 minutes (by: $(fuser "${state%/}.lock" 2>/dev/null || echo unknown))"
   fi
 }
 
@@ -79,7 +79,9 @@ alive() { # component
 
 start() { # component binary args...
   local name=$1; shift
-  nohup "$@" >"$state/logs/$name.log" 2>&1 </dev/null &
+  # 7>&-: the daemons must not inherit the operation lock, or they would
+  # hold it for their whole life.
+  nohup "$@" >"$state/logs/$name.log" 2>&1 </dev/null 7>&- &
   echo $! >"$state/run/$name.pid"
 }
 
@@ -363,7 +365,7 @@ up() {
   local pause_tar="$state/images/pause.tar"
   mkdir -p "$state/images"
   (cd "$root" && go run ./hack/ociimage -out "$state/images" pause >/dev/null)
-  ctr images import "$pause_tar" >/dev/null
+  import_image "$pause_tar"
   log "pause image $pause_image imported"
 
   start etcd "$tools/etcd" --name skycall --data-dir "$state/run/etcd" \
@@ -415,6 +417,11 @@ up() {
   echo "$state/pki/admin.kubeconfig"
 }
 
+import_image() { # tarball; ctr's output only when it fails
+  local out
+  out=$(ctr images import "$1" 2>&1) || { printf '%s\n' "$out" >&2; die "ctr images import $1 failed"; }
+}
+
 # --- images --------------------------------------------------------------------
 images() {
   preflight
@@ -423,7 +430,7 @@ images() {
   (cd "$root" && go run ./hack/ociimage -out "$state/images" pause manager demo)
   local t
   for t in "$state"/images/*.tar; do
-    ctr images import "$t" >/dev/null
+    import_image "$t"
   done
   log "images imported: $(ctr images ls -q | grep '^localhost/skycall/' | tr '\n' ' ')"
 }
