@@ -45,9 +45,10 @@ etcd_port=23790
 # Images: pinned by containerd as the sandbox image, and what charts and
 # tests use with imagePullPolicy: Never.
 pause_image=localhost/skycall/pause:dev
-# Paths kubelet and libcni write whatever their configuration says; removed by
+# Paths kubelet, libcni and the containerd shim (its socket directory) write
+# whatever their configuration says; removed by
 # `down` only when `up` created them.
-host_dirs=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni)
+host_dirs=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd)
 # Cgroups kubelet (cgroupfs driver) and runc create under every hierarchy.
 cgroup_names=(kubepods k8s.io)
 
@@ -432,7 +433,7 @@ images() {
   for t in "$state"/images/*.tar; do
     import_image "$t"
   done
-  log "images imported: $(ctr images ls -q | grep '^localhost/skycall/' | tr '\n' ' ')"
+  log "images imported: $(ctr images ls -q 2>/dev/null | grep '^localhost/skycall/' | tr '\n' ' ')"
 }
 
 # --- down ----------------------------------------------------------------------

@@ -415,6 +415,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		if os.Getenv("SKYCALL_TEST_VERBOSE") != "" {
 			fmt.Fprintln(os.Stderr, l)
+			continue
 		}
 		w.t.Log(l)
 	}

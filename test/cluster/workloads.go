@@ -57,6 +57,10 @@ spec:
         ports: [{name: cluster, containerPort: 2528}]
         readinessProbe: {tcpSocket: {port: cluster}, periodSeconds: 1}
         securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}]
+      # skycall-demo links envtest (for its loopback demo), whose init
+      # creates a directory in /tmp; the root filesystem is read-only.
+      volumes: [{name: tmp, emptyDir: {}}]
 `
 
 // ClusterNodeManifest is a ClusterNode named after its first argument that
@@ -86,6 +90,8 @@ spec:
     ports: [{name: http, containerPort: 8080}]
     readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
     securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+    volumeMounts: [{name: tmp, mountPath: /tmp}]
+  volumes: [{name: tmp, emptyDir: {}}]
 `
 
 // SenderBatch asks the sender pod at ip to issue count messages to nodes
