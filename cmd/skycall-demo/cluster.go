@@ -122,6 +122,14 @@ func runCluster(args []string) error {
 	if err != nil {
 		return failed(err)
 	}
+	if err := show("get", "pod", "sender", "-n", cluster.Namespace, "-o", "wide"); err != nil {
+		return failed(err)
+	}
+	fmt.Println("    what its ServiceAccount may do with ClusterNodes and pods (kubectl auth can-i):")
+	for _, q := range [][]string{{"watch", "clusternodes.cluster.skycall.io"}, {"update", "clusternodes.cluster.skycall.io"}, {"list", "pods"}} {
+		out, _ := kubectl("auth", "can-i", q[0], q[1], "-n", cluster.Namespace, "--as=system:serviceaccount:"+cluster.Namespace+":default")
+		fmt.Printf("    %-6s %-32s %s\n", q[0], q[1], strings.TrimSpace(out))
+	}
 
 	cstep(5, fmt.Sprintf("The sender calls both nodes by name: %d messages each, alternating send and call", *count))
 	next := 1
