@@ -49,6 +49,9 @@ pause_image=localhost/skycall/pause:dev
 # whatever their configuration says; removed by
 # `down` only when `up` created them.
 host_dirs=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd)
+# Kernel settings kubelet changes on start (its "kernel tunables"); `down`
+# puts back what they were.
+sysctls=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
 # Cgroups kubelet (cgroupfs driver) and runc create under every hierarchy.
 cgroup_names=(kubepods k8s.io)
 
@@ -349,6 +352,8 @@ up() {
     for n in "${cgroup_names[@]}"; do [ -e "$d$n" ] || echo "$d$n" >>"$state/created-cgroups"; done
   done
   echo "$tools" >"$state/tools"
+  local k
+  for k in "${sysctls[@]}"; do echo "$k $(cat "/proc/sys/$k")" >>"$state/sysctls"; done
   log "state in $state, tools in $tools"
 
   gen_pki
@@ -482,6 +487,10 @@ teardown() {
     done
   fi
   for c in containerd apiserver etcd; do stop "$c"; done
+  if [ -f "$state/sysctls" ]; then
+    local k v
+    while read -r k v; do echo "$v" >"/proc/sys/$k" 2>/dev/null || log "cannot restore $k to $v"; done <"$state/sysctls"
+  fi
   # Shims outlive containerd; they run from the state directory's sockets.
   local pid
   for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $state/" 2>/dev/null || true); do

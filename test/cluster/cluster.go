@@ -88,6 +88,15 @@ func Up(ctx context.Context, progress io.Writer) (*Cluster, error) {
 	if err := c.takeLock(ctx); err != nil {
 		return nil, err
 	}
+	// Holding the session lock, a cluster still here was left by a user that
+	// died before Down (a killed test binary): take it down first.
+	if _, err := os.Stat(c.state); err == nil {
+		fmt.Fprintf(progress, "a cluster left by an earlier run is in %s; tearing it down first\n", c.state)
+		if _, err := c.script(ctx, "down"); err != nil {
+			c.unlock()
+			return nil, err
+		}
+	}
 	c.before = hostTraces()
 	out, err := c.script(ctx, "up")
 	if err != nil {
@@ -132,18 +141,25 @@ func (c *Cluster) Down(ctx context.Context) error {
 		}
 	}
 	if len(left) > 0 {
-		err = errors.Join(err, fmt.Errorf("left behind: %s", strings.Join(left, ", ")))
+		err = errors.Join(err, fmt.Errorf("left behind or changed: %s", strings.Join(left, ", ")))
 	}
 	return err
 }
 
 // hostTraces lists the host paths and cgroups a kubelet or CNI writes
-// whatever its configuration says, that exist now.
+// whatever its configuration says, that exist now, and the kernel settings
+// kubelet and kube-proxy may change, with their values.
 func hostTraces() []string {
+	var have []string
+	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+		"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes", "net/ipv4/ip_forward", "net/ipv4/conf/all/route_localnet"} {
+		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
+			have = append(have, "sysctl "+k+"="+strings.TrimSpace(string(b)))
+		}
+	}
 	paths := []string{"/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/var/lib/cni", "/run/containerd"}
 	cg, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
 	paths = append(paths, cg...)
-	var have []string
 	for _, p := range paths {
 		if _, err := os.Stat(p); err == nil {
 			have = append(have, p)
