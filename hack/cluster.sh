@@ -442,19 +442,22 @@ images() {
 }
 
 # --- down ----------------------------------------------------------------------
-stop() { # component: SIGTERM by recorded pid, SIGKILL after 15 s
-  local f="$state/run/$1.pid" pid i
-  [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$1 (pid $pid) did not stop on SIGTERM; killing it"
-      kill -9 "$pid" 2>/dev/null || true
+stop() { # components...: SIGTERM by recorded pid, together; SIGKILL after 15 s
+  local c pid i pids=() names=()
+  for c in "$@"; do
+    [ -f "$state/run/$c.pid" ] || continue
+    pid=$(cat "$state/run/$c.pid")
+    if kill "$pid" 2>/dev/null; then pids+=("$pid"); names+=("$c"); fi
+    rm -f "$state/run/$c.pid"
+  done
+  for i in "${!pids[@]}"; do
+    local waited=0
+    while kill -0 "${pids[$i]}" 2>/dev/null && [ "$waited" -lt 60 ]; do sleep 0.25; waited=$((waited + 1)); done
+    if kill -0 "${pids[$i]}" 2>/dev/null; then
+      log "${names[$i]} (pid ${pids[$i]}) did not stop on SIGTERM; killing it"
+      kill -9 "${pids[$i]}" 2>/dev/null || true
     fi
-  fi
-  rm -f "$f"
+  done
 }
 
 teardown() {
@@ -474,8 +477,7 @@ teardown() {
     done
   fi
   log "stopping processes"
-  local c
-  for c in kube-proxy kcm scheduler kubelet; do stop "$c"; done
+  stop kube-proxy kcm scheduler kubelet
   if [ -n "$tools" ] && alive containerd; then
     # Whatever the kubelet did not stop: kill tasks, delete containers (shims
     # exit, rootfs unmounted).
@@ -486,7 +488,8 @@ teardown() {
       ctr containers rm "$id" >/dev/null 2>&1 || true
     done
   fi
-  for c in containerd apiserver etcd; do stop "$c"; done
+  stop containerd apiserver
+  stop etcd
   if [ -f "$state/sysctls" ]; then
     local k v
     while read -r k v; do echo "$v" >"/proc/sys/$k" 2>/dev/null || log "cannot restore $k to $v"; done <"$state/sysctls"
