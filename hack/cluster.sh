@@ -470,11 +470,8 @@ teardown() {
     kubectl delete deployments,statefulsets,daemonsets,replicasets,jobs --all --all-namespaces \
       --cascade=foreground --wait=true --timeout=60s >/dev/null 2>&1 || true
     kubectl delete pods --all --all-namespaces --grace-period=2 --wait=true --timeout=60s >/dev/null 2>&1 || true
-    local i
-    for i in $(seq 120); do
-      [ -z "$(ctr containers ls -q 2>/dev/null)" ] && break
-      sleep 0.5
-    done
+    # A pod object goes once the kubelet has stopped its sandbox (CNI DEL
+    # done); the stopped containers themselves are removed below.
   fi
   log "stopping processes"
   stop kube-proxy kcm scheduler kubelet
@@ -521,7 +518,9 @@ teardown() {
   log "torn down"
 }
 
-# leftovers prints what a cluster left behind on this machine, one line each.
+# leftovers prints what a cluster left behind on this machine, one line
+# each; $1 lists the host paths and cgroups `up` created (they are checked
+# only then: a machine may have its own).
 leftovers() {
   [ -e "$state" ] && echo "state directory $state"
   awk -v d="$state/" 'index($2, d) == 1 { print "mount " $2 }' /proc/mounts
@@ -531,20 +530,19 @@ leftovers() {
     nft list tables 2>/dev/null | grep -w kube-proxy | sed 's/^/nftables /'
   fi
   pgrep -af "$state/" 2>/dev/null | sed 's/^/process /'
-  local d n
-  for d in /sys/fs/cgroup/*/; do
-    for n in kubepods; do [ -e "$d$n" ] && echo "cgroup $d$n"; done
-  done
-  for d in "${host_dirs[@]}"; do [ -e "$d" ] && echo "host path $d"; done
+  local p
+  for p in ${1:-}; do [ -e "$p" ] && echo "created path $p"; done
   true
 }
 
 down() {
   preflight
   lock
+  local created
+  created=$(cat "$state/created-host-dirs" "$state/created-cgroups" 2>/dev/null || true)
   teardown
   local left
-  left=$(leftovers)
+  left=$(leftovers "$created")
   if [ -n "$left" ]; then
     log "left behind after tear-down:"
     printf '  %s\n' "$left" >&2
@@ -552,6 +550,8 @@ down() {
   fi
 }
 
+# check: nothing of a cluster is running or mounted. Host paths and cgroups
+# are checked by `down`, which knows which ones `up` created.
 check() {
   local left
   left=$(leftovers)
