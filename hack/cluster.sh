@@ -25,7 +25,9 @@
 #
 # Environment:
 #   SKYCALL_CLUSTER_DIR  state directory (default /var/tmp/skycall-cluster);
-#                        removed by `down`
+#                        removed by `down`. DIR.lock (up/down) and
+#                        DIR.session.lock (test/cluster's users) stay beside
+#                        it: removing a lock file would race its next user.
 #   SKYCALL_CLUSTER_NET  first two octets of the bridge's /16 (default 10.213)
 #   SKYCALL_CACHE_DIR    as in hack/control-plane.sh
 set -euo pipefail
@@ -346,6 +348,9 @@ up() {
   # From here on, any failure tears down what was started.
   trap 'rc=$?; if [ $rc -ne 0 ]; then log "bringing the cluster up failed; tearing down"; teardown || true; fi' EXIT
   mkdir -p "$state"/{run,logs,bin}
+  # down removes the state directory only when it carries this mark, so a
+  # mistyped SKYCALL_CLUSTER_DIR never deletes someone's files.
+  : >"$state/.skycall-cluster"
   local d
   for d in "${host_dirs[@]}"; do [ -e "$d" ] || echo "$d" >>"$state/created-host-dirs"; done
   for d in /sys/fs/cgroup/*/; do
@@ -514,7 +519,11 @@ teardown() {
       [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
     done <"$state/created-cgroups"
   fi
-  rm -rf "$state"
+  if [ -f "$state/.skycall-cluster" ]; then
+    rm -rf "$state"
+  else
+    log "$state has no .skycall-cluster mark: not removing it"
+  fi
   log "torn down"
 }
 
