@@ -201,8 +201,10 @@ func (j *journey) nodesReady(t *testing.T) {
 	for _, pod := range []string{"node-0", "node-1"} {
 		addr := j.nodeReadyAt(t, pod, pod, time.Minute)
 		ip, _, _ := strings.Cut(addr, ":")
-		if !strings.HasPrefix(ip, "10.") || strings.HasPrefix(ip, "127.") {
-			t.Errorf("ClusterNode %s address %s is not a pod IP on the cluster bridge", pod, addr)
+		// A pod IP on the node's bridge (the same /16), not loopback.
+		nodeIP := j.get(t, "default", "node/skycall-node", `{.status.addresses[?(@.type=="InternalIP")].address}`)
+		if o := strings.Split(nodeIP, "."); len(o) != 4 || !strings.HasPrefix(ip, o[0]+"."+o[1]+".") || ip == nodeIP {
+			t.Errorf("ClusterNode %s address %s is not a pod IP on the cluster bridge (node %s)", pod, addr, nodeIP)
 		}
 		// The address came from the EndpointSlice controller's slice.
 		slices := j.get(t, game, "endpointslices", `{range .items[*].endpoints[*]}{.targetRef.name}={.addresses[0]} {end}`)
