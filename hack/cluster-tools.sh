@@ -40,27 +40,8 @@ bin="$cache_root/k8s-${k8s_version}"
 work="$cache_root/build"
 mkdir -p "$bin" "$work"
 
-if [ "${1:-}" = --check ]; then
-  absent=()
-  for c in etcd kube-apiserver kubectl helm kubelet kube-controller-manager kube-scheduler kube-proxy; do
-    [ -x "$bin/$c" ] || absent+=("$bin/$c")
-  done
-  for c in containerd containerd-shim-runc-v2 ctr; do
-    [ -x "$bin/$c" ] && [ "$(cat "$bin/$c.version" 2>/dev/null)" = "$containerd_version" ] || absent+=("$bin/$c ($containerd_version)")
-  done
-  for p in /usr/sbin/runc /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/sbin/ip /usr/sbin/nft /usr/bin/openssl /etc/ssl/certs/ca-certificates.crt; do
-    [ -e "$p" ] || absent+=("$p")
-  done
-  if [ ${#absent[@]} -gt 0 ]; then
-    echo "missing: ${absent[*]} (hack/cluster-tools.sh builds and installs them)"
-    exit 1
-  fi
-  echo "$bin"
-  exit 0
-fi
-
 # --- Debian packages --------------------------------------------------------
-# command -> package; the command proves the package is there.
+# path -> package; the path proves the package is there.
 declare -A packages=(
   [/usr/sbin/runc]=runc
   [/usr/lib/cni/bridge]=containernetworking-plugins
@@ -71,6 +52,26 @@ declare -A packages=(
   [/etc/ssl/certs/ca-certificates.crt]=ca-certificates
   [/usr/bin/flock]=util-linux
 )
+
+if [ "${1:-}" = --check ]; then
+  absent=()
+  for c in etcd kube-apiserver kubectl helm kubelet kube-controller-manager kube-scheduler kube-proxy; do
+    [ -x "$bin/$c" ] || absent+=("$bin/$c")
+  done
+  for c in containerd containerd-shim-runc-v2 ctr; do
+    [ -x "$bin/$c" ] && [ "$(cat "$bin/$c.version" 2>/dev/null)" = "$containerd_version" ] || absent+=("$bin/$c ($containerd_version)")
+  done
+  for p in "${!packages[@]}"; do
+    [ -e "$p" ] || absent+=("$p (Debian package ${packages[$p]})")
+  done
+  if [ ${#absent[@]} -gt 0 ]; then
+    echo "missing: ${absent[*]} (hack/cluster-tools.sh builds and installs them)"
+    exit 1
+  fi
+  echo "$bin"
+  exit 0
+fi
+
 missing=()
 for path in "${!packages[@]}"; do
   [ -e "$path" ] || missing+=("${packages[$path]}")
