@@ -29,6 +29,9 @@
 #                        DIR.session.lock (test/cluster's users) stay beside
 #                        it: removing a lock file would race its next user.
 #   SKYCALL_CLUSTER_NET  first two octets of the bridge's /16 (default 10.213)
+#   SKYCALL_CLUSTER_WAIT_PERCENT  scales every readiness deadline (default
+#                        100; 300 on a very slow machine; the tests use 1 to
+#                        see a failed start clean up after itself)
 #   SKYCALL_CACHE_DIR    as in hack/control-plane.sh
 set -euo pipefail
 
@@ -44,6 +47,8 @@ kubernetes_service_ip="${net}.128.1"
 node_name=skycall-node
 api_port=6443
 etcd_port=23790
+wait_percent=${SKYCALL_CLUSTER_WAIT_PERCENT:-100}
+[[ "$wait_percent" =~ ^[1-9][0-9]*$ ]] || { echo "SKYCALL_CLUSTER_WAIT_PERCENT must be a positive integer, not '$wait_percent'" >&2; exit 2; }
 # Images: pinned by containerd as the sandbox image, and what charts and
 # tests use with imagePullPolicy: Never.
 pause_image=localhost/skycall/pause:dev
@@ -95,17 +100,18 @@ start() { # component binary args...
 # on timeout prints the component's log tail and fails.
 wait_for() {
   local name=$1 seconds=$2 what=$3; shift 3
+  seconds=$((seconds * wait_percent / 100))
+  [ "$seconds" -ge 1 ] || seconds=1
   local deadline=$(($(date +%s) + seconds))
   until "$@" >/dev/null 2>&1; do
+    # The log tail first, then what failed, so the last line says it.
     if ! alive "$name"; then
-      log "$name exited while waiting for: $what; last lines of $state/logs/$name.log:"
-      tail -n 40 "$state/logs/$name.log" >&2 || true
-      exit 1
+      tail -n 40 "$state/logs/$name.log" | sed 's/^/    /' >&2 || true
+      die "$name exited while waiting for: $what (above: the last lines of $state/logs/$name.log)"
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      log "$what: not within ${seconds}s; last lines of $state/logs/$name.log:"
-      tail -n 40 "$state/logs/$name.log" >&2 || true
-      exit 1
+      tail -n 40 "$state/logs/$name.log" | sed 's/^/    /' >&2 || true
+      die "$what: not within ${seconds}s (above: the last lines of $state/logs/$name.log)"
     fi
     sleep 0.3
   done

@@ -100,8 +100,9 @@ func Up(ctx context.Context, progress io.Writer) (*Cluster, error) {
 	c.before = hostTraces()
 	out, err := c.script(ctx, "up")
 	if err != nil {
-		c.unlock()
-		return nil, err
+		// hack/cluster.sh has torn down what it started; say if it could not.
+		defer c.unlock()
+		return nil, errors.Join(err, c.leftBehind(ctx))
 	}
 	c.Kubeconfig = lastLine(out)
 	tools, err := os.ReadFile(filepath.Join(c.state, "tools"))
@@ -131,8 +132,16 @@ func StateDir() string {
 func (c *Cluster) Down(ctx context.Context) error {
 	defer c.unlock()
 	_, err := c.script(ctx, "down")
+	return errors.Join(err, c.leftBehind(ctx))
+}
+
+// leftBehind says what of a cluster is still on the machine: processes,
+// mounts, the bridge, nftables (hack/cluster.sh check), and host paths,
+// cgroups and kernel settings that differ from before Up.
+func (c *Cluster) leftBehind(ctx context.Context) error {
+	var err error
 	if out, cerr := c.script(ctx, "check"); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("left behind: %s", strings.TrimSpace(out)))
+		err = fmt.Errorf("left behind: %s", strings.TrimSpace(out))
 	}
 	var left []string
 	for _, p := range hostTraces() {

@@ -22,12 +22,10 @@ const (
 	lease   = "skycall-manager.cluster.skycall.io"
 )
 
-// TestUserJourneyOnARealCluster is skycall as a user meets it on a real
-// cluster: the chart installed with Helm, the operator running as a pod, Go
-// nodes as a StatefulSet, a sender pod calling them by name while one of
-// them is replaced, then helm upgrade and uninstall. Each step needs the one
-// before; the first that fails prints every pod's logs and stops the rest.
-func TestUserJourneyOnARealCluster(t *testing.T) {
+// needCluster skips the test, saying why and how to enable it, when the
+// cluster cannot run here; where it must run (CI) it fails instead.
+func needCluster(t *testing.T) {
+	t.Helper()
 	root, err := localcp.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +37,38 @@ func TestUserJourneyOnARealCluster(t *testing.T) {
 		}
 		t.Skipf("skipping the real-cluster tests: %s (set SKYCALL_REQUIRE_CLUSTER=1 to make this a failure)", why)
 	}
+}
 
+// TestFailedStartShowsTheLogAndLeavesNothingBehind: when a component does
+// not come up in time, hack/cluster.sh prints that component's log tail and
+// tears down everything it had started.
+func TestFailedStartShowsTheLogAndLeavesNothingBehind(t *testing.T) {
+	needCluster(t)
+	// Deadlines at 1%: the API server gets about a second, far too little.
+	t.Setenv("SKYCALL_CLUSTER_WAIT_PERCENT", "1")
+	c, err := cluster.Up(context.Background(), testWriter{t, "cluster"})
+	if err == nil {
+		_ = c.Down(context.Background())
+		t.Fatal("the cluster came up with every deadline at 1%; expected a failed start")
+	}
+	msg := err.Error()
+	for _, want := range []string{"the last lines of", "bringing the cluster up failed; tearing down", "torn down"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the failed start's output lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "left behind") {
+		t.Errorf("the failed start left things behind:\n%s", msg)
+	}
+}
+
+// TestUserJourneyOnARealCluster is skycall as a user meets it on a real
+// cluster: the chart installed with Helm, the operator running as a pod, Go
+// nodes as a StatefulSet, a sender pod calling them by name while one of
+// them is replaced, then helm upgrade and uninstall. Each step needs the one
+// before; the first that fails prints every pod's logs and stops the rest.
+func TestUserJourneyOnARealCluster(t *testing.T) {
+	needCluster(t)
 	ctx := context.Background()
 	began := time.Now()
 	c, err := cluster.Up(ctx, testWriter{t, "cluster"})
