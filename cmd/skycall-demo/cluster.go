@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"regexp"
@@ -122,6 +123,7 @@ func runCluster(args []string) error {
 	if err != nil {
 		return failed(err)
 	}
+	senderAddr := net.JoinHostPort(senderIP, cluster.SenderPort)
 	if err := show("get", "pod", "sender", "-n", cluster.Namespace, "-o", "wide"); err != nil {
 		return failed(err)
 	}
@@ -133,7 +135,7 @@ func runCluster(args []string) error {
 
 	cstep(5, fmt.Sprintf("The sender calls both nodes by name: %d messages each, alternating send and call", *count))
 	next := 1
-	if err := batch(ctx, senderIP, "node-0,node-1", next, *count); err != nil {
+	if err := batch(ctx, senderAddr, "node-0,node-1", next, *count); err != nil {
 		return failed(err)
 	}
 	next += *count
@@ -145,7 +147,7 @@ func runCluster(args []string) error {
 	}
 	if err := waitFor(ctx, 60*time.Second, func() bool {
 		r, _ := kubectl("get", "clusternode", "node-1", "-n", cluster.Namespace, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-		return r != "True" && cluster.SenderState(ctx, senderIP, "node-1") != "ready"
+		return r != "True" && cluster.SenderState(ctx, senderAddr, "node-1") != "ready"
 	}); err != nil {
 		return failed(fmt.Errorf("ClusterNode node-1 still Ready after its pod was deleted: %w", err))
 	}
@@ -155,7 +157,7 @@ func runCluster(args []string) error {
 
 	cstep(7, fmt.Sprintf("The sender issues %d more messages to node-1 while the StatefulSet replaces the pod: they wait in node-1's queue", *count))
 	done := make(chan error, 1)
-	go func() { done <- batch(ctx, senderIP, "node-1", next, *count) }()
+	go func() { done <- batch(ctx, senderAddr, "node-1", next, *count) }()
 	if err := waitFor(ctx, 3*time.Minute, func() bool {
 		r, _ := kubectl("get", "clusternode", "node-1", "-n", cluster.Namespace, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		return r == "True"
@@ -197,10 +199,10 @@ func runCluster(args []string) error {
 }
 
 // batch has the sender pod issue messages and prints what it says.
-func batch(ctx context.Context, senderIP, nodes string, first, count int) error {
+func batch(ctx context.Context, senderAddr, nodes string, first, count int) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	lines, err := cluster.SenderBatch(ctx, senderIP, nodes, first, count)
+	lines, err := cluster.SenderBatch(ctx, senderAddr, nodes, first, count)
 	if err != nil {
 		return err
 	}

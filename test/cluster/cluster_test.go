@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -254,7 +255,7 @@ func (j *journey) send(t *testing.T, nodes string, count int) (lines <-chan stri
 	j.next += count
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	lines, err := cluster.SenderBatch(ctx, j.podIP(t, game, "sender"), nodes, first, count)
+	lines, err := cluster.SenderBatch(ctx, j.senderAddr(t), nodes, first, count)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,11 @@ func (j *journey) senderCallsBoth(t *testing.T) {
 
 func (j *journey) senderState(t *testing.T, node string) string {
 	t.Helper()
-	return cluster.SenderState(context.Background(), j.podIP(t, game, "sender"), node)
+	return cluster.SenderState(context.Background(), j.senderAddr(t), node)
+}
+
+func (j *journey) senderAddr(t *testing.T) string {
+	return net.JoinHostPort(j.podIP(t, game, "sender"), cluster.SenderPort)
 }
 
 func (j *journey) podReplaced(t *testing.T) {

@@ -20,7 +20,7 @@ const (
 	// NodePort is the nodes' cluster port.
 	NodePort = 2528
 	// SenderPort is the sender pod's HTTP control port.
-	SenderPort = 8080
+	SenderPort = "8080"
 )
 
 // NodesManifest is the headless Service "node" and StatefulSet "node"
@@ -94,23 +94,24 @@ spec:
   volumes: [{name: tmp, emptyDir: {}}]
 `
 
-// SenderBatch asks the sender pod at ip to issue count messages to nodes
+// SenderBatch asks the sender at addr (host:port; a pod's is
+// IP:SenderPort) to issue count messages to nodes
 // (comma-separated), numbered from first, alternating send and call; the
 // channel yields what the sender prints as it happens and closes at the end,
 // whose last line is "all replies received" on success.
-func SenderBatch(ctx context.Context, ip, nodes string, first, count int) (<-chan string, error) {
-	url := fmt.Sprintf("http://%s:%d/send?to=%s&first=%d&count=%d", ip, SenderPort, nodes, first, count)
+func SenderBatch(ctx context.Context, addr, nodes string, first, count int) (<-chan string, error) {
+	url := fmt.Sprintf("http://%s/send?to=%s&first=%d&count=%d", addr, nodes, first, count)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("asking the sender pod at %s: %w", ip, err)
+		return nil, fmt.Errorf("asking the sender at %s: %w", addr, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("the sender pod at %s answered %s", ip, resp.Status)
+		return nil, fmt.Errorf("the sender at %s answered %s", addr, resp.Status)
 	}
 	ch := make(chan string, 1024)
 	go func() {
@@ -124,10 +125,10 @@ func SenderBatch(ctx context.Context, ip, nodes string, first, count int) (<-cha
 	return ch, nil
 }
 
-// SenderState is the sender pod's connection state for node ("ready",
-// "resolving", ...), or the error reaching the pod.
-func SenderState(ctx context.Context, ip, node string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/state?node=%s", ip, SenderPort, node), nil)
+// SenderState is the sender's connection state for node ("ready",
+// "resolving", ...), or the error reaching it; addr as for SenderBatch.
+func SenderState(ctx context.Context, addr, node string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/state?node=%s", addr, node), nil)
 	if err != nil {
 		return err.Error()
 	}
