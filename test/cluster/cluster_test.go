@@ -109,6 +109,8 @@ func TestUserJourneyOnARealCluster(t *testing.T) {
 
 type journey struct {
 	c *cluster.Cluster
+	// managerPod is the operator pod helm install started.
+	managerPod string
 	// next is the number of the next message the sender issues.
 	next int
 }
@@ -173,6 +175,7 @@ func (j *journey) helmInstall(t *testing.T) {
 		"--set", "sender.namespaces={"+game+"}", "--wait", "--timeout=3m")
 
 	pod := j.get(t, system, "pods", `{.items[0].metadata.name}`)
+	j.managerPod = pod
 	if sa := j.get(t, system, "pod/"+pod, `{.spec.serviceAccountName}`); sa != manager {
 		t.Errorf("operator pod %s runs as ServiceAccount %q, want the chart's %q", pod, sa, manager)
 	}
@@ -399,6 +402,11 @@ func (j *journey) helmUpgrade(t *testing.T) {
 		return n == "2" && u == "2" && r == "2", fmt.Sprintf("ready %s updated %s replicas %s", n, u, r)
 	})
 	pods := strings.Fields(j.get(t, system, "pods", `{range .items[*]}{.metadata.name} {end}`))
+	// Scaling does not change the pod template: the first pod stays, and by
+	// now (over 15 s old) its liveness probe has run and passed.
+	if r := j.get(t, system, "pod/"+j.managerPod, `{.status.containerStatuses[0].restartCount}`); r != "0" {
+		t.Errorf("operator pod %s restarted %s times (failing liveness probe?)", j.managerPod, r)
+	}
 	eventually(t, time.Minute, "one of the operator pods leads", func() (bool, string) {
 		holder := j.get(t, system, "lease/"+lease, `{.spec.holderIdentity}`)
 		for _, p := range pods {
