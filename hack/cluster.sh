@@ -503,8 +503,12 @@ teardown() {
     while read -r k v; do echo "$v" >"/proc/sys/$k" 2>/dev/null || log "cannot restore $k to $v"; done <"$state/sysctls"
   fi
   # Shims outlive containerd; they run from the state directory's sockets.
+  # Clients of a user that died (kubectl, helm with this kubeconfig) would
+  # hang on to the state directory too.
   local pid
-  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $state/" 2>/dev/null || true); do
+  for pid in $(pgrep -f "$state/" 2>/dev/null || true); do
+    [ "$pid" = $$ ] && continue
+    log "stopping leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-100)"
     kill -9 "$pid" 2>/dev/null || true
   done
   # Mounts left under the state directory (network namespaces, shm, rootfs),

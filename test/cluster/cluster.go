@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,10 @@ const (
 	DemoImage    = "localhost/skycall/skycall-demo"
 	ImageTag     = "dev"
 )
+
+// ownerFile, in the state directory, holds the pid of the process that
+// brought the cluster up through this package.
+const ownerFile = "owner-pid"
 
 // Cluster is a running cluster.
 type Cluster struct {
@@ -88,10 +93,17 @@ func Up(ctx context.Context, progress io.Writer) (*Cluster, error) {
 	if err := c.takeLock(ctx); err != nil {
 		return nil, err
 	}
-	// Holding the session lock, a cluster still here was left by a user that
-	// died before Down (a killed test binary): take it down first.
+	// Holding the session lock, a cluster still here that one of us started
+	// was left by a process that died before Down (a killed test binary):
+	// take it down. One started by hand (hack/cluster.sh up) is someone's.
 	if _, err := os.Stat(c.state); err == nil {
-		fmt.Fprintf(progress, "a cluster left by an earlier run is in %s; tearing it down first\n", c.state)
+		owner, _ := os.ReadFile(filepath.Join(c.state, ownerFile))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(owner)))
+		if pid <= 0 || syscall.Kill(pid, 0) == nil {
+			c.unlock()
+			return nil, fmt.Errorf("a cluster is already up in %s (started by hand or by process %q); take it down with `hack/cluster.sh down`", c.state, strings.TrimSpace(string(owner)))
+		}
+		fmt.Fprintf(progress, "a cluster left by process %d, which has exited, is in %s; tearing it down first\n", pid, c.state)
 		if _, err := c.script(ctx, "down"); err != nil {
 			c.unlock()
 			return nil, err
@@ -105,6 +117,10 @@ func Up(ctx context.Context, progress io.Writer) (*Cluster, error) {
 		return nil, errors.Join(err, c.leftBehind(ctx))
 	}
 	c.Kubeconfig = lastLine(out)
+	if err := os.WriteFile(filepath.Join(c.state, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		_ = c.Down(context.Background())
+		return nil, fmt.Errorf("cluster state: %w", err)
+	}
 	tools, err := os.ReadFile(filepath.Join(c.state, "tools"))
 	if err != nil {
 		_ = c.Down(context.Background())
