@@ -344,6 +344,14 @@ func TestLongLivedSenderQueuesUntilTheNodeIsBackAndKeepsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := m[1]
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sender output:\n%s", strings.Join(snd.Output(), "\n"))
+			if b, err := os.ReadFile(filepath.Join(cp.Dir, "relay-manager.log")); err == nil {
+				t.Logf("manager log:\n%s", b)
+			}
+		}
+	})
 	batch := func(first, count int) []string {
 		t.Helper()
 		lines, err := cluster.SenderBatch(within(t, 90*time.Second), addr, "relay", first, count)
