@@ -172,7 +172,12 @@ func runCluster(args []string) error {
 	fmt.Printf("    node-1 is back at %s (was %s); every queued message delivered %v after its ClusterNode went Ready\n",
 		newIP, oldIP, time.Since(readyAt).Round(time.Millisecond))
 	fmt.Println("    what the new node-1 pod received (kubectl logs node-1):")
-	logs, err := kubectl("logs", "node-1", "-n", cluster.Namespace)
+	// The pod's log file is written a little after the node answers.
+	var logs string
+	_ = waitFor(ctx, 15*time.Second, func() bool {
+		logs, err = kubectl("logs", "node-1", "-n", cluster.Namespace)
+		return err == nil && countReceived(logs) >= *count
+	})
 	if err != nil {
 		return failed(err)
 	}
@@ -236,6 +241,17 @@ func inOrder(logs string, first, count int) error {
 		return fmt.Errorf("node-1 received %d messages %v, want %d", len(got), got, count)
 	}
 	return nil
+}
+
+// countReceived counts the messages a node's log says it received.
+func countReceived(logs string) int {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if received.MatchString(line) {
+			n++
+		}
+	}
+	return n
 }
 
 func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {

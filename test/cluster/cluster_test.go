@@ -280,18 +280,25 @@ func finish(t *testing.T, lines <-chan string, seen []string) []string {
 
 var received = regexp.MustCompile(`^received (send|call) \[msg (\d+)\]$`)
 
-// receivedBy is the message numbers a node pod printed, in order.
-func (j *journey) receivedBy(t *testing.T, pod string) []int {
+// receivedBy is the message numbers a node pod printed, in order, once it
+// has printed n of them: the pod's log file is written a little after the
+// node answers.
+func (j *journey) receivedBy(t *testing.T, pod string, n int) []int {
 	t.Helper()
-	out := j.kubectl(t, "logs", "-n", game, pod)
 	var got []int
-	for _, line := range strings.Split(out, "\n") {
-		if m := received.FindStringSubmatch(line); m != nil {
-			n, _ := strconv.Atoi(m[2])
-			got = append(got, n)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		got = got[:0]
+		out := j.kubectl(t, "logs", "-n", game, pod)
+		for _, line := range strings.Split(out, "\n") {
+			if m := received.FindStringSubmatch(line); m != nil {
+				n, _ := strconv.Atoi(m[2])
+				got = append(got, n)
+			}
+		}
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
 		}
 	}
-	return got
 }
 
 func wantSequence(t *testing.T, pod string, got []int, first, count int) {
@@ -338,7 +345,7 @@ func (j *journey) senderCallsBoth(t *testing.T) {
 	out := finish(t, lines, nil)
 	t.Logf("sender pod:\n%s", strings.Join(out, "\n"))
 	for _, pod := range []string{"node-0", "node-1"} {
-		wantSequence(t, pod, j.receivedBy(t, pod), first, count)
+		wantSequence(t, pod, j.receivedBy(t, pod, count), first, count)
 	}
 }
 
@@ -389,7 +396,7 @@ func (j *journey) podReplaced(t *testing.T) {
 	j.nodeReadyAt(t, "node-1", "node-1", time.Minute)
 	seen = finish(t, lines, seen)
 	t.Logf("sender pod:\n%s", strings.Join(seen, "\n"))
-	wantSequence(t, "node-1 (new)", j.receivedBy(t, "node-1"), first, count)
+	wantSequence(t, "node-1 (new)", j.receivedBy(t, "node-1", count), first, count)
 }
 
 func (j *journey) helmUpgrade(t *testing.T) {

@@ -367,14 +367,22 @@ func TestLongLivedSenderQueuesUntilTheNodeIsBackAndKeepsOrder(t *testing.T) {
 		}
 		return out
 	}
-	received := func(p *localcp.Process) []string {
+	// received is what node printed it received, once it has printed n
+	// lines: its output reaches us through a pipe, a little after the reply.
+	received := func(p *localcp.Process, n int) []string {
+		t.Helper()
 		var got []string
-		for _, l := range p.Output() {
-			if strings.HasPrefix(l, "received ") {
-				got = append(got, strings.TrimPrefix(l, "received "))
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got = got[:0]
+			for _, l := range p.Output() {
+				if strings.HasPrefix(l, "received ") {
+					got = append(got, strings.TrimPrefix(l, "received "))
+				}
+			}
+			if len(got) >= n || time.Now().After(deadline) {
+				return got
 			}
 		}
-		return got
 	}
 	want := func(first, count int) []string {
 		var w []string
@@ -390,7 +398,7 @@ func TestLongLivedSenderQueuesUntilTheNodeIsBackAndKeepsOrder(t *testing.T) {
 
 	batch(1, 4)
 	batch(5, 4)
-	if got := received(node); strings.Join(got, ",") != strings.Join(want(1, 8), ",") {
+	if got := received(node, 8); strings.Join(got, ",") != strings.Join(want(1, 8), ",") {
 		t.Fatalf("node received %q, want %q", got, want(1, 8))
 	}
 	if s := cluster.SenderState(context.Background(), addr, "relay"); s != "ready" {
@@ -429,7 +437,7 @@ func TestLongLivedSenderQueuesUntilTheNodeIsBackAndKeepsOrder(t *testing.T) {
 	if out[len(out)-1] != "all replies received" {
 		t.Fatalf("the queued batch did not get every reply:\n%s", strings.Join(out, "\n"))
 	}
-	if got := received(replacement); strings.Join(got, ",") != strings.Join(want(9, 6), ",") {
+	if got := received(replacement, 6); strings.Join(got, ",") != strings.Join(want(9, 6), ",") {
 		t.Errorf("the replacement node received %q, want %q", got, want(9, 6))
 	}
 
