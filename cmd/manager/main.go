@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -20,6 +22,7 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/controllers"
+	"github.com/skycall-io/skycall/internal/apiwait"
 )
 
 func main() {
@@ -93,7 +96,8 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease
 		return fmt.Errorf("no Kubernetes config (in-cluster or kubeconfig): %w", err)
 	}
 	cfg.QPS, cfg.Burst = qps, burst
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	ctx := ctrl.SetupSignalHandler()
+	mgr, err := newManager(ctx, cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
@@ -123,7 +127,26 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager", "namespaces", namespaces, "leaderElection", leaderElect,
 		"leaseDuration", lease.duration, "renewDeadline", lease.renewDeadline, "retryPeriod", lease.retryPeriod)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
+}
+
+// newManager creates the manager, waiting for the API server when it is
+// unreachable: creating the manager reads the API's discovery, and a
+// manager that exited whenever it started during an API server outage would
+// be restarted by the kubelet with a crash-loop backoff of up to 5 minutes.
+func newManager(ctx context.Context, cfg *rest.Config, opts ctrl.Options) (ctrl.Manager, error) {
+	for {
+		mgr, err := ctrl.NewManager(cfg, opts)
+		if err == nil || !apiwait.Transient(err) {
+			return mgr, err
+		}
+		ctrl.Log.WithName("setup").Info("API server unreachable; retrying", "every", controllers.APIServerRetry, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(controllers.APIServerRetry):
+		}
+	}
 }
 
 func splitList(s string) []string {

@@ -108,8 +108,9 @@ func TestStatusFollowsAChangeWithin5sOfAPIServerRestart(t *testing.T) {
 }
 
 var (
-	acquired = regexp.MustCompile(`successfully acquired lease`)
-	lost     = regexp.MustCompile(`leader election lost`)
+	acquired = regexp.MustCompile(`(?i)successfully acquired lease`)
+	standby  = regexp.MustCompile(`(?i)attempting to acquire leader lease`)
+	lost     = regexp.MustCompile(`(?i)leader election lost`)
 )
 
 // TestLeaderFailover runs two operator replicas with leader election and
@@ -127,7 +128,7 @@ func TestLeaderFailover(t *testing.T) {
 		"--leader-elect-lease-duration=" + lease.String(), "--leader-elect-renew-deadline=" + renew.String(),
 		"--leader-elect-retry-period=" + retry.String()}
 	replicas := []*managerProc{startManager(t, "mgr-1", flags...), startManager(t, "mgr-2", flags...)}
-	leader := func() *managerProc {
+	leader := func(t *testing.T) *managerProc {
 		t.Helper()
 		var l *managerProc
 		eventually(t, time.Minute, "one replica leads", func() error {
@@ -141,11 +142,20 @@ func TestLeaderFailover(t *testing.T) {
 		})
 		return l
 	}
-	// others replaces the leader in replicas by a fresh follower.
+	// replace replaces a stopped replica by a fresh follower that lives
+	// until the whole test ends.
+	parent := t
 	replace := func(old *managerProc, name string) {
 		for i, r := range replicas {
 			if r == old {
-				replicas[i] = startManager(t, name, flags...)
+				r = startManager(parent, name, flags...)
+				replicas[i] = r
+				eventually(parent, time.Minute, name+" stands by", func() error {
+					if !r.logged(standby) {
+						return fmt.Errorf("%s has not tried to acquire the lease yet", name)
+					}
+					return nil
+				})
 			}
 		}
 	}
@@ -153,7 +163,7 @@ func TestLeaderFailover(t *testing.T) {
 	createNode(t, ns, "db", "10.0.1.0:2526")
 
 	t.Run("a leader stopped cleanly hands over at once", func(t *testing.T) {
-		old := leader()
+		old := leader(t)
 		stopped := time.Now()
 		old.Stop()
 		changeAddress(t, ns, "db", "10.0.1.1:2526")
@@ -166,7 +176,7 @@ func TestLeaderFailover(t *testing.T) {
 	})
 
 	t.Run("the API server restarts for longer than the renew deadline", func(t *testing.T) {
-		old := leader()
+		old := leader(t)
 		ready := restartAPIServer(t, apiOutage)
 		changeAddress(t, ns, "db", "10.0.1.2:2526")
 		took := converged(t, ns, "db", "10.0.1.2:2526", ready)
@@ -188,7 +198,7 @@ func TestLeaderFailover(t *testing.T) {
 	})
 
 	t.Run("a crashed leader is replaced within the lease duration", func(t *testing.T) {
-		old := leader()
+		old := leader(t)
 		killed := time.Now()
 		if err := old.Kill(); err != nil {
 			t.Fatal(err)
