@@ -7,10 +7,6 @@ import (
 )
 
 const (
-	// preallocMax caps the buffer reserved when a multipart header arrives;
-	// beyond it the buffer grows as parts arrive, so a lying header cannot
-	// make the decoder reserve memory the peer never sends.
-	preallocMax = 1 << 20
 	// spareMax caps the reassembly buffer kept for reuse between messages.
 	spareMax = 4 << 20
 	// maxInterned caps how many distinct names a RequestDecoder keeps as
@@ -67,6 +63,7 @@ type partial struct {
 	trace   []byte
 	traced  bool
 	discard bool // rejected: drop its parts until the last one
+	orphan  bool // parts with no header: ErrOrphanPart at the last one
 }
 
 // reassembly holds the incomplete multipart messages of one connection,
@@ -145,12 +142,23 @@ func (a *reassembly) start(t byte, session, total uint32, push bool) (*partial, 
 		p.discard = true
 		return nil, a.errorf(ErrMessageTooLarge, t, session, push, "%d bytes, limit %d", total, a.lim.MaxMessageSize)
 	}
-	if a.spare != nil {
-		p.buf, a.spare = a.spare, nil
-	} else {
-		p.buf = make([]byte, 0, min(int(total), preallocMax))
-	}
+	// Nothing is reserved on the header's word: the buffer grows with the
+	// bytes that arrive (see grow), so a header declaring 16 MiB followed
+	// by nothing costs a few bytes.
+	p.buf, a.spare = a.spare, nil
 	return p, nil
+}
+
+// grow makes room in buf for n more bytes of a message of total bytes: at
+// most twice what has arrived, never more than total, so memory follows what
+// the peer actually sent.
+func grow(buf []byte, n int, total uint32) []byte {
+	need := len(buf) + n
+	if need <= cap(buf) {
+		return buf
+	}
+	c := min(max(need, 2*cap(buf), 512), int(total))
+	return append(make([]byte, 0, c), buf...)
 }
 
 // reject makes the parts of session be dropped silently, after its header
@@ -174,25 +182,33 @@ func (a *reassembly) reject(session uint32) {
 func (a *reassembly) part(t byte, session uint32, data []byte, last bool) (*partial, error) {
 	p, ok := a.m[session]
 	if !ok {
-		if last || a.fatal {
+		if a.fatal {
 			return nil, a.errorf(ErrBadReassembly, t, session, false, "part without a header")
 		}
-		// Remember the session so its next parts are dropped silently: the
-		// sender gets one error, not one per part.
+		if last {
+			return nil, a.errorf(ErrOrphanPart, t, session, false, "part without a header")
+		}
+		// Like skynet, take the parts for a message of their own and answer
+		// once, at its last part; keep none of their bytes.
 		if len(a.m) >= a.lim.MaxPartial {
 			e := a.errorf(ErrTooManyPartial, t, session, false, "part without a header, and %d multipart messages already incomplete, limit %d", len(a.m), a.lim.MaxPartial)
 			e.Fatal = true
 			return nil, e
 		}
 		p = a.get()
-		p.typ, p.discard = t, true
+		p.typ, p.discard, p.orphan = t, true, true
 		a.m[session] = p
-		return nil, a.errorf(ErrBadReassembly, t, session, false, "part without a header")
+		return nil, nil
 	}
 	if p.discard {
-		if last {
-			delete(a.m, session)
-			a.put(p)
+		if !last {
+			return nil, nil
+		}
+		orphan := p.orphan
+		delete(a.m, session)
+		a.put(p)
+		if orphan {
+			return nil, a.errorf(ErrOrphanPart, t, session, false, "parts without a header")
 		}
 		return nil, nil
 	}
@@ -207,7 +223,7 @@ func (a *reassembly) part(t byte, session uint32, data []byte, last bool) (*part
 		a.dropBuffer(p)
 		return nil, a.errorf(ErrBadReassembly, t, session, push, "parts total at least %d bytes, header said %d", n, total)
 	}
-	p.buf = append(p.buf, data...)
+	p.buf = append(grow(p.buf, len(data), p.total), data...)
 	if !last {
 		return nil, nil
 	}

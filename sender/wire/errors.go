@@ -29,6 +29,11 @@ var (
 	// total does not match the header, or a second header for a session in
 	// progress. skynet replies "Invalid large req" to that session.
 	ErrBadReassembly = errors.New("wire: bad multipart reassembly")
+	// ErrOrphanPart: a request's multipart parts for a session that has no
+	// header, reported once, at its last part. It is also an
+	// ErrBadReassembly. skynet's clusteragent takes such parts for a
+	// request without an address and answers "Invalid name".
+	ErrOrphanPart = fmt.Errorf("%w: part without a header", ErrBadReassembly)
 	// ErrNameLength: a string address that is empty or over 255 bytes.
 	ErrNameLength = errors.New("wire: name length must be 1..255")
 	// ErrInvalidSession: a request session of 0 or above INT32_MAX.

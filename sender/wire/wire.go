@@ -16,9 +16,9 @@
 //     as they arrive, before the large message completes.
 //   - Memory stays bounded whatever the peer sends: at most Limits.MaxPartial
 //     incomplete messages per decoder, each at most Limits.MaxMessageSize,
-//     and a buffer is never sized from an untrusted header before the header
-//     passed the limit check. Parts of a rejected message are read and
-//     dropped, never buffered.
+//     and a reassembly buffer is never sized from the peer's header: it
+//     grows with the bytes received, to at most twice what arrived. Parts
+//     of a rejected message are read and dropped, never buffered.
 //   - A *DecodeError with Fatal false leaves the stream in sync: the caller
 //     may reply an error to DecodeError.Session (as skynet does) and keep
 //     calling Next. Fatal errors mean the connection must be closed.
