@@ -22,11 +22,16 @@ generate: ## Regenerate deepcopy code.
 manifests: generate ## Regenerate the CRD, RBAC and the chart's CRD copy.
 
 .PHONY: verify
-verify: ## Fail if generated files are stale; gofmt and go vet.
+verify: ## Fail if generated files are stale; gofmt, go vet and staticcheck.
 	hack/generate.sh --verify
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
+	"$(TOOLS)/staticcheck" ./...
+
+.PHONY: staticcheck
+staticcheck: ## staticcheck (built once into the tools cache by hack/control-plane.sh).
+	"$(TOOLS)/staticcheck" ./...
 
 .PHONY: build
 build: ## Build the manager and demo binaries into bin/.

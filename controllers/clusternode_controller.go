@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/sender/registry"
 )
 
 // Field indexes on ClusterNodes, so that a Service, an EndpointSlice or a
@@ -37,6 +39,10 @@ const (
 	indexServiceName = "spec.service.name"
 	indexNodeName    = "status.effectiveNodeName"
 )
+
+// conflictRetry is how soon an object is reconciled again after a write
+// lost to a concurrent one.
+const conflictRetry = 100 * time.Millisecond
 
 // ClusterNodeReconciler computes each ClusterNode's status from the current
 // objects: its spec, the Service it names and that Service's EndpointSlices.
@@ -74,9 +80,13 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if err := r.Status().Update(ctx, &node); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			// A newer version is on its way through the cache; it will be
-			// reconciled again.
-			return ctrl.Result{Requeue: apierrors.IsConflict(err)}, nil
+			// A newer version is on its way through the cache; look again
+			// shortly (a status-only change by someone else would not
+			// trigger a reconcile by itself).
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
+			}
+			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
@@ -152,11 +162,20 @@ func (r *ClusterNodeReconciler) decide(ctx context.Context, node *skycallv1.Clus
 			name, strings.Join(others, ", "))}, nil
 	}
 
+	// The CRD rejects reserved names and malformed addresses; an object
+	// stored before those rules gets a status saying so, and no sender uses
+	// it (registry.EntryOf applies the same checks to whatever status says).
+	if why := registry.ReservedNodeName(name); why != "" {
+		return outcome{reason: skycallv1.ReasonInvalidNodeName, message: why + "; set spec.nodeName to another name"}, nil
+	}
 	if node.Spec.Down {
 		return outcome{reason: skycallv1.ReasonAdministrativelyDown,
 			message: "spec.down is true: senders fail fast until it is cleared"}, nil
 	}
 	if node.Spec.Address != "" {
+		if err := registry.CheckAddress(node.Spec.Address); err != nil {
+			return outcome{reason: skycallv1.ReasonInvalidSpec, message: "spec." + err.Error()}, nil
+		}
 		return outcome{ready: true, reason: skycallv1.ReasonResolved,
 			message:   "fixed address " + node.Spec.Address,
 			endpoints: []skycallv1.Endpoint{{Address: node.Spec.Address}}}, nil
@@ -164,7 +183,7 @@ func (r *ClusterNodeReconciler) decide(ctx context.Context, node *skycallv1.Clus
 	if node.Spec.Service == nil {
 		// The CRD rejects this; an object stored before validation existed
 		// still gets a clear status.
-		return outcome{reason: "InvalidSpec", message: "exactly one of spec.address or spec.service must be set"}, nil
+		return outcome{reason: skycallv1.ReasonInvalidSpec, message: "exactly one of spec.address or spec.service must be set"}, nil
 	}
 	return r.resolveService(ctx, node.Namespace, node.Spec.Service)
 }
@@ -265,7 +284,9 @@ func readyEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []s
 				continue
 			}
 			addr := net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))
-			if seen[addr] {
+			if seen[addr] || registry.CheckAddress(addr) != nil {
+				// The API server validates EndpointSlice addresses; an
+				// address skynet could not dial is never passed on anyway.
 				continue
 			}
 			seen[addr] = true

@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/controllers"
+	registrypkg "github.com/skycall-io/skycall/sender/registry"
 )
 
 const wait = 20 * time.Second
@@ -72,7 +72,7 @@ func expectReady(t *testing.T, ns, name string, status metav1.ConditionStatus, r
 }
 
 // registry reads the namespace's registry ConfigMap.
-func registry(ns string) (lua string, doc controllers.RegistryDocument, err error) {
+func registry(ns string) (lua string, doc registrypkg.NodesDocument, err error) {
 	var cm corev1.ConfigMap
 	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: controllers.RegistryConfigMapName}, &cm); err != nil {
 		return "", doc, err
@@ -80,10 +80,11 @@ func registry(ns string) (lua string, doc controllers.RegistryDocument, err erro
 	if cm.Labels[controllers.RegistryLabel] != "true" {
 		return "", doc, fmt.Errorf("registry ConfigMap lacks label %s", controllers.RegistryLabel)
 	}
-	if err := json.Unmarshal([]byte(cm.Data[controllers.RegistryJSONKey]), &doc); err != nil {
-		return "", doc, fmt.Errorf("nodes.json: %w", err)
+	d, err := registrypkg.ParseNodesJSON([]byte(cm.Data[controllers.RegistryJSONKey]))
+	if err != nil {
+		return "", doc, err
 	}
-	return cm.Data[controllers.RegistryLuaKey], doc, nil
+	return cm.Data[controllers.RegistryLuaKey], *d, nil
 }
 
 // expectRegistryLines waits until clustername.lua holds exactly these node

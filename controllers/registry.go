@@ -1,20 +1,12 @@
 package controllers
 
-import (
-	"encoding/json"
-	"fmt"
-	"regexp"
-	"slices"
-	"strconv"
-	"strings"
-
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	skycallv1 "github.com/skycall-io/skycall/api/v1"
-)
+import "strconv"
 
 // The endpoint registry: one ConfigMap per namespace that has ClusterNodes.
+// What each ClusterNode means (registry.ClusterNodeEntries) and both files'
+// formats (registry.FormatClusterConfig, registry.FormatNodesJSON, and
+// their readers) live in sender/registry, beside the senders that read
+// them, so that the operator and a sender cannot disagree.
 const (
 	// RegistryConfigMapName is the name of the registry ConfigMap.
 	RegistryConfigMapName = "skycall-registry"
@@ -26,142 +18,51 @@ const (
 	RegistryLabel = "cluster.skycall.io/registry"
 )
 
-// RegistryEntry is one node of the registry.
-type RegistryEntry struct {
-	Node    string
-	Address string // set when Ready
-	Ready   bool
-	Down    bool
-}
-
-// RegistryDocument is the content of nodes.json, compact so that a
-// namespace of 10,000 nodes fits in one ConfigMap:
+// nextGeneration is the generation of the registry document the operator
+// is about to write, given what it is replacing.
 //
-//	{"generation":7,"ready":{"db":"10.0.0.7:2528"},"down":["login"],"notReady":["game_1"]}
+// The generation must never go backwards: not when someone edits the
+// ConfigMap (even its generation), strips its label so that the operator's
+// cache loses it, deletes it, or when the operator restarts in between, so
+// that a reader comparing generations never takes a new registry for an
+// old one. A counter kept in the ConfigMap dies with it, and one kept in
+// the operator's memory dies with the process; any other object holding a
+// high-water mark can be deleted as well (and writing to Namespaces would
+// need a permission an operator should not have). So the generation is
+// tied to the one counter that survives all of these: the API server's
+// resourceVersion of ConfigMaps, which since Kubernetes 1.34 (KEP-5504) is
+// an integer that orders all writes to one resource
+// (resourceversion.CompareResourceVersion).
 //
-// Every node of the namespace is in exactly one of ready (node to address),
-// down and notReady (sorted). Generation increases by one on every change.
-type RegistryDocument struct {
-	Generation int64             `json:"generation"`
-	Ready      map[string]string `json:"ready"`
-	Down       []string          `json:"down"`
-	NotReady   []string          `json:"notReady"`
-}
-
-// registryEntries derives the registry from ClusterNode statuses: a node is
-// listed ready when its Ready condition is True with an address, down when
-// it is administratively down, and otherwise not ready. Nodes whose names
-// conflict are left out: no sender may pick one of them at random.
-func registryEntries(nodes []skycallv1.ClusterNode) []RegistryEntry {
-	out := make([]RegistryEntry, 0, len(nodes))
-	for i := range nodes {
-		n := &nodes[i]
-		if !n.DeletionTimestamp.IsZero() {
-			continue
-		}
-		name := n.Status.NodeName
-		if name == "" {
-			name = n.EffectiveNodeName()
-		}
-		e := RegistryEntry{Node: name}
-		cond := meta.FindStatusCondition(n.Status.Conditions, skycallv1.ConditionReady)
-		switch {
-		case cond == nil:
-		case cond.Reason == skycallv1.ReasonNameConflict:
-			continue
-		case cond.Status == metav1.ConditionTrue && n.Status.Address != "":
-			e.Ready, e.Address = true, n.Status.Address
-		case cond.Reason == skycallv1.ReasonAdministrativelyDown:
-			e.Down = true
-		}
-		out = append(out, e)
+// The invariant: every generation the operator publishes is at most the
+// resourceVersion of the write that publishes it. It holds because a new
+// generation is one more than the resourceVersion basis of the object (or
+// list) read before the write, and the write's own resourceVersion is
+// larger than that basis:
+//
+//   - replacing a ConfigMap read at resourceVersion rv (the write is
+//     conditional on rv, so nothing came in between): max(rv, previous)+1,
+//     where previous is the document's own generation, trusted only when
+//     it is at most rv (anything larger is not one the operator wrote);
+//   - creating one (none found, deleted or never there): the
+//     resourceVersion of a quorum list of ConfigMaps taken just before,
+//     plus one. That list's resourceVersion is at least that of every
+//     ConfigMap write before it, deleted ones included, so the new
+//     generation is above every generation ever published for this
+//     namespace, whatever happened to the operator meanwhile.
+//
+// Generations therefore skip numbers (they follow the cluster's writes).
+// Restoring etcd from a backup rewinds resourceVersions, and the registry
+// with them; that is a rewind of the whole cluster, not a regression.
+func nextGeneration(previous int64, basisRV string) int64 {
+	rv, err := strconv.ParseInt(basisRV, 10, 64)
+	if err != nil || rv < 0 {
+		// Not an integer resourceVersion (an API server without
+		// KEP-5504's guarantee): count on from the document alone.
+		return previous + 1
 	}
-	slices.SortFunc(out, func(a, b RegistryEntry) int { return strings.Compare(a.Node, b.Node) })
-	// Two objects may briefly claim one name before the status controller
-	// marks the conflict: keep neither.
-	dedup := out[:0]
-	for i := 0; i < len(out); {
-		j := i + 1
-		for j < len(out) && out[j].Node == out[i].Node {
-			j++
-		}
-		if j == i+1 {
-			dedup = append(dedup, out[i])
-		}
-		i = j
+	if previous > rv {
+		previous = 0 // not a generation the operator published
 	}
-	return dedup
-}
-
-var luaIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-var luaKeywords = map[string]bool{
-	"and": true, "break": true, "do": true, "else": true, "elseif": true, "end": true,
-	"false": true, "for": true, "function": true, "goto": true, "if": true, "in": true,
-	"local": true, "nil": true, "not": true, "or": true, "repeat": true, "return": true,
-	"then": true, "true": true, "until": true, "while": true,
-}
-
-// renderClusterConfig writes skynet's cluster config: `name = "host:port"`
-// for a ready node, `name = false` for a down node, no line for a node that
-// is not ready yet (skynet callers then wait). skynet loads the file as a Lua
-// chunk whose environment is the node table, so a name that is not a Lua
-// identifier (db-0) is written as _ENV["db-0"].
-func renderClusterConfig(namespace string, entries []RegistryEntry) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "-- skynet cluster config for namespace %s, generated by skycall from its ClusterNodes. Do not edit.\n", namespace)
-	for _, e := range entries {
-		var value string
-		switch {
-		case e.Down:
-			value = "false"
-		case e.Ready:
-			value = strconv.Quote(e.Address)
-		default:
-			continue
-		}
-		if luaIdentifier.MatchString(e.Node) && !luaKeywords[e.Node] {
-			b.WriteString(e.Node)
-		} else {
-			b.WriteString("_ENV[")
-			b.WriteString(strconv.Quote(e.Node))
-			b.WriteString("]")
-		}
-		b.WriteString(" = ")
-		b.WriteString(value)
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-// renderNodesJSON encodes nodes.json.
-func renderNodesJSON(generation int64, entries []RegistryEntry) (string, error) {
-	doc := RegistryDocument{Generation: generation, Ready: map[string]string{}, Down: []string{}, NotReady: []string{}}
-	for _, e := range entries {
-		switch {
-		case e.Ready:
-			doc.Ready[e.Node] = e.Address
-		case e.Down:
-			doc.Down = append(doc.Down, e.Node)
-		default:
-			doc.NotReady = append(doc.NotReady, e.Node)
-		}
-	}
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		return "", err
-	}
-	return string(raw), nil
-}
-
-// parseGeneration reads the generation of an existing nodes.json; a missing
-// or unreadable document counts as generation 0.
-func parseGeneration(doc string) int64 {
-	var d struct {
-		Generation int64 `json:"generation"`
-	}
-	if json.Unmarshal([]byte(doc), &d) != nil {
-		return 0
-	}
-	return d.Generation
+	return max(previous, rv) + 1
 }

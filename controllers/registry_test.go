@@ -11,16 +11,19 @@ import (
 // A namespace of 10,000 nodes (names like node-01234, IPv4 addresses) fits
 // in one registry ConfigMap, both files together.
 func TestRegistryOfTenThousandNodesFitsOneConfigMap(t *testing.T) {
-	entries := make([]RegistryEntry, 0, 10000)
+	entries := make([]registry.Entry, 0, 10000)
 	for i := 0; i < 10000; i++ {
-		e := RegistryEntry{Node: fmt.Sprintf("node-%05d", i), Ready: true, Address: fmt.Sprintf("10.%d.%d.%d:2526", i>>16&255, i>>8&255, i&255)}
+		e := registry.Entry{Node: fmt.Sprintf("node-%05d", i), State: registry.Ready, Address: fmt.Sprintf("10.%d.%d.%d:2526", i>>16&255, i>>8&255, i&255)}
 		if i%10 == 0 {
-			e = RegistryEntry{Node: e.Node, Down: true}
+			e = registry.Entry{Node: e.Node, State: registry.Down}
 		}
 		entries = append(entries, e)
 	}
-	lua := renderClusterConfig("game", entries)
-	doc, err := renderNodesJSON(1<<40, entries)
+	lua, omitted := registry.FormatClusterConfig("game", entries)
+	if len(omitted) != 0 {
+		t.Fatalf("left out %d nodes: %+v", len(omitted), omitted[0])
+	}
+	doc, err := registry.FormatNodesJSON(1<<40, entries)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,48 +35,25 @@ func TestRegistryOfTenThousandNodesFitsOneConfigMap(t *testing.T) {
 	}
 }
 
-// Names that are Lua keywords or not identifiers are written so that
-// skynet's loader (a Lua chunk whose environment is the node table) takes
-// them; nodes not ready yet have no line.
-func TestClusterConfigLines(t *testing.T) {
-	lua := renderClusterConfig("ns", []RegistryEntry{
-		{Node: "db", Ready: true, Address: "10.0.0.7:2528"},
-		{Node: "end", Ready: true, Address: "h:1"},
-		{Node: "game-1", Down: true},
-		{Node: "waiting"},
-	})
-	want := []string{`db = "10.0.0.7:2528"`, `_ENV["end"] = "h:1"`, `_ENV["game-1"] = false`}
-	got := strings.Split(strings.TrimSpace(lua), "\n")[1:]
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("clustername.lua lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-// What the operator writes is what the sender's File registry reads: one
-// format, checked from both ends.
-func TestClusterConfigReadsBackInTheFileRegistry(t *testing.T) {
-	entries := []RegistryEntry{
-		{Node: "db", Ready: true, Address: "10.0.0.7:2528"},
-		{Node: "end", Ready: true, Address: "[fd00::1]:1"},
-		{Node: "game-1", Down: true},
-		{Node: "waiting"},
-	}
-	cfg, err := registry.ParseClusterConfig([]byte(renderClusterConfig("ns", entries)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]registry.Entry{
-		"db":     {Node: "db", State: registry.Ready, Address: "10.0.0.7:2528"},
-		"end":    {Node: "end", State: registry.Ready, Address: "[fd00::1]:1"},
-		"game-1": {Node: "game-1", State: registry.Down},
-	}
-	if len(cfg.Nodes) != len(want) {
-		t.Fatalf("file registry read %v, want %v", cfg.Nodes, want)
-	}
-	for name, w := range want {
-		got := cfg.Nodes[name]
-		if got.State != w.State || got.Address != w.Address {
-			t.Errorf("%s: file registry read %+v, want %+v", name, got, w)
+// The generation written next is above the one replaced and above the
+// resourceVersion it was read at, so that it stays above every generation
+// published before even after the ConfigMap is gone (see nextGeneration).
+func TestNextGenerationNeverGoesBackwards(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		previous int64
+		rv       string
+		want     int64
+	}{
+		{"first write after a list", 0, "4711", 4712},
+		{"document behind its resourceVersion", 7, "4711", 4712},
+		{"document at its resourceVersion", 4711, "4711", 4712},
+		{"forged generation above the resourceVersion is not trusted", 1 << 50, "4711", 4712},
+		{"no comparable resourceVersion: count on", 7, "", 8},
+		{"opaque resourceVersion: count on", 7, "abc", 8},
+	} {
+		if got := nextGeneration(tc.previous, tc.rv); got != tc.want {
+			t.Errorf("%s: nextGeneration(%d, %q) = %d, want %d", tc.name, tc.previous, tc.rv, got, tc.want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	registrypkg "github.com/skycall-io/skycall/sender/registry"
 )
 
 // The API server itself rejects bad ClusterNodes (CRD schema and CEL rules),
@@ -41,8 +42,32 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		{"pod name invalid", skycallv1.ClusterNodeSpec{Service: svc("s", intstr.FromInt32(1), "Pod_0")}, "spec.service.pod"},
 		{"node name with space", skycallv1.ClusterNodeSpec{NodeName: "game 1", Address: "db:1"}, "spec.nodeName"},
 		{"node name too long", skycallv1.ClusterNodeSpec{NodeName: strings.Repeat("n", 64), Address: "db:1"}, "spec.nodeName"},
+		// Issue 17: names skynet's cluster config reads as something else.
+		{"node name _ENV", skycallv1.ClusterNodeSpec{NodeName: "_ENV", Address: "db:1"}, "must not be a Lua keyword"},
+		{"node name _G", skycallv1.ClusterNodeSpec{NodeName: "_G", Address: "db:1"}, "must not be a Lua keyword"},
+		{"node name __nowaiting", skycallv1.ClusterNodeSpec{NodeName: "__nowaiting", Address: "db:1"}, "nor start with __"},
+		{"node name __anything", skycallv1.ClusterNodeSpec{NodeName: "__x", Address: "db:1"}, "nor start with __"},
+		{"address with a quote", skycallv1.ClusterNodeSpec{Address: `db":1`}, "address must be host:port"},
+		{"address with a newline", skycallv1.ClusterNodeSpec{Address: "db:1\nx = false"}, "address must be host:port"},
+	}
+	// Every Lua keyword, in spec.nodeName or as metadata.name without one:
+	// the CRD's list and registry.ReservedNodeName's are the same.
+	for _, kw := range registrypkg.LuaKeywords() {
+		cases = append(cases, struct {
+			name string
+			spec skycallv1.ClusterNodeSpec
+			want string
+		}{"node name " + kw, skycallv1.ClusterNodeSpec{NodeName: kw, Address: "db:1"}, "must not be a Lua keyword"})
+		if registrypkg.ReservedNodeName(kw) == "" {
+			t.Errorf("registrypkg.ReservedNodeName(%q) allows a Lua keyword", kw)
+		}
 	}
 	for _, tc := range cases {
+		// The operator checks addresses again with the same rule, for
+		// objects stored before the CRD had it.
+		if tc.spec.Address != "" && tc.spec.Service == nil && tc.spec.NodeName == "" && registrypkg.CheckAddress(tc.spec.Address) == nil {
+			t.Errorf("registry.CheckAddress accepts %q, which the CRD rejects", tc.spec.Address)
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"}, Spec: tc.spec}
 			err := k8s.Create(context.Background(), obj)
@@ -55,16 +80,35 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		})
 	}
 
+	for _, kw := range registrypkg.LuaKeywords() {
+		obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: kw}, Spec: skycallv1.ClusterNodeSpec{Address: "db:1"}}
+		if err := k8s.Create(context.Background(), obj); err == nil || !strings.Contains(err.Error(), "set spec.nodeName") {
+			t.Errorf("ClusterNode named %q without spec.nodeName: got %v, want a rejection saying to set spec.nodeName", kw, err)
+		}
+		obj.Spec.NodeName = "node_" + kw
+		if err := k8s.Create(context.Background(), obj); err != nil {
+			t.Errorf("ClusterNode named %q with spec.nodeName %s rejected: %v", kw, obj.Spec.NodeName, err)
+		}
+	}
+
 	good := []skycallv1.ClusterNodeSpec{
 		{Address: "10.0.0.1:2526"},
 		{Address: "db.default.svc.cluster.local:2526"},
 		{Address: "[fd00::1]:2526"},
 		{Address: "localhost:65535", NodeName: "game_1"},
+		{Address: "db:1", NodeName: "_ENV2"},
+		{Address: "db:1", NodeName: "G_"},
+		{Address: "db:1", NodeName: "a__b"},
 		{Service: svc("store", intstr.FromString("cluster"), "")},
 		{Service: svc("store", intstr.FromInt32(2528), "store-0")},
 		{Address: "db:1", Down: true},
 	}
 	for _, spec := range good {
+		if spec.Address != "" {
+			if err := registrypkg.CheckAddress(spec.Address); err != nil {
+				t.Errorf("registry.CheckAddress rejects %q, which the CRD accepts: %v", spec.Address, err)
+			}
+		}
 		obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "good-"}, Spec: spec}
 		if err := k8s.Create(context.Background(), obj); err != nil {
 			t.Errorf("rejected good spec %+v: %v", spec, err)

@@ -7,6 +7,7 @@
 #   etcd                      from go.etcd.io/etcd/server/v3 (etcdmain.Main)
 #   controller-gen            from sigs.k8s.io/controller-tools
 #   helm                      from helm.sh/helm/v3
+#   staticcheck               from honnef.co/go/tools (make verify)
 #
 # Usage: hack/control-plane.sh [path]
 #   path (default)  build whatever is missing, then print the directory that
@@ -26,6 +27,8 @@ k8s_version="v1.${api_version#v0.}"
 etcd_version=${ETCD_VERSION:-v3.6.16}
 controller_tools_version=${CONTROLLER_TOOLS_VERSION:-v0.23.0}
 helm_version=${HELM_VERSION:-v3.22.0}
+# staticcheck 2026.2.2: a release that reads Go 1.26 code.
+staticcheck_version=${STATICCHECK_VERSION:-v0.8.2}
 
 cache_root=${SKYCALL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skycall}
 bin="$cache_root/k8s-${k8s_version}"
@@ -137,5 +140,6 @@ for p in pkg/chartutil pkg/lint/rules; do
   helm_ldflags="$helm_ldflags -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=${k8s_minor}"
 done
 [ -x "$bin/helm" ] || build_go_tool helm helm.sh/helm/v3/cmd/helm "$helm_version" helm.sh/helm/v3 "$helm_ldflags"
+[ -x "$bin/staticcheck" ] || build_go_tool staticcheck honnef.co/go/tools/cmd/staticcheck "$staticcheck_version" honnef.co/go/tools ""
 
 echo "$bin"

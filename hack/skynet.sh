@@ -6,8 +6,10 @@
 #
 # Usage: hack/skynet.sh [path]
 #   path (default)  build skynet if missing, then print the directory that
-#                   holds the skynet binary, service/, lualib/, luaclib/ and
-#                   cservice/ as the LAST line of stdout. Progress goes to
+#                   holds the skynet binary, service/, lualib/, luaclib/,
+#                   cservice/ and lua (skynet's own Lua 5.5 interpreter, which
+#                   tests use to load files exactly as skynet does) as the
+#                   LAST line of stdout. Progress goes to
 #                   stderr. Exit status 3 when skynet cannot be had (no
 #                   source, no network, no compiler), 1 on other failures.
 #
@@ -49,7 +51,7 @@ unavailable() { log "unavailable: $*"; exit 3; }
 
 mkdir -p "$cache_root"
 
-built() { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$commit" ] && [ -x "$dest/skynet" ]; }
+built() { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$commit" ] && [ -x "$dest/skynet" ] && [ -x "$dest/lua" ]; }
 
 if built; then
   echo "$dest"
@@ -143,12 +145,12 @@ if ! (cd "$src" && make linux MALLOC_STATICLIB= SKYNET_DEFINES=-DNOUSE_JEMALLOC 
   tail -n 30 "$work/build.log" >&2
   die "make failed in ${src} (last lines above)"
 fi
-[ -x "$src/skynet" ] || die "make succeeded but left no skynet binary"
+[ -x "$src/skynet" ] && [ -x "$src/3rd/lua/lua" ] || die "make succeeded but left no skynet binary or no 3rd/lua/lua"
 
 # Keep what a node needs to run; swap it in whole so no reader sees half.
 rm -rf "$dest.new"
 mkdir -p "$dest.new"
-cp -a "$src/skynet" "$src/service" "$src/lualib" "$src/luaclib" "$src/cservice" "$src/LICENSE" "$dest.new/"
+cp -a "$src/skynet" "$src/service" "$src/lualib" "$src/luaclib" "$src/cservice" "$src/LICENSE" "$src/3rd/lua/lua" "$dest.new/"
 echo "$commit" >"$dest.new/.skycall-built"
 rm -rf "$dest"
 mv "$dest.new" "$dest"

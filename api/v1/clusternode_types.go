@@ -24,6 +24,13 @@ const (
 	ReasonAdministrativelyDown = "AdministrativelyDown"
 	// ReasonNameConflict: another ClusterNode in the namespace claims the same node name.
 	ReasonNameConflict = "NameConflict"
+	// ReasonInvalidNodeName: the node name is reserved (a Lua keyword, _ENV,
+	// _G, or starts with "__"); only objects stored before the CRD rejected
+	// such names can have one.
+	ReasonInvalidNodeName = "InvalidNodeName"
+	// ReasonInvalidSpec: the spec breaks a rule the CRD enforces today (an
+	// object stored before the rule existed).
+	ReasonInvalidSpec = "InvalidSpec"
 )
 
 // ClusterNodeSpec says where a node lives: exactly one of address or service.
@@ -32,11 +39,15 @@ const (
 type ClusterNodeSpec struct {
 	// NodeName is the node name senders use. It defaults to metadata.name;
 	// set it when the skynet name (for example game_1) is not a valid
-	// Kubernetes object name.
+	// Kubernetes object name. Reserved, because skynet's cluster config
+	// would read them as something else: Lua keywords, _ENV, _G and names
+	// starting with __ (cluster options such as __nowaiting). The same list
+	// is registry.ReservedNodeName.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_.-]*$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['and','break','do','else','elseif','end','false','for','function','global','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while','_ENV','_G']) && !self.startsWith('__')",message="nodeName must not be a Lua keyword, _ENV or _G, nor start with __ (skynet reads such a name in its cluster config as something else than a node)"
 	NodeName string `json:"nodeName,omitempty"`
 
 	// Address is a fixed host:port: an IPv4 address, a DNS name, or
@@ -131,6 +142,7 @@ type ClusterNodeStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="has(self.spec.nodeName) || !(self.metadata.name in ['and','break','do','else','elseif','end','false','for','function','global','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while'])",message="metadata.name is a Lua keyword, which is reserved as a node name: set spec.nodeName to the name senders use"
 type ClusterNode struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -154,8 +166,4 @@ type ClusterNodeList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ClusterNode `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&ClusterNode{}, &ClusterNodeList{})
 }

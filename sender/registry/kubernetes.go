@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -43,12 +41,9 @@ func KubernetesNoWait(noWait bool) KubernetesOption {
 // clusternodes.cluster.skycall.io in that namespace.
 //
 // Its informer starts on the first Lookup. Until the first list has
-// arrived every node is Unknown (callers wait), never Absent. A node is
-// Ready when its Ready condition is True and status.address is set; Down
-// when spec.down is set (or Ready is False with reason AdministrativelyDown
-// for the current generation); NotReady otherwise, and also when two
-// ClusterNodes claim the same node name. The node name is status.nodeName,
-// or spec.nodeName / metadata.name before the operator has written it.
+// arrived every node is Unknown (callers wait), never Absent. A node no
+// ClusterNode claims is Absent; otherwise EntryOf decides, the same rule
+// the operator writes the registry ConfigMap with.
 //
 // A permission or missing-CRD error on the first list is returned by Lookup
 // wrapped in ErrRegistry, naming the namespace and what to grant.
@@ -145,48 +140,10 @@ func (k *Kubernetes) Lookup(node string) (Entry, error) {
 			live = append(live, cn)
 		}
 	}
-	switch len(live) {
-	case 0:
+	if len(live) == 0 {
 		return Entry{Node: node, State: Absent, NoWait: k.noWait}, nil
-	case 1:
-		return entryOf(node, live[0]), nil
-	default:
-		names := make([]string, len(live))
-		for i, cn := range live {
-			names[i] = cn.Name
-		}
-		slices.Sort(names)
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf(
-			"%s: node name %q is claimed by ClusterNodes %s in namespace %s",
-			skycallv1.ReasonNameConflict, node, strings.Join(names, ", "), k.ns)}, nil
 	}
-}
-
-// entryOf reads one ClusterNode's status as the operator wrote it.
-func entryOf(node string, cn *skycallv1.ClusterNode) Entry {
-	if cn.Spec.Down {
-		return Entry{Node: node, State: Down, Reason: fmt.Sprintf("ClusterNode %s has spec.down set", cn.Name)}
-	}
-	cond := meta.FindStatusCondition(cn.Status.Conditions, skycallv1.ConditionReady)
-	switch {
-	case cond == nil:
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s has no Ready condition yet", cn.Name)}
-	case cond.Status == metav1.ConditionTrue && cn.Status.Address != "":
-		return Entry{Node: node, State: Ready, Address: cn.Status.Address}
-	case cond.Reason == skycallv1.ReasonAdministrativelyDown && cond.ObservedGeneration >= cn.Generation:
-		return Entry{Node: node, State: Down, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
-	default:
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s: Ready=%s %s: %s",
-			cn.Name, cond.Status, cond.Reason, cond.Message)}
-	}
-}
-
-// nodeNameOf is the name senders use for a ClusterNode.
-func nodeNameOf(cn *skycallv1.ClusterNode) string {
-	if cn.Status.NodeName != "" {
-		return cn.Status.NodeName
-	}
-	return cn.EffectiveNodeName()
+	return EntryOf(node, live), nil
 }
 
 // Watch implements Registry.
@@ -247,7 +204,7 @@ func (k *Kubernetes) startInformer() error {
 	inf := cache.NewSharedIndexInformer(lw, &skycallv1.ClusterNode{}, 0, cache.Indexers{
 		indexNodeName: func(obj any) ([]string, error) {
 			if cn, ok := obj.(*skycallv1.ClusterNode); ok {
-				return []string{nodeNameOf(cn)}, nil
+				return []string{NodeNameOf(cn)}, nil
 			}
 			return nil, nil
 		},
@@ -305,7 +262,7 @@ func (k *Kubernetes) changed(objs ...any) {
 	var names []string
 	for _, o := range objs {
 		if cn, ok := o.(*skycallv1.ClusterNode); ok {
-			names = append(names, nodeNameOf(cn))
+			names = append(names, NodeNameOf(cn))
 		}
 	}
 	k.w.notify(names...)

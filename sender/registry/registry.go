@@ -17,6 +17,12 @@
 // at once. NotReady is a node the registry knows but that has no usable
 // address yet (callers wait), and Unknown is a registry that cannot tell yet,
 // such as a Kubernetes cache still loading: it is never taken for Absent.
+//
+// What a ClusterNode means to a sender is decided once, in clusternode.go
+// (EntryOf), for the Kubernetes registry and for the operator alike; the
+// registry ConfigMap's two files are written and read side by side, in
+// clusterconfig.go (skynet's cluster config, safe to load whatever names
+// and addresses it is given) and nodesjson.go (nodes.json).
 package registry
 
 import (

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skycall-io/skycall/controllers"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/skynetpeer"
@@ -31,11 +30,11 @@ func TestOneClusterConfigServesSkynetAndGo(t *testing.T) {
 	}
 	skyAddr := "127.0.0.1:" + strconv.Itoa(skyPort)
 	path := filepath.Join(t.TempDir(), "clustername.lua")
-	writeClusterConfig(t, path, []controllers.RegistryEntry{
-		{Node: "sky-1", Address: skyAddr, Ready: true},
-		{Node: "go-node.1", Address: goA.addr, Ready: true},
-		{Node: "gone", Down: true},
-		{Node: "later"}, // not ready: no line
+	writeClusterConfig(t, path, []registry.Entry{
+		{Node: "sky-1", State: registry.Ready, Address: skyAddr},
+		{Node: "go-node.1", State: registry.Ready, Address: goA.addr},
+		{Node: "gone", State: registry.Down},
+		{Node: "later", State: registry.NotReady}, // not ready: no line
 	})
 	sky := startSky(t, "sky-1", skynetpeer.Config{Port: skyPort, Cluster: path})
 
@@ -101,11 +100,11 @@ func TestOneClusterConfigServesSkynetAndGo(t *testing.T) {
 
 	// The operator rewrites the file: gone comes up at goB, later at goC.
 	// skynet sees it after cluster.reload, the File registry by itself.
-	writeClusterConfig(t, path, []controllers.RegistryEntry{
-		{Node: "sky-1", Address: skyAddr, Ready: true},
-		{Node: "go-node.1", Address: goA.addr, Ready: true},
-		{Node: "gone", Address: goB.addr, Ready: true},
-		{Node: "later", Address: goC.addr, Ready: true},
+	writeClusterConfig(t, path, []registry.Entry{
+		{Node: "sky-1", State: registry.Ready, Address: skyAddr},
+		{Node: "go-node.1", State: registry.Ready, Address: goA.addr},
+		{Node: "gone", State: registry.Ready, Address: goB.addr},
+		{Node: "later", State: registry.Ready, Address: goC.addr},
 	})
 	start := time.Now()
 	if got := driveSky("reload"); !reflect.DeepEqual(got, []any{true}) {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
-	"github.com/skycall-io/skycall/controllers"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/skynetpeer"
@@ -76,9 +75,9 @@ func clientTo(t *testing.T, node, addr string, opts ...sender.Option) *sender.Cl
 
 // writeClusterConfig writes entries as the operator does (the registry
 // ConfigMap's clustername.lua) to path.
-func writeClusterConfig(t *testing.T, path string, entries []controllers.RegistryEntry) {
+func writeClusterConfig(t *testing.T, path string, entries []registry.Entry) {
 	t.Helper()
-	lua := controllers.RenderClusterConfig("interop", entries)
+	lua, _ := registry.FormatClusterConfig("interop", entries)
 	// Replace atomically: skynet and registry.File may read it any time.
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(lua), 0o644); err != nil {

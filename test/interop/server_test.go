@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skycall-io/skycall/controllers"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/skynetpeer"
 )
 
@@ -118,7 +118,7 @@ func (g *goNode) pushed() []any {
 func skyCalling(t *testing.T, g *goNode) (*skynetpeer.Node, *sender.Client) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "clustername.lua")
-	writeClusterConfig(t, path, []controllers.RegistryEntry{{Node: "go", Address: g.addr, Ready: true}})
+	writeClusterConfig(t, path, []registry.Entry{{Node: "go", State: registry.Ready, Address: g.addr}})
 	n := startSky(t, "sky", skynetpeer.Config{Cluster: path})
 	return n, clientTo(t, "sky", n.Addr)
 }

@@ -6,7 +6,6 @@ package scale
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/controllers"
+	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/localcp"
 )
 
@@ -140,8 +140,8 @@ func registryReady(ctx context.Context, k8s client.Client) (int, int, error) {
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: "scale", Name: controllers.RegistryConfigMapName}, &cm); err != nil {
 		return 0, 0, err
 	}
-	var doc controllers.RegistryDocument
-	if err := json.Unmarshal([]byte(cm.Data[controllers.RegistryJSONKey]), &doc); err != nil {
+	doc, err := registry.ParseNodesJSON([]byte(cm.Data[controllers.RegistryJSONKey]))
+	if err != nil {
 		return 0, 0, err
 	}
 	return len(doc.Ready), len(cm.Data[controllers.RegistryJSONKey]) + len(cm.Data[controllers.RegistryLuaKey]), nil

@@ -1,0 +1,177 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	skycallv1 "github.com/skycall-io/skycall/api/v1"
+)
+
+// Issue 10: the same ClusterNodes mean the same to an in-pod Go sender (the
+// Kubernetes registry) and to a skynet node or File registry (the registry
+// ConfigMap the operator writes with ClusterNodeEntries, FormatClusterConfig
+// and FormatNodesJSON, as controllers.RegistryReconciler does), including
+// while status lags spec. The objects live in a real API server; no
+// operator runs, so each status is exactly what the case writes.
+func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
+	cp, c := controlPlane(t)
+	ctx := context.Background()
+	type setup func(t *testing.T, ns string)
+	node := func(name, nodeName string, down bool) setup {
+		return func(t *testing.T, ns string) {
+			cn := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: skycallv1.ClusterNodeSpec{NodeName: nodeName, Address: "10.0.0.7:2528", Down: down}}
+			if err := c.Create(ctx, cn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	status := func(name string, ready bool, reason, addr string) setup {
+		return func(t *testing.T, ns string) {
+			cn := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+			setStatus(t, c, cn, ready, reason, addr)
+		}
+	}
+	statusNodeName := func(name, nodeName string) setup {
+		return func(t *testing.T, ns string) {
+			var cn skycallv1.ClusterNode
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cn); err != nil {
+				t.Fatal(err)
+			}
+			cn.Status.NodeName = nodeName
+			if err := c.Status().Update(ctx, &cn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	setDown := func(name string, down bool) setup {
+		return func(t *testing.T, ns string) {
+			var cn skycallv1.ClusterNode
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cn); err != nil {
+				t.Fatal(err)
+			}
+			cn.Spec.Down = down
+			if err := c.Update(ctx, &cn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const addr = "10.0.0.7:2528"
+	for _, tc := range []struct {
+		name  string
+		steps []setup
+		node  string
+		want  State
+	}{
+		{"ready", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr)}, "db", Ready},
+		{"no status yet", []setup{node("db", "", false)}, "db", NotReady},
+		{"resolving failed", []setup{node("db", "", false), status("db", false, skycallv1.ReasonServiceNotFound, "")}, "db", NotReady},
+		{"down", []setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, "")}, "db", Down},
+		{"spec.down set while status still says Ready",
+			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), setDown("db", true)}, "db", Down},
+		{"spec.down cleared while status still says AdministrativelyDown",
+			[]setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, ""), setDown("db", false)}, "db", NotReady},
+		{"two ClusterNodes claim one node name, before the operator marks them",
+			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), node("db-twin", "db", false)}, "db", NotReady},
+		{"two ClusterNodes claim one node name, both marked",
+			[]setup{node("db", "", false), node("db-twin", "db", false),
+				status("db", false, skycallv1.ReasonNameConflict, ""), status("db-twin", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady},
+		{"conflict over, status not updated yet",
+			[]setup{node("db", "", false), status("db", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady},
+		{"no ClusterNode", []setup{node("db", "", false)}, "other", Absent},
+		// Statuses no operator of ours writes: checked where they are read.
+		{"status.nodeName reserved", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr),
+			statusNodeName("db", "__nowaiting")}, "__nowaiting", NotReady},
+		{"status.address injects a line", []setup{node("db", "", false),
+			status("db", true, skycallv1.ReasonResolved, "h\"\n__nowaiting = true --:1")}, "db", NotReady},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t, c)
+			for _, step := range tc.steps {
+				step(t, ns)
+			}
+			var list skycallv1.ClusterNodeList
+			if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				t.Fatal(err)
+			}
+
+			// In-pod Go sender: the Kubernetes registry, once its cache
+			// holds exactly these versions of the objects.
+			reg, err := NewKubernetes(cp.Config, ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reg.Close()
+			_, _ = reg.Lookup(tc.node)
+			eventually(t, "the registry's cache holds the objects as listed", func() bool {
+				if e, err := reg.Lookup(tc.node); err != nil || e.State == Unknown {
+					return false
+				}
+				for i := range list.Items {
+					o, ok, _ := reg.inf.GetStore().Get(&list.Items[i])
+					if !ok || o.(*skycallv1.ClusterNode).ResourceVersion != list.Items[i].ResourceVersion {
+						return false
+					}
+				}
+				return len(reg.inf.GetStore().ListKeys()) == len(list.Items)
+			})
+			inPod, err := reg.Lookup(tc.node)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// The operator's registry ConfigMap, read back as skynet and
+			// programs read it.
+			entries := ClusterNodeEntries(list.Items)
+			lua, _ := FormatClusterConfig("test", entries)
+			cfg, err := ParseClusterConfig([]byte(lua))
+			if err != nil {
+				t.Fatalf("clustername.lua does not parse: %v\n%s", err, lua)
+			}
+			fromLua, ok := cfg.Nodes[tc.node]
+			if !ok {
+				fromLua = Entry{Node: tc.node, State: Absent}
+			}
+			raw, err := FormatNodesJSON(1, entries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := ParseNodesJSON([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fromJSON := doc.Lookup(tc.node)
+
+			// skynet's file has no "not ready": such a node has no line.
+			wantLua := tc.want
+			if wantLua == NotReady {
+				wantLua = Absent
+			}
+			wantAddr := ""
+			if tc.want == Ready {
+				wantAddr = addr
+			}
+			describe := func(e Entry) string { return fmt.Sprintf("%v %q (%s)", e.State, e.Address, e.Reason) }
+			if inPod.State != tc.want || inPod.Address != wantAddr {
+				t.Errorf("Kubernetes registry: %s, want %v %q", describe(inPod), tc.want, wantAddr)
+			}
+			if fromJSON.State != tc.want || fromJSON.Address != wantAddr {
+				t.Errorf("nodes.json: %s, want %v %q\n%s", describe(fromJSON), tc.want, wantAddr, raw)
+			}
+			if fromLua.State != wantLua || fromLua.Address != wantAddr || cfg.NoWait {
+				t.Errorf("clustername.lua: %s (nowaiting %v), want %v %q\n%s", describe(fromLua), cfg.NoWait, wantLua, wantAddr, lua)
+			}
+			if tc.want == NotReady && inPod.Reason == "" {
+				t.Errorf("Kubernetes registry says not ready without a reason")
+			}
+			if cond := meta.FindStatusCondition(list.Items[0].Status.Conditions, skycallv1.ConditionReady); cond != nil {
+				t.Logf("%s: Ready=%s %s; senders: %s", list.Items[0].Name, cond.Status, cond.Reason, describe(inPod))
+			}
+		})
+	}
+}
