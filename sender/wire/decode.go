@@ -76,6 +76,32 @@ type reassembly struct {
 	pool  []*partial
 	spare []byte   // a reassembly buffer kept for the next message
 	done  *partial // returned by the last call to Next, recycled on the next
+	held  int64    // bytes of buffer (partials, done, spare) charged to lim.Budget
+}
+
+// charge counts n more bytes of buffer against the shared budget.
+func (a *reassembly) charge(n int64) bool {
+	if b := a.lim.Budget; b != nil && !b.take(n) {
+		return false
+	}
+	a.held += n
+	return true
+}
+
+func (a *reassembly) uncharge(n int64) {
+	if b := a.lim.Budget; b != nil {
+		b.give(n)
+	}
+	a.held -= n
+}
+
+// close returns every buffer and what they were charged to the budget.
+func (a *reassembly) close() {
+	if b := a.lim.Budget; b != nil {
+		b.give(a.held)
+	}
+	a.held = 0
+	a.m, a.pool, a.spare, a.done = nil, nil, nil, nil
 }
 
 func newReassembly(l Limits, fatal bool, what string) reassembly {
@@ -117,7 +143,10 @@ func (a *reassembly) put(p *partial) {
 // bigger than the current one and not too big to hold on to.
 func (a *reassembly) dropBuffer(p *partial) {
 	if c := cap(p.buf); c > cap(a.spare) && c <= spareMax {
+		a.uncharge(int64(cap(a.spare)))
 		a.spare = p.buf[:0]
+	} else {
+		a.uncharge(int64(c))
 	}
 	p.buf = nil
 }
@@ -149,16 +178,28 @@ func (a *reassembly) start(t byte, session, total uint32, push bool) (*partial, 
 	return p, nil
 }
 
-// grow makes room in buf for n more bytes of a message of total bytes: at
-// most twice what has arrived, never more than total, so memory follows what
-// the peer actually sent.
-func grow(buf []byte, n int, total uint32) []byte {
-	need := len(buf) + n
-	if need <= cap(buf) {
-		return buf
+// grow makes room in p.buf for n more bytes, charging the budget; false
+// when the budget has no room.
+func (a *reassembly) grow(p *partial, n int) bool {
+	c := growCap(cap(p.buf), len(p.buf)+n, p.total)
+	if c == cap(p.buf) {
+		return true
 	}
-	c := min(max(need, 2*cap(buf), 512), int(total))
-	return append(make([]byte, 0, c), buf...)
+	if !a.charge(int64(c - cap(p.buf))) {
+		return false
+	}
+	p.buf = append(make([]byte, 0, c), p.buf...)
+	return true
+}
+
+// growCap is the capacity for need bytes of a message of total bytes: at
+// most twice what has arrived, never more than total, so memory follows
+// what the peer actually sent and not what its header claimed.
+func growCap(have, need int, total uint32) int {
+	if need <= have {
+		return have
+	}
+	return min(max(need, 2*have), int(total))
 }
 
 // reject makes the parts of session be dropped silently, after its header
@@ -223,7 +264,18 @@ func (a *reassembly) part(t byte, session uint32, data []byte, last bool) (*part
 		a.dropBuffer(p)
 		return nil, a.errorf(ErrBadReassembly, t, session, push, "parts total at least %d bytes, header said %d", n, total)
 	}
-	p.buf = append(grow(p.buf, len(data), p.total), data...)
+	if !a.grow(p, len(data)) {
+		push := p.push
+		if last {
+			delete(a.m, session)
+			a.put(p)
+		} else {
+			p.discard = true
+			a.dropBuffer(p)
+		}
+		return nil, a.errorf(ErrBudget, t, session, push, "%d bytes held across connections, budget %d", a.lim.Budget.Used(), a.lim.Budget.Max())
+	}
+	p.buf = append(p.buf, data...)
 	if !last {
 		return nil, nil
 	}
@@ -257,6 +309,10 @@ func NewRequestDecoder(r *bufio.Reader, l Limits) *RequestDecoder {
 		names: make(map[string]string),
 	}
 }
+
+// Close returns the decoder's buffers and what they were charged to
+// Limits.Budget. Next must not be called after Close.
+func (d *RequestDecoder) Close() { d.asm.close() }
 
 // Next returns the next complete request. A trace frame applies to the next
 // request or multipart header; multipart requests are reassembled by session

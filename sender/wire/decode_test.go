@@ -330,9 +330,9 @@ func TestMultipartBufferGrowsWithReceivedBytesNotTheHeader(t *testing.T) {
 	for _, p := range d.asm.m {
 		held += cap(p.buf)
 	}
-	// 64 messages of 64 bytes received: at most 512 bytes each (the
-	// smallest buffer), never the 16 MiB the headers claimed.
-	if want := DefaultMaxPartial * 512; held > want {
+	// 64 messages of 64 bytes received: 64 bytes each, never the 16 MiB
+	// the headers claimed.
+	if want := DefaultMaxPartial * 64; held > want {
 		t.Fatalf("%d incomplete messages hold %d bytes of buffer after 64 bytes each, want at most %d", len(d.asm.m), held, want)
 	}
 
@@ -346,13 +346,13 @@ func TestMultipartBufferGrowsWithReceivedBytesNotTheHeader(t *testing.T) {
 }
 
 func TestGrowFollowsReceivedBytesUpToTheTotal(t *testing.T) {
-	var buf []byte
+	c := 0
 	const total = 100000
 	for sent := 0; sent < total; {
 		n := min(MultiPart, total-sent)
-		buf = append(grow(buf, n, total), pattern(n)...)
+		c = growCap(c, sent+n, total)
 		sent += n
-		if c := cap(buf); c > max(2*sent, 512) || c > total {
+		if c > 2*sent || c > total || c < sent {
 			t.Fatalf("after %d bytes the buffer holds %d, want at most twice that and at most %d", sent, c, total)
 		}
 	}
@@ -423,5 +423,39 @@ func TestSteadyStateDecodingDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("decoding a small response allocates %.1f times", allocs)
+	}
+}
+
+func TestBudgetIsSharedAcrossDecodersAndReturnedOnClose(t *testing.T) {
+	budget := NewBudget(3 * MultiPart)
+	msg := func(session uint32, size int) [][]byte {
+		return splitFrames(mustRequest(t, &Request{Address: 5, Session: session, Payload: pattern(size)}))
+	}
+	// a holds two parts of a 4-part message: 64 KiB of the 96 KiB budget.
+	big := msg(1, 4*MultiPart)
+	a := reqDecoder(bytes.Join(big[:3], nil), Limits{Budget: budget})
+	if _, err := a.Next(); err != io.EOF {
+		t.Fatalf("a: %v, want io.EOF with the message incomplete", err)
+	}
+	if got := budget.Used(); got != 2*MultiPart {
+		t.Fatalf("budget used %d after two parts, want %d", got, 2*MultiPart)
+	}
+	// b's 3-part message cannot fit: dropped with ErrBudget, b stays in sync.
+	next := &Request{Address: 6, Session: 3, Payload: []byte("after")}
+	b := reqDecoder(append(bytes.Join(msg(2, 3*MultiPart), nil), mustRequest(t, next)...), Limits{Budget: budget})
+	_, err := b.Next()
+	var de *DecodeError
+	if !errors.As(err, &de) || !errors.Is(err, ErrBudget) || de.Fatal || de.Session != 2 {
+		t.Fatalf("b: %v, want a non-fatal ErrBudget for session 2", err)
+	}
+	got, err := b.Next()
+	if err != nil {
+		t.Fatalf("b after the dropped message: %v", err)
+	}
+	assertRequest(t, got, next)
+	b.Close()
+	a.Close()
+	if got := budget.Used(); got != 0 {
+		t.Fatalf("budget used %d after both decoders closed, want 0", got)
 	}
 }

@@ -34,6 +34,9 @@ var (
 	// ErrBadReassembly. skynet's clusteragent takes such parts for a
 	// request without an address and answers "Invalid name".
 	ErrOrphanPart = fmt.Errorf("%w: part without a header", ErrBadReassembly)
+	// ErrBudget: the part of a multipart message would take its decoder
+	// over Limits.Budget; the message is dropped, the stream stays in sync.
+	ErrBudget = errors.New("wire: budget for incomplete messages exhausted")
 	// ErrNameLength: a string address that is empty or over 255 bytes.
 	ErrNameLength = errors.New("wire: name length must be 1..255")
 	// ErrInvalidSession: a request session of 0 or above INT32_MAX.
