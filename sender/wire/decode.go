@@ -7,8 +7,10 @@ import (
 )
 
 const (
-	// spareMax caps the reassembly buffer kept for reuse between messages.
-	spareMax = 4 << 20
+	// spareMax caps the reassembly buffer kept for reuse between messages;
+	// spareMaxBudgeted when the decoder shares a Budget.
+	spareMax         = 4 << 20
+	spareMaxBudgeted = 64 << 10
 	// maxInterned caps how many distinct names a RequestDecoder keeps as
 	// strings, so a steady set of names costs no allocation per request.
 	maxInterned = 256
@@ -76,7 +78,7 @@ type reassembly struct {
 	pool  []*partial
 	spare []byte   // a reassembly buffer kept for the next message
 	done  *partial // returned by the last call to Next, recycled on the next
-	held  int64    // bytes of buffer (partials, done, spare) charged to lim.Budget
+	held  int64    // bytes of buffer (partials and done, not spare) charged to lim.Budget
 }
 
 // charge counts n more bytes of buffer against the shared budget.
@@ -142,13 +144,23 @@ func (a *reassembly) put(p *partial) {
 // dropBuffer takes p's buffer away, keeping it as the spare when it is
 // bigger than the current one and not too big to hold on to.
 func (a *reassembly) dropBuffer(p *partial) {
-	if c := cap(p.buf); c > cap(a.spare) && c <= spareMax {
-		a.uncharge(int64(cap(a.spare)))
+	c := cap(p.buf)
+	a.uncharge(int64(c))
+	if c > cap(a.spare) && c <= a.spareMax() {
 		a.spare = p.buf[:0]
-	} else {
-		a.uncharge(int64(c))
 	}
 	p.buf = nil
+}
+
+// spareMax is the largest buffer kept for reuse. The spare is not charged
+// to a shared budget (an idle connection would hold budget that others
+// need), so with one it is kept small: it is part of a connection's fixed
+// cost, like its read buffer.
+func (a *reassembly) spareMax() int {
+	if a.lim.Budget != nil {
+		return spareMaxBudgeted
+	}
+	return spareMax
 }
 
 // start registers the header of a multipart message. It returns nil and an
@@ -174,7 +186,10 @@ func (a *reassembly) start(t byte, session, total uint32, push bool) (*partial, 
 	// Nothing is reserved on the header's word: the buffer grows with the
 	// bytes that arrive (see grow), so a header declaring 16 MiB followed
 	// by nothing costs a few bytes.
-	p.buf, a.spare = a.spare, nil
+	if a.spare != nil && a.charge(int64(cap(a.spare))) {
+		p.buf = a.spare
+	}
+	a.spare = nil
 	return p, nil
 }
 

@@ -141,8 +141,8 @@ type Limits struct {
 }
 
 // Budget is a number of bytes shared by decoders, for the buffers of
-// messages being reassembled (and the one buffer each decoder keeps for
-// reuse). It is safe for concurrent use.
+// messages being reassembled. A decoder sharing one keeps at most 64 KiB
+// outside it, for reuse. It is safe for concurrent use.
 type Budget struct {
 	max  int64
 	used atomic.Int64
