@@ -245,7 +245,8 @@ func (a *reassembly) part(t byte, session uint32, data []byte, last bool) (*part
 			return nil, a.errorf(ErrOrphanPart, t, session, false, "part without a header")
 		}
 		// Like skynet, take the parts for a message of their own and answer
-		// once, at its last part; keep none of their bytes.
+		// once, at its last part; keep none of their bytes. A lone last part
+		// is ErrOrphanPart above: skynet finds no address for it.
 		if len(a.m) >= a.lim.MaxPartial {
 			e := a.errorf(ErrTooManyPartial, t, session, false, "part without a header, and %d multipart messages already incomplete, limit %d", len(a.m), a.lim.MaxPartial)
 			e.Fatal = true
@@ -264,7 +265,9 @@ func (a *reassembly) part(t byte, session uint32, data []byte, last bool) (*part
 		delete(a.m, session)
 		a.put(p)
 		if orphan {
-			return nil, a.errorf(ErrOrphanPart, t, session, false, "parts without a header")
+			// skynet concatenates them with no size to check against:
+			// "Invalid large req", unlike a lone last part.
+			return nil, a.errorf(ErrBadReassembly, t, session, false, "parts without a header")
 		}
 		return nil, nil
 	}
