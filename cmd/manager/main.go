@@ -97,6 +97,10 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease
 	}
 	cfg.QPS, cfg.Burst = qps, burst
 	ctx := ctrl.SetupSignalHandler()
+	cacheOpts, err := controllers.CacheOptions(cfg, namespaces)
+	if err != nil {
+		return fmt.Errorf("cache options: %w", err)
+	}
 	mgr, err := newManager(ctx, cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
@@ -111,7 +115,7 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease
 		// over at once instead of making the next leader wait a whole
 		// lease duration. Safe because main exits as soon as Start returns.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(namespaces),
+		Cache:                         cacheOpts,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

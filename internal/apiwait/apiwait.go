@@ -9,13 +9,18 @@
 // its status 25 to 49 s later). SharedInformer does not expose the
 // reflector's backoff (kubernetes/kubernetes#136943), so ListerWatcher
 // wraps the list and watch calls instead: a call that fails because the API
-// server is unreachable or not ready yet is retried here, at most MaxDelay
+// server is unreachable or not ready yet is retried here, at most maxDelay
 // apart, until it succeeds or the informer stops. The reflector never sees
 // those failures, so its own backoff stays at its first step, and the
-// informer resumes within MaxDelay of the API server answering again.
+// informer resumes within maxDelay of the API server answering again.
+//
+// While it waits, it asks the API server's /readyz before trying the call
+// again: a request sent to a kube-apiserver that is starting is accepted
+// and can be held for seconds (measured: 5 s for a custom resource watch),
+// while /readyz answers at once.
 //
 // The price is load on an API server that is down: one connection attempt
-// per informer every MaxDelay instead of one every 30 to 60 s. A refused
+// per informer every maxDelay instead of one every 30 to 60 s. A refused
 // connection costs the server nothing; a starting server answering 503 gets
 // one TLS handshake per attempt.
 package apiwait
@@ -23,6 +28,7 @@ package apiwait
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -34,6 +40,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,15 +54,34 @@ const firstDelay = 100 * time.Millisecond
 // API server is unreachable or not ready, at most maxDelay apart (with up to
 // 20% less as jitter, so that many pods do not retry in step). Errors the
 // API server decides (forbidden, not found, invalid) are returned at once.
-// log hears when a call starts waiting and when the server is back. The
-// result also implements cache.ListerWatcherWithContext, which informers use.
-func ListerWatcher(lw cache.ListerWatcher, maxDelay time.Duration, log logr.Logger) cache.ListerWatcher {
-	return &waiting{lw: cache.ToListerWatcherWithContext(lw), maxDelay: maxDelay, log: log}
+// ready, when not nil, is asked before each retry (see Readyz). log hears
+// when a call starts waiting and when the server is back. The result also
+// implements cache.ListerWatcherWithContext, which informers use.
+func ListerWatcher(lw cache.ListerWatcher, maxDelay time.Duration, ready func(context.Context) error, log logr.Logger) cache.ListerWatcher {
+	return &waiting{lw: cache.ToListerWatcherWithContext(lw), maxDelay: maxDelay, ready: ready, log: log}
+}
+
+// Readyz returns a check that the API server of cfg answers /readyz with
+// ok; every authenticated or anonymous user may read it by default.
+func Readyz(cfg *rest.Config) (func(context.Context) error, error) {
+	cs, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	rc := cs.Discovery().RESTClient()
+	return func(ctx context.Context) error {
+		body, err := rc.Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && string(body) != "ok" {
+			err = fmt.Errorf("/readyz answered %q", body)
+		}
+		return err
+	}, nil
 }
 
 type waiting struct {
 	lw       cache.ListerWatcherWithContext
 	maxDelay time.Duration
+	ready    func(context.Context) error
 	log      logr.Logger
 }
 
@@ -89,6 +116,15 @@ func retry[T any](ctx context.Context, w *waiting, what string, call func() (T, 
 			t.Stop()
 			return v, err // the informer is stopping: hand back the last failure
 		case <-t.C:
+		}
+		if w.ready != nil {
+			rctx, cancel := context.WithTimeout(ctx, w.maxDelay)
+			rerr := w.ready(rctx)
+			cancel()
+			if rerr != nil {
+				delay = min(2*delay, w.maxDelay)
+				continue
+			}
 		}
 		if v, err = call(); err == nil || !Transient(err) {
 			w.log.Info("API server answering again", "call", what, "after", time.Since(start).Round(time.Millisecond))

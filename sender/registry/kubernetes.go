@@ -199,8 +199,12 @@ func (k *Kubernetes) startInformer() error {
 	// Waiting for an API server that is down, rather than client-go's
 	// backoff of up to a minute, makes address changes reach this sender
 	// within APIServerRetry of the API server being back.
+	ready, err := apiwait.Readyz(k.cfg)
+	if err != nil {
+		return fmt.Errorf("%w: Kubernetes client: %w", ErrRegistry, err)
+	}
 	lw := apiwait.ListerWatcher(cache.NewListWatchFromClient(rc, "clusternodes", k.ns, fields.Everything()),
-		APIServerRetry, k.log.WithValues("namespace", k.ns))
+		APIServerRetry, ready, k.log.WithValues("namespace", k.ns))
 	inf := cache.NewSharedIndexInformer(lw, &skycallv1.ClusterNode{}, 0, cache.Indexers{
 		indexNodeName: func(obj any) ([]string, error) {
 			if cn, ok := obj.(*skycallv1.ClusterNode); ok {

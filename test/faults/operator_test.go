@@ -22,10 +22,9 @@ const apiOutage = 20 * time.Second
 
 // convergeBound is the documented goal (docs/reliability.md): a change made
 // once the API server is ready (/readyz) reaches ClusterNode status within
-// 5 s. Measured: 0.8 to 5.5 s; what is over a second is kube-apiserver
-// taking up to 5 s to open its first watch on a custom resource after a
-// start. The tests fail at twice the goal, a margin for a loaded machine
-// that still catches client-go's backoff (25 to 49 s before the fix).
+// 5 s. Measured: 1.5 to 1.9 s. The tests fail at twice the goal, a margin
+// for a loaded machine that still catches client-go's backoff (25 to 50 s
+// before the fix).
 const (
 	convergeBound = 5 * time.Second
 	convergeFail  = 2 * convergeBound
