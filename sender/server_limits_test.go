@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +43,32 @@ func srvAmplification() []byte {
 	return b
 }
 
+// srvNeedFiles raises the soft limit on open files to n if it is lower (Go
+// already raises it to the hard limit at start); when the hard limit is
+// lower, the test skips saying so, or fails under CI=true.
+func srvNeedFiles(t *testing.T, n uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur >= n {
+		return
+	}
+	if lim.Max >= n {
+		lim.Cur = n
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	msg := fmt.Sprintf("needs %d open files, the hard limit is %d: raise it (ulimit -Hn %d) to run this test", n, lim.Max, n)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
 func srvHeap() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
@@ -60,6 +88,7 @@ func TestAmplificationAttackHoldsUnder64MiBAndOthersAreServed(t *testing.T) {
 		perPeer  = 50 // under DefaultServerMaxConnsPerPeer
 		heapGoal = 64 << 20
 	)
+	srvNeedFiles(t, 2*conns+100) // both ends of every connection live in this process
 	s := NewServer("node-a")
 	srvMustHandle(t, s, "@echo", srvEcho)
 	addr, _ := srvServe(t, s)
