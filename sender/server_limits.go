@@ -115,11 +115,12 @@ func (b *srvBytes) release(n int64) {
 	b.cond.Broadcast()
 }
 
-// wake makes waiters look at their stop channels again.
+// wake makes waiters look at their stop channels again. Broadcasting under
+// the lock means a waiter either saw the stop before it waited or is woken.
 func (b *srvBytes) wake() {
 	b.mu.Lock()
-	b.mu.Unlock() //nolint:staticcheck // empty critical section: orders the broadcast after a waiter's check
 	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 func (b *srvBytes) usedBytes() int64 {

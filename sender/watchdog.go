@@ -112,6 +112,9 @@ func (c *nodeConn) probe() bool {
 		n.mu.Unlock()
 		return false
 	}
+	// Counted in the quota like any message, since the writer releases
+	// what it takes; it is small and never waits for room.
+	n.quota.add(len(probeQuery))
 	n.appendLocked(0, "", false, probeQuery, w)
 	n.mu.Unlock()
 	c.wakeWriter()

@@ -121,3 +121,30 @@ func TestIdleConnectionToAnAnsweringPeerStaysUp(t *testing.T) {
 		t.Fatalf("the Server saw %d connections, want the first one kept", n)
 	}
 }
+
+// Probes go through the node's quota like any message: after many of them
+// the quota is back to empty, not below.
+func TestProbesLeaveTheQueueQuotaBalanced(t *testing.T) {
+	const d = 10 * time.Millisecond
+	peer := ctServe(t, "db")
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}), WithPeerTimeout(d))
+	if _, err := c.Call(ctCtx(t), "db", "@rec", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	n := c.node("db")
+	deadline := time.Now().Add(30 * d) // many probes
+	for time.Now().Before(deadline) {
+		n.mu.Lock()
+		msgs, bytes := n.quota.msgs, n.quota.bytes
+		n.mu.Unlock()
+		if msgs < 0 || bytes < 0 {
+			t.Fatalf("quota went negative: %d messages, %d bytes", msgs, bytes)
+		}
+		time.Sleep(d / 2)
+	}
+	eventually(t, "the quota is empty once the last probe is written", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.quota.msgs == 0 && n.quota.bytes == 0
+	})
+}
