@@ -128,8 +128,9 @@ func WithQueueFullError() Option {
 // another d after the last byte was written, or a write makes no progress
 // for d, the connection is closed. Its in-flight calls then fail with
 // ErrConnectionLost wrapping ErrPeerUnresponsive and the node reconnects.
-// A silent peer is noticed within 2.25·d of its last answer. d <= 0 keeps
-// DefaultPeerTimeout (10 s).
+// A silent peer is noticed within 2.25·d of its last answer. Probes are
+// counted in skycall_sender_written_messages_total; on a busy connection
+// there are none. d <= 0 keeps DefaultPeerTimeout (10 s).
 func WithPeerTimeout(d time.Duration) Option {
 	return func(o *clientOptions) {
 		if d > 0 {
