@@ -1,22 +1,44 @@
 package controllers
 
 import (
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/skycall-io/skycall/internal/apiwait"
 )
+
+// APIServerRetry is the longest an informer of the operator waits between
+// two attempts to reach an API server that is down or restarting; a change
+// made once it is ready reaches ClusterNode status within about this much
+// plus one reconcile (documented: within 5 s).
+const APIServerRetry = time.Second
 
 // CacheOptions limits the manager's cache to the watched namespaces (all
 // when empty) and, for ConfigMaps, to registry ConfigMaps only: the operator
-// never reads any other.
-func CacheOptions(namespaces []string) cache.Options {
+// never reads any other. Its informers wait for an API server that is down
+// rather than back off for up to a minute, asking cfg's /readyz before they
+// try again (see internal/apiwait).
+func CacheOptions(cfg *rest.Config, namespaces []string) (cache.Options, error) {
+	log := ctrl.Log.WithName("cache")
+	ready, err := apiwait.Readyz(cfg)
+	if err != nil {
+		return cache.Options{}, err
+	}
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{RegistryLabel: "true"})},
+		},
+		NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
+			return toolscache.NewSharedIndexInformer(apiwait.ListerWatcher(lw, APIServerRetry, ready, log.WithValues("type", fmt.Sprintf("%T", obj))), obj, resync, idx)
 		},
 	}
 	if len(namespaces) > 0 {
@@ -25,7 +47,7 @@ func CacheOptions(namespaces []string) cache.Options {
 			opts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
-	return opts
+	return opts, nil
 }
 
 // Leader election (--leader-elect) needs Leases, and Events to record it.

@@ -56,10 +56,15 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	cacheOpts, err := controllers.CacheOptions(cfg, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(nil),
+		Cache:   cacheOpts,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -38,7 +38,7 @@ type Client struct {
 	ctx    context.Context // cancelled by Close: interrupts dials
 	cancel context.CancelFunc
 	done   chan struct{} // closed by Close
-	epoch  atomic.Uint64 // advanced by the call-timeout sweeper
+	start  time.Time     // monotonic origin of call deadlines (see now)
 
 	idleSweeps atomic.Uint64 // passes of forgetIdle, for tests
 
@@ -54,7 +54,7 @@ func New(reg registry.Registry, opts ...Option) *Client {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Client{reg: reg, opts: o, log: o.log, done: make(chan struct{})}
+	c := &Client{reg: reg, opts: o, log: o.log, done: make(chan struct{}), start: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newClientMetrics(c)
 	if o.registerer != nil {
@@ -321,7 +321,10 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, n
 	w.addr, w.name = addr, name
 	if c.opts.callTimeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
-			w.deadline = c.epoch.Load() + sweepTicks + 1
+			// From the clock, not from a count of sweeps: a sweep that is
+			// late (a loaded machine) made a count lag the clock, and calls
+			// timed out as early as 0.9·d (issue 17).
+			w.deadline = c.now() + uint64(c.opts.callTimeout)
 		}
 	}
 	err := n.submit(ctx, addr, name, false, payload, w)
@@ -354,6 +357,10 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, n
 	return reply, nil
 }
 
+// now is the time since the Client started, in nanoseconds, on the
+// monotonic clock; never 0, which means "no deadline".
+func (c *Client) now() uint64 { return uint64(time.Since(c.start)) + 1 }
+
 // sweepTicks is how many sweeps make one default call timeout.
 const sweepTicks = 10
 
@@ -379,9 +386,9 @@ func (c *Client) sweep() {
 		case <-c.done:
 			return
 		case <-expiry:
-			epoch := c.epoch.Add(1)
+			now := c.now()
 			c.nodes.Range(func(_, v any) bool {
-				v.(*node).expire(epoch)
+				v.(*node).expire(now)
 				return true
 			})
 		case now := <-idle:

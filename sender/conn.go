@@ -27,6 +27,15 @@ type nodeConn struct {
 	wake    chan struct{} // 1-buffered: wakes the writer
 	retired chan struct{} // closed when a move retires the connection: the writer stops
 
+	// UnixNano of the last reply read and of the last write progress, for
+	// the watchdog (watchdog.go).
+	lastRead, lastWrite atomic.Int64
+	probeNow            chan struct{} // 1-buffered: many unconfirmed pushes, probe now
+
+	ackMu   sync.Mutex // guards acked and unacked (acks.go)
+	acked   uint64     // highest write ordinal a reply proved received
+	unacked []uint64   // ordinals of pushes written and not proven received, ascending
+
 	draining   atomic.Bool // retired after a move; see node.startDrain
 	drainTimer *time.Timer // guarded by n.mu
 
@@ -35,15 +44,21 @@ type nodeConn struct {
 }
 
 func newNodeConn(n *node, nc net.Conn, addr, peer string, dec *wire.ResponseDecoder) *nodeConn {
-	return &nodeConn{n: n, nc: nc, addr: addr, peer: peer, dec: dec,
-		wake: make(chan struct{}, 1), retired: make(chan struct{}), done: make(chan struct{})}
+	c := &nodeConn{n: n, nc: nc, addr: addr, peer: peer, dec: dec,
+		wake: make(chan struct{}, 1), retired: make(chan struct{}), done: make(chan struct{}),
+		probeNow: make(chan struct{}, 1)}
+	now := time.Now().UnixNano()
+	c.lastRead.Store(now)
+	c.lastWrite.Store(now)
+	return c
 }
 
 // start runs the reader and the writer.
 func (c *nodeConn) start() {
-	c.n.c.wg.Add(2)
+	c.n.c.wg.Add(3)
 	go c.writeLoop()
 	go c.readLoop()
+	go c.watch()
 }
 
 // wakeWriter tells the writer the outbox has frames.
@@ -111,10 +126,18 @@ func (c *nodeConn) writeLoop() {
 		n.mu.Unlock()
 
 		buf := b.frames
-		if _, err := c.nc.Write(buf); err != nil {
-			n.connLost(c, err, b.sends)
+		if wrote, err := c.write(buf); err != nil {
+			if wrote > 0 {
+				// Some of the batch may have arrived: its pushes are
+				// unconfirmed, not certainly lost.
+				c.written(b.pushes)
+				n.connLost(c, err, 0)
+			} else {
+				n.connLost(c, err, b.sends)
+			}
 			return
 		}
+		c.written(b.pushes)
 		n.m.written.Add(float64(b.msgs))
 		n.m.writtenBytes.Add(float64(len(buf)))
 		if cap(buf) > 4<<20 && len(buf) < cap(buf)/4 {
@@ -134,7 +157,11 @@ func (c *nodeConn) readLoop() {
 			n.connLost(c, err, 0)
 			return
 		}
+		c.lastRead.Store(time.Now().UnixNano())
 		w := n.inflight.take(resp.Session)
+		if w != nil {
+			c.ack(w.seq)
+		}
 		if w == nil {
 			n.unmatched(resp)
 			continue

@@ -129,5 +129,33 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr string) (*nodeConn
 				"skycall: %s answered as node %q, not %q; the registry entry for %q points at the wrong node", addr, peer, n.name, n.name)
 		}
 	}
+	if n.c.opts.tlsNodeIdentity {
+		if err := n.checkCertIdentity(nc, addr); err != nil {
+			return nil, err
+		}
+	}
 	return newNodeConn(n, nc, addr, peer, dec), nil
+}
+
+// checkCertIdentity makes sure the certificate the peer presented names
+// this node, whatever name it answered to the node query.
+func (n *node) checkCertIdentity(nc net.Conn, addr string) error {
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return fmt.Errorf("skycall: node %q at %s: mutual TLS is on but the connection is not TLS", n.name, addr)
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 || !certNamesNode(certs[0], n.name) {
+		var names []string
+		if len(certs) > 0 {
+			names = certs[0].DNSNames
+			for _, u := range certs[0].URIs {
+				names = append(names, u.String())
+			}
+		}
+		return newNodeError(ErrWrongNode, nil,
+			"skycall: %s presented a certificate for %v, which does not name node %q (want a DNS SAN %q or a URI SAN skycall://%s)",
+			addr, names, n.name, n.name, n.name)
+	}
+	return nil
 }

@@ -63,14 +63,26 @@
 //   - A queued Call whose ctx ends is removed and returns the ctx error: it
 //     is certainly not sent. A Call whose ctx ends after it was written
 //     returns the ctx error and its late reply is discarded. A Call whose ctx
-//     has no deadline is bounded by WithCallTimeout (default 30s).
+//     has no deadline is bounded by WithCallTimeout (default 30s): it fails
+//     between d and 1.1·d after it was made, never before d.
 //   - When a connection breaks, calls written on it fail at once with
 //     ErrConnectionLost: they may or may not have been processed. Messages
 //     not yet written stay queued and go out, in order, after reconnecting.
-//     Sends in a write that failed are counted as dropped
-//     (reason connection_lost); a Send whose bytes reached the socket before
-//     the peer died may be lost unseen, as with any unacknowledged push over
-//     TCP (skynet's included): use Call when you must know.
+//     Sends in a write that failed before any byte left are counted as
+//     dropped (reason connection_lost: they never arrived). A Send that was
+//     written is known to have arrived once any reply on that connection to
+//     a message written after it comes back (TCP keeps order; an idle
+//     connection's probe counts); those written and not proven when the
+//     connection breaks are counted and logged as dropped with reason
+//     unconfirmed: outcome unknown, some did arrive. skynet's own cluster
+//     has the same hole, uncounted. Use Call when you must know.
+//   - A peer that stops answering or reading while its socket stays open
+//     (a stopped or hung process) is probed with the protocol's node query
+//     after WithPeerTimeout (default 10s) of silence; when neither the probe
+//     nor anything else is answered within that much again, or a write
+//     makes no progress for that long, the connection is closed as broken,
+//     with in-flight calls failing with ErrConnectionLost wrapping
+//     ErrPeerUnresponsive: noticed within 2.25 times the peer timeout.
 //   - A push the remote node rejects (for example "Invalid name") is counted
 //     (reason rejected) and logged, since its caller has gone.
 //   - Close fails queued and in-flight calls with ErrClosed and drops queued
@@ -88,9 +100,28 @@
 // # Errors
 //
 // Errors wrap ErrUnknownNode, ErrNodeDown, ErrQueueFull, ErrConnectionLost,
-// ErrMessageTooLarge, ErrClosed, ErrWrongNode, ErrRegistry or a ctx error,
+// ErrPeerUnresponsive, ErrMessageTooLarge, ErrClosed, ErrWrongNode,
+// ErrRegistry or a ctx error,
 // for errors.Is, and say which node and what to do. A remote failure is a
 // *RemoteError carrying the remote text.
+//
+// # Security
+//
+// skynet's cluster protocol is plain TCP with no authentication: anyone who
+// can reach a node's port can call its services. Between skycall nodes,
+// LoadTLSFiles with WithMutualTLS and ServerMutualTLS gives mutual TLS:
+// certificates are read again when their files change, the Server requires
+// a client certificate from the CA bundle, and the Client accepts a node
+// only when the Server's certificate names it (DNS SAN or URI
+// skycall://NODE). Links with skynet nodes stay plain TCP; keep them on a
+// network only trusted peers reach (a NetworkPolicy in Kubernetes).
+//
+// A Server bounds what its peers can make it hold: connections in all and
+// per peer IP (ServerMaxConns, ServerMaxConnsPerPeer), bytes of requests
+// being reassembled (ServerPartialBudget; a request over it is answered
+// "busy") and bytes of requests waiting for handlers (ServerQueuedBudget;
+// past it readers stop reading). Reassembly buffers grow with the bytes
+// received, never from the size a header claims.
 //
 // # Performance
 //

@@ -22,6 +22,11 @@ var (
 	// ErrConnectionLost: the connection broke while a call was in flight:
 	// its request may or may not have been processed.
 	ErrConnectionLost = errors.New("skycall: connection lost")
+	// ErrPeerUnresponsive: a connected peer neither answered a probe nor
+	// took the bytes written to it within the peer timeout
+	// (WithPeerTimeout); the connection was closed, and the calls in flight
+	// on it fail with ErrConnectionLost wrapping this.
+	ErrPeerUnresponsive = errors.New("skycall: peer unresponsive")
 	// ErrMessageTooLarge: the payload is over the maximum message size.
 	// Nothing was queued.
 	ErrMessageTooLarge = errors.New("skycall: message too large")

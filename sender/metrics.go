@@ -32,9 +32,10 @@ const (
 	dropRegistry       = "registry_error"
 	dropConnectionLost = "connection_lost"
 	dropRejected       = "rejected"
+	dropUnconfirmed    = "unconfirmed" // written, then the connection broke before a reply proved it received
 )
 
-var dropReasons = [...]string{dropNodeDown, dropClosed, dropUnknownNode, dropRegistry, dropConnectionLost, dropRejected}
+var dropReasons = [...]string{dropNodeDown, dropClosed, dropUnknownNode, dropRegistry, dropConnectionLost, dropRejected, dropUnconfirmed}
 
 // clientMetrics are a Client's Prometheus metrics. Gauges (state, queue
 // depth) are read from the nodes at scrape time: the state series are
@@ -108,7 +109,7 @@ func newClientMetrics(c *Client) *clientMetrics {
 		}, node),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "skycall_sender_dropped_total",
-			Help: "Sends lost after their caller had returned, by reason: node_down, closed, unknown_node, registry_error (dropped from the queue), connection_lost (written when the connection broke: may or may not have arrived), rejected (the node replied an error to the push).",
+			Help: "Sends lost after their caller had returned, by reason: node_down, closed, unknown_node, registry_error (dropped from the queue), connection_lost (in a write that failed before any byte left: never arrived), unconfirmed (written, then the connection broke before any later reply proved it received: may or may not have arrived), rejected (the node replied an error to the push).",
 		}, []string{"node", "reason"}),
 	}
 }

@@ -77,6 +77,7 @@ type node struct {
 	fifo     fifo  // messages waiting for the node to be ready
 	quota    quota // what is in fifo and out
 	sessions wire.SessionCounter
+	seq      uint64    // write ordinal of the last message appended to the outbox (acks.go)
 	conn     *nodeConn // the confirmed connection, nil when not ready
 	out      outbox    // frames for conn's writer
 	signaled bool      // conn's writer has been woken (or is busy) for out
@@ -229,9 +230,10 @@ func (n *node) recheckLocked() bool {
 // it in the in-flight table.
 func (n *node) appendLocked(addr uint32, name string, push bool, payload []byte, w *call) {
 	s := n.sessions.Next()
-	n.out.append(addr, name, s, push, payload, w)
+	n.seq++
+	n.out.append(addr, name, s, push, payload, w, n.seq)
 	if w != nil {
-		w.session, w.where, w.q = s, whereOut, nil
+		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
 		n.inflight.add(w)
 	}
 }
@@ -294,9 +296,10 @@ func (n *node) withdrawLocked(w *call) (owned, written bool) {
 	return false, false
 }
 
-// expire fails the calls whose default timeout has passed.
-func (n *node) expire(epoch uint64) {
-	due := func(w *call) bool { return w.deadline != 0 && epoch >= w.deadline }
+// expire fails the calls whose default timeout has passed by now (see
+// Client.now).
+func (n *node) expire(now uint64) {
+	due := func(w *call) bool { return w.deadline != 0 && now >= w.deadline }
 	n.mu.Lock()
 	if n.quota.msgs == 0 && n.conn == nil && n.fifo.n == 0 && n.inflight.len() == 0 {
 		n.mu.Unlock()
@@ -606,6 +609,11 @@ func (n *node) shutdown() {
 func (n *node) connLost(c *nodeConn, cause error, lostSends int) {
 	if lostSends > 0 {
 		n.c.metrics.dropped.WithLabelValues(n.name, dropConnectionLost).Add(float64(lostSends))
+	}
+	if k := c.unconfirmed(); k > 0 {
+		n.c.metrics.dropped.WithLabelValues(n.name, dropUnconfirmed).Add(float64(k))
+		n.log.Info("Pushes written on a lost connection were never confirmed received; they may or may not have arrived",
+			"address", c.addr, "unconfirmed", k, "error", cause.Error())
 	}
 	n.mu.Lock()
 	current := n.conn == c

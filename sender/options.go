@@ -30,6 +30,10 @@ const (
 	// DefaultNodeIdleTimeout is how long a node may go unused (nothing
 	// queued, nothing in flight, no message) before the Client forgets it.
 	DefaultNodeIdleTimeout = 5 * time.Minute
+	// DefaultPeerTimeout is how long a connected peer may stay silent, or
+	// take none of the bytes written to it, before it is probed and then
+	// given up (see WithPeerTimeout).
+	DefaultPeerTimeout = 10 * time.Second
 )
 
 // An Option configures a Client; pass them to New or NewInCluster.
@@ -46,9 +50,13 @@ type clientOptions struct {
 	backoffBase    time.Duration
 	backoffMax     time.Duration
 	nodeIdle       time.Duration
+	peerTimeout    time.Duration
 	maxMessageSize int
 	dial           func(ctx context.Context, network, address string) (net.Conn, error)
 	tls            *tls.Config
+	// tlsNodeIdentity: the Server's certificate must name the node
+	// (WithMutualTLS).
+	tlsNodeIdentity bool
 }
 
 func defaultClientOptions() clientOptions {
@@ -62,6 +70,7 @@ func defaultClientOptions() clientOptions {
 		backoffBase:    DefaultBackoffBase,
 		backoffMax:     DefaultBackoffMax,
 		nodeIdle:       DefaultNodeIdleTimeout,
+		peerTimeout:    DefaultPeerTimeout,
 		maxMessageSize: wire.DefaultMaxMessageSize,
 		dial:           d.DialContext,
 	}
@@ -109,6 +118,25 @@ func WithQueueBytes(n int) Option {
 // the node's queue is full, instead of waiting for room.
 func WithQueueFullError() Option {
 	return func(o *clientOptions) { o.failWhenFull = true }
+}
+
+// WithPeerTimeout sets how a ready connection finds out that its peer
+// stopped working while its socket stays open (a process stopped, hung, or
+// no longer reading): when nothing has been received for d, the Client
+// writes a probe (the protocol's node query, which skynet and skycall both
+// answer); when neither the probe nor anything else is answered within
+// another d after the last byte was written, or a write makes no progress
+// for d, the connection is closed. Its in-flight calls then fail with
+// ErrConnectionLost wrapping ErrPeerUnresponsive and the node reconnects.
+// A silent peer is noticed within 2.25·d of its last answer. Probes are
+// counted in skycall_sender_written_messages_total; on a busy connection
+// there are none. d <= 0 keeps DefaultPeerTimeout (10 s).
+func WithPeerTimeout(d time.Duration) Option {
+	return func(o *clientOptions) {
+		if d > 0 {
+			o.peerTimeout = d
+		}
+	}
 }
 
 // WithCallTimeout bounds Calls whose ctx has no deadline (default

@@ -14,6 +14,7 @@ type outbox struct {
 	sends    int       // of which Sends
 	bytes    int       // their payload bytes
 	canceled int       // withdrawn calls whose frames are still in buf
+	pushes   []uint64  // the write ordinals (node.seq) of the Sends in buf
 }
 
 // outCall records where a call's frames sit in outbox.buf, so that a call
@@ -29,13 +30,14 @@ func newOutbox() outbox { return outbox{gen: 1} }
 
 // append encodes one message. A call (w non-nil) records its generation and
 // place, for withdraw.
-func (o *outbox) append(addr uint32, name string, session uint32, push bool, payload []byte, w *call) {
+func (o *outbox) append(addr uint32, name string, session uint32, push bool, payload []byte, w *call, seq uint64) {
 	start := len(o.buf)
 	o.buf = appendRequest(o.buf, addr, name, session, push, payload)
 	o.msgs++
 	o.bytes += len(payload)
 	if w == nil {
 		o.sends++
+		o.pushes = append(o.pushes, seq)
 		return
 	}
 	w.gen, w.outIdx = o.gen, len(o.calls)
@@ -61,12 +63,14 @@ type batch struct {
 	frames             []byte
 	gen                uint64
 	msgs, sends, bytes int
+	pushes             []uint64 // write ordinals of its Sends, owned by the writer
 }
 
 // take hands the buffer to a writer, without the frames of withdrawn calls,
 // and starts the next generation in spare (the writer's previous buffer).
 func (o *outbox) take(spare []byte) batch {
-	b := batch{frames: o.buf, gen: o.gen, msgs: o.msgs, sends: o.sends, bytes: o.bytes}
+	b := batch{frames: o.buf, gen: o.gen, msgs: o.msgs, sends: o.sends, bytes: o.bytes, pushes: o.pushes}
+	o.pushes = nil
 	if o.canceled > 0 {
 		b.frames = o.compact(spare[:0])
 		spare = o.buf
@@ -100,6 +104,7 @@ func (o *outbox) next() {
 	o.calls = o.calls[:0]
 	o.gen++
 	o.msgs, o.sends, o.bytes, o.canceled = 0, 0, 0, 0
+	o.pushes = o.pushes[:0]
 }
 
 // compact copies buf without the frames of withdrawn calls.

@@ -138,13 +138,23 @@ type Server struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
-	mu        sync.Mutex
-	listeners map[*net.Listener]struct{}
-	conns     map[*srvConn]struct{}
-	stopping  bool          // Shutdown or Close began: no new listeners or connections
-	stopCh    chan struct{} // closed when stopping is set
-	quit      chan struct{} // closed when service goroutines must exit
-	quitOnce  sync.Once
+	// partial bounds the bytes of multipart requests being reassembled by
+	// every connection; queued the bytes of requests received and not yet
+	// handled (server_limits.go).
+	partial *wire.Budget
+	queued  *srvBytes
+
+	mu           sync.Mutex
+	listeners    map[*net.Listener]struct{}
+	conns        map[*srvConn]struct{}
+	perPeer      map[string]int // connections open or being set up, by peer IP address
+	admitting    int            // connections admitted and not yet in conns
+	refused      [2]int         // refusals not logged yet: server-wide, per peer
+	refusedLogAt [2]time.Time   // when a refusal of each kind was last logged
+	stopping     bool           // Shutdown or Close began: no new listeners or connections
+	stopCh       chan struct{}  // closed when stopping is set
+	quit         chan struct{}  // closed when service goroutines must exit
+	quitOnce     sync.Once
 
 	wg sync.WaitGroup // every goroutine the Server started, Serve calls included
 }
@@ -167,6 +177,9 @@ func NewServer(nodeName string, opts ...ServerOption) *Server {
 		cancel:     cancel,
 		listeners:  make(map[*net.Listener]struct{}),
 		conns:      make(map[*srvConn]struct{}),
+		perPeer:    make(map[string]int),
+		partial:    wire.NewBudget(o.partialBudget),
+		queued:     newSrvBytes(o.queuedBudget),
 		stopCh:     make(chan struct{}),
 		quit:       make(chan struct{}),
 	}

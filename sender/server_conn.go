@@ -64,6 +64,10 @@ func (s *Server) srvStartConn(nc net.Conn) {
 			tc.SetKeepAlive(false)
 		}
 	}
+	ip := srvPeerIP(nc.RemoteAddr())
+	if !s.admit(nc, ip) {
+		return
+	}
 	if s.opts.tls != nil {
 		nc = tls.Server(nc, s.opts.tls)
 	}
@@ -79,8 +83,11 @@ func (s *Server) srvStartConn(nc net.Conn) {
 	c.peer = c.remote.String()
 	c.cond.L = &c.mu
 
+	c.ip = ip
 	s.mu.Lock()
+	s.admitting--
 	if s.stopping {
+		s.releaseSlotLocked(ip)
 		s.mu.Unlock()
 		cancel()
 		nc.Close()
@@ -96,7 +103,10 @@ func (s *Server) srvStartConn(nc net.Conn) {
 
 func (s *Server) srvRemoveConn(c *srvConn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.releaseSlotLocked(c.ip)
+	}
 	s.mu.Unlock()
 }
 
@@ -107,6 +117,7 @@ type srvConn struct {
 	nc     net.Conn
 	remote net.Addr
 	peer   string
+	ip     string          // the peer's IP address, for the per-peer connection limit
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
 
@@ -145,7 +156,9 @@ func (c *srvConn) readLoop() {
 	dec := wire.NewRequestDecoder(br, wire.Limits{
 		MaxMessageSize: c.s.opts.maxMessageSize,
 		MaxPartial:     c.s.opts.maxPartial,
+		Budget:         c.s.partial,
 	})
+	defer dec.Close() // give its reassembly bytes back to the Server's budget
 	for {
 		r, err := dec.Next()
 		if err != nil {
@@ -179,8 +192,14 @@ func (c *srvConn) readFailed(err error) bool {
 		if de.Session != 0 && !de.IsPush() {
 			var text []byte
 			switch {
+			case errors.Is(de.Err, wire.ErrOrphanPart):
+				// skynet takes the parts for a request with no address.
+				text = []byte(srvErrInvalidName)
 			case errors.Is(de.Err, wire.ErrBadReassembly):
 				text = []byte(srvErrInvalidLargeReq)
+			case errors.Is(de.Err, wire.ErrBudget):
+				text = fmt.Appendf(nil, "node %s is busy: requests being received on all its connections hold %d bytes, limit %d; retry later",
+					c.s.nodeName, c.s.partial.Used(), c.s.partial.Max())
 			case errors.Is(de.Err, wire.ErrMessageTooLarge):
 				text = fmt.Appendf(nil, "message too large: node %s accepts requests of at most %d bytes",
 					c.s.nodeName, c.s.opts.maxMessageSize)
@@ -422,7 +441,7 @@ func (c *srvConn) writeLoop() {
 func (c *srvConn) stopReading() {
 	c.stopRead.Store(true)
 	c.nc.SetReadDeadline(time.Unix(1, 0))
-	c.stopOnce.Do(func() { close(c.stopCh) })
+	c.stopOnce.Do(func() { close(c.stopCh); c.s.queued.wake() })
 }
 
 // drain lets the writer close the connection once every message already
@@ -442,7 +461,7 @@ func (c *srvConn) close() {
 	}
 	c.pending, c.spare = nil, nil
 	c.mu.Unlock()
-	c.stopOnce.Do(func() { close(c.stopCh) })
+	c.stopOnce.Do(func() { close(c.stopCh); c.s.queued.wake() })
 	c.cancel()
 	c.nc.Close()
 	c.s.srvRemoveConn(c)

@@ -17,6 +17,21 @@ const (
 	// DefaultServerServiceQueue is how many messages may wait for one service
 	// before the connection readers that feed it stop reading.
 	DefaultServerServiceQueue = 1024
+	// DefaultServerMaxConns is how many connections a Server holds open at
+	// once; more are closed as they are accepted, with a log line.
+	DefaultServerMaxConns = 1024
+	// DefaultServerMaxConnsPerPeer is how many of them one peer IP address
+	// may hold (a skynet node opens one connection per peer node).
+	DefaultServerMaxConnsPerPeer = 64
+	// DefaultServerPartialBudget is how many bytes of requests partially
+	// received (multipart messages being reassembled) all the connections of
+	// a Server may hold at once: two messages of the default maximum size.
+	DefaultServerPartialBudget = 2 * wire.DefaultMaxMessageSize
+	// DefaultServerQueuedBudget is how many bytes of requests received and
+	// waiting for their handler all the connections may hold; past it the
+	// readers stop reading until handlers catch up. A request larger than
+	// the budget is still taken when nothing else waits.
+	DefaultServerQueuedBudget = 64 << 20
 )
 
 // A ServerOption configures a Server; pass them to NewServer.
@@ -30,6 +45,10 @@ type srvOptions struct {
 	keepAlive      time.Duration
 	idleTimeout    time.Duration
 	serviceQueue   int
+	maxConns       int
+	maxConnsPeer   int
+	partialBudget  int64
+	queuedBudget   int64
 }
 
 func srvDefaultOptions() srvOptions {
@@ -39,6 +58,56 @@ func srvDefaultOptions() srvOptions {
 		log:            logr.Discard(),
 		keepAlive:      DefaultServerKeepAlive,
 		serviceQueue:   DefaultServerServiceQueue,
+		maxConns:       DefaultServerMaxConns,
+		maxConnsPeer:   DefaultServerMaxConnsPerPeer,
+		partialBudget:  DefaultServerPartialBudget,
+		queuedBudget:   DefaultServerQueuedBudget,
+	}
+}
+
+// ServerMaxConns bounds the connections open at once (all peers together);
+// a connection over it is closed as soon as it is accepted and the refusal
+// is logged. n <= 0 keeps DefaultServerMaxConns.
+func ServerMaxConns(n int) ServerOption {
+	return func(o *srvOptions) {
+		if n > 0 {
+			o.maxConns = n
+		}
+	}
+}
+
+// ServerMaxConnsPerPeer bounds the connections open at once from one peer
+// IP address; a connection over it is closed as soon as it is accepted and
+// the refusal is logged. n <= 0 keeps DefaultServerMaxConnsPerPeer.
+func ServerMaxConnsPerPeer(n int) ServerOption {
+	return func(o *srvOptions) {
+		if n > 0 {
+			o.maxConnsPeer = n
+		}
+	}
+}
+
+// ServerPartialBudget bounds the bytes of multipart requests being
+// reassembled across all connections. A request whose next part would go
+// over it is dropped and its caller answered with an error; the connection
+// stays open. n <= 0 keeps DefaultServerPartialBudget.
+func ServerPartialBudget(n int64) ServerOption {
+	return func(o *srvOptions) {
+		if n > 0 {
+			o.partialBudget = n
+		}
+	}
+}
+
+// ServerQueuedBudget bounds the bytes of requests received and not yet
+// handled across all connections; past it the connection readers wait for
+// handlers to catch up (TCP flow control then slows the senders). n <= 0
+// keeps DefaultServerQueuedBudget.
+func ServerQueuedBudget(n int64) ServerOption {
+	return func(o *srvOptions) {
+		if n > 0 {
+			o.queuedBudget = n
+		}
 	}
 }
 

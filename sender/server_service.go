@@ -41,12 +41,21 @@ type srvJob struct {
 // enqueue hands req to the service, waiting for room in its queue (the
 // backpressure point). It reports false if the connection stopped reading
 // while waiting.
+//
+// The request's bytes count against the Server's queued budget from here
+// until its handler returns: past the budget the reader waits here too, so
+// that many connections cannot together queue more than the budget.
 func (svc *srvService) enqueue(c *srvConn, req *Request) bool {
 	s := svc.s
+	size := int64(len(req.Payload))
+	if !s.queued.acquire(size, c.stopCh) {
+		return false
+	}
 	if svc.concurrent {
 		select {
 		case svc.sem <- struct{}{}:
 		case <-c.stopCh:
+			s.queued.release(size)
 			return false
 		}
 		// The reader calling this is itself counted in wg, so Add is safe
@@ -55,6 +64,7 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) bool {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-svc.sem }()
+			defer s.queued.release(size)
 			svc.serve(srvJob{c: c, req: req})
 		}()
 		return true
@@ -67,6 +77,7 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) bool {
 	case svc.queue <- srvJob{c: c, req: req}:
 		return true
 	case <-c.stopCh:
+		s.queued.release(size)
 		return false
 	}
 }
@@ -85,7 +96,9 @@ func (svc *srvService) work() {
 		case <-svc.s.quit:
 			return
 		case j := <-svc.queue:
+			size := int64(len(j.req.Payload))
 			svc.serve(j)
+			svc.s.queued.release(size)
 		}
 	}
 }

@@ -586,7 +586,9 @@ func TestServerMalformedFrames(t *testing.T) {
 		{name: "zero-length frame", frames: srvFrame()},
 		{name: "unknown type", frames: srvFrame(0x07, 1, 2, 3)},
 		{name: "short frame", frames: srvFrame(0x00, 1)},
-		{name: "last part without header", frames: part(900), reply: 900, replyText: "Invalid large req"},
+		// skynet's clusteragent takes orphan parts for a request with no
+		// address: "Invalid name" (test/interop checks it against skynet).
+		{name: "last part without header", frames: part(900), reply: 900, replyText: "Invalid name"},
 		{name: "parts shorter than the header said", frames: slices.Concat(header(901), part(901)),
 			reply: 901, replyText: "Invalid large req"},
 		{name: "more incomplete multipart requests than allowed",

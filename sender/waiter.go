@@ -20,13 +20,14 @@ type call struct {
 	err   error
 
 	// Set before submit; read by the sweeper and for error messages.
-	deadline uint64 // sweep epoch at which the default timeout fires; 0: none
+	deadline uint64 // Client.now at which the default timeout fires; 0: none
 	addr     uint32
 	name     string
 
 	// Guarded by node.mu.
 	where   uint8
 	session uint32
+	seq     uint64  // its write ordinal: a reply proves every earlier message received (acks.go)
 	gen     uint64  // the outbox generation it was encoded in
 	outIdx  int     // its index in outbox.calls while gen == outbox.gen
 	q       *queued // its FIFO entry while where == whereFIFO

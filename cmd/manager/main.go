@@ -3,14 +3,18 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -18,6 +22,7 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/controllers"
+	"github.com/skycall-io/skycall/internal/apiwait"
 )
 
 func main() {
@@ -26,11 +31,19 @@ func main() {
 		leaderElect                                         bool
 		qps                                                 float64
 		burst, workers                                      int
+		lease                                               leaseFlags
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; required when running more than one replica.")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.DurationVar(&lease.duration, "leader-elect-lease-duration", 15*time.Second,
+		"How long a replica waits after the leader's last renewal before taking over when the leader died without "+
+			"releasing the Lease (a leader that stops cleanly releases it at once).")
+	flag.DurationVar(&lease.renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"How long the leader keeps retrying to renew before it gives up leadership and exits; must be less than the lease duration.")
+	flag.DurationVar(&lease.retryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"How often replicas try to acquire or renew the Lease; must be less than the renew deadline.")
 	flag.Float64Var(&qps, "kube-api-qps", 400, "Requests per second the manager may send to the API server (status and registry writes).")
 	flag.IntVar(&burst, "kube-api-burst", 800, "Burst of requests above --kube-api-qps.")
 	flag.IntVar(&workers, "workers", 4, "ClusterNodes reconciled at once.")
@@ -41,13 +54,39 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, leaderNamespace, leaderElect, splitList(namespaces), float32(qps), burst, workers); err != nil {
+	if err := lease.validate(); err != nil {
+		log.Error(err, "Invalid leader election flags")
+		os.Exit(2)
+	}
+	if err := run(metricsAddr, probeAddr, leaderNamespace, leaderElect, lease, splitList(namespaces), float32(qps), burst, workers); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, namespaces []string, qps float32, burst, workers int) error {
+// leaseFlags time leader election. client-go's defaults (15 s, 10 s, 2 s)
+// are the defaults here too: a shorter lease fails over faster after a
+// crash but makes a leader give up during a shorter API server outage.
+type leaseFlags struct {
+	duration, renewDeadline, retryPeriod time.Duration
+}
+
+// validate applies client-go's own rules, which would otherwise panic later
+// inside the manager.
+func (l leaseFlags) validate() error {
+	switch {
+	case l.retryPeriod <= 0:
+		return fmt.Errorf("--leader-elect-retry-period %v must be positive", l.retryPeriod)
+	case l.renewDeadline <= time.Duration(leaderelection.JitterFactor*float64(l.retryPeriod)):
+		return fmt.Errorf("--leader-elect-renew-deadline %v must be more than %.1f times --leader-elect-retry-period %v",
+			l.renewDeadline, leaderelection.JitterFactor, l.retryPeriod)
+	case l.duration <= l.renewDeadline:
+		return fmt.Errorf("--leader-elect-lease-duration %v must be more than --leader-elect-renew-deadline %v", l.duration, l.renewDeadline)
+	}
+	return nil
+}
+
+func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease leaseFlags, namespaces []string, qps float32, burst, workers int) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(skycallv1.AddToScheme(scheme))
@@ -57,14 +96,26 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, names
 		return fmt.Errorf("no Kubernetes config (in-cluster or kubeconfig): %w", err)
 	}
 	cfg.QPS, cfg.Burst = qps, burst
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	ctx := ctrl.SetupSignalHandler()
+	cacheOpts, err := controllers.CacheOptions(cfg, namespaces)
+	if err != nil {
+		return fmt.Errorf("cache options: %w", err)
+	}
+	mgr, err := newManager(ctx, cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "skycall-manager.cluster.skycall.io",
 		LeaderElectionNamespace: leaderNamespace,
-		Cache:                   controllers.CacheOptions(namespaces),
+		LeaseDuration:           &lease.duration,
+		RenewDeadline:           &lease.renewDeadline,
+		RetryPeriod:             &lease.retryPeriod,
+		// A leader that is stopped (rolling update, drain) hands the Lease
+		// over at once instead of making the next leader wait a whole
+		// lease duration. Safe because main exits as soon as Start returns.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOpts,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -78,8 +129,28 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, names
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "namespaces", namespaces, "leaderElection", leaderElect)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	ctrl.Log.WithName("setup").Info("Starting manager", "namespaces", namespaces, "leaderElection", leaderElect,
+		"leaseDuration", lease.duration, "renewDeadline", lease.renewDeadline, "retryPeriod", lease.retryPeriod)
+	return mgr.Start(ctx)
+}
+
+// newManager creates the manager, waiting for the API server when it is
+// unreachable: creating the manager reads the API's discovery, and a
+// manager that exited whenever it started during an API server outage would
+// be restarted by the kubelet with a crash-loop backoff of up to 5 minutes.
+func newManager(ctx context.Context, cfg *rest.Config, opts ctrl.Options) (ctrl.Manager, error) {
+	for {
+		mgr, err := ctrl.NewManager(cfg, opts)
+		if err == nil || !apiwait.Transient(err) {
+			return mgr, err
+		}
+		ctrl.Log.WithName("setup").Info("API server unreachable; retrying", "every", controllers.APIServerRetry, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(controllers.APIServerRetry):
+		}
+	}
 }
 
 func splitList(s string) []string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/internal/apiwait"
 )
 
 // KubernetesOption configures a Kubernetes registry.
@@ -65,6 +67,12 @@ type Kubernetes struct {
 }
 
 const indexNodeName = "nodeName"
+
+// APIServerRetry is the longest the registry waits between two attempts to
+// reach an API server that is down or restarting. Longer than the
+// operator's one second: every sender pod retries, and a starting API
+// server pays a TLS handshake for each attempt.
+const APIServerRetry = 2 * time.Second
 
 // NewKubernetes returns a registry of the ClusterNodes in namespace, read
 // with cfg. Nothing is contacted until the first Lookup.
@@ -188,7 +196,15 @@ func (k *Kubernetes) startInformer() error {
 	if err != nil {
 		return fmt.Errorf("%w: Kubernetes client: %w", ErrRegistry, err)
 	}
-	lw := cache.NewListWatchFromClient(rc, "clusternodes", k.ns, fields.Everything())
+	// Waiting for an API server that is down, rather than client-go's
+	// backoff of up to a minute, makes address changes reach this sender
+	// within APIServerRetry of the API server being back.
+	ready, err := apiwait.Readyz(k.cfg)
+	if err != nil {
+		return fmt.Errorf("%w: Kubernetes client: %w", ErrRegistry, err)
+	}
+	lw := apiwait.ListerWatcher(cache.NewListWatchFromClient(rc, "clusternodes", k.ns, fields.Everything()),
+		APIServerRetry, ready, k.log.WithValues("namespace", k.ns))
 	inf := cache.NewSharedIndexInformer(lw, &skycallv1.ClusterNode{}, 0, cache.Indexers{
 		indexNodeName: func(obj any) ([]string, error) {
 			if cn, ok := obj.(*skycallv1.ClusterNode); ok {

@@ -7,12 +7,10 @@ import (
 )
 
 const (
-	// preallocMax caps the buffer reserved when a multipart header arrives;
-	// beyond it the buffer grows as parts arrive, so a lying header cannot
-	// make the decoder reserve memory the peer never sends.
-	preallocMax = 1 << 20
-	// spareMax caps the reassembly buffer kept for reuse between messages.
-	spareMax = 4 << 20
+	// spareMax caps the reassembly buffer kept for reuse between messages;
+	// spareMaxBudgeted when the decoder shares a Budget.
+	spareMax         = 4 << 20
+	spareMaxBudgeted = 64 << 10
 	// maxInterned caps how many distinct names a RequestDecoder keeps as
 	// strings, so a steady set of names costs no allocation per request.
 	maxInterned = 256
@@ -67,6 +65,7 @@ type partial struct {
 	trace   []byte
 	traced  bool
 	discard bool // rejected: drop its parts until the last one
+	orphan  bool // parts with no header: ErrOrphanPart at the last one
 }
 
 // reassembly holds the incomplete multipart messages of one connection,
@@ -79,6 +78,32 @@ type reassembly struct {
 	pool  []*partial
 	spare []byte   // a reassembly buffer kept for the next message
 	done  *partial // returned by the last call to Next, recycled on the next
+	held  int64    // bytes of buffer (partials and done, not spare) charged to lim.Budget
+}
+
+// charge counts n more bytes of buffer against the shared budget.
+func (a *reassembly) charge(n int64) bool {
+	if b := a.lim.Budget; b != nil && !b.take(n) {
+		return false
+	}
+	a.held += n
+	return true
+}
+
+func (a *reassembly) uncharge(n int64) {
+	if b := a.lim.Budget; b != nil {
+		b.give(n)
+	}
+	a.held -= n
+}
+
+// close returns every buffer and what they were charged to the budget.
+func (a *reassembly) close() {
+	if b := a.lim.Budget; b != nil {
+		b.give(a.held)
+	}
+	a.held = 0
+	a.m, a.pool, a.spare, a.done = nil, nil, nil, nil
 }
 
 func newReassembly(l Limits, fatal bool, what string) reassembly {
@@ -119,10 +144,23 @@ func (a *reassembly) put(p *partial) {
 // dropBuffer takes p's buffer away, keeping it as the spare when it is
 // bigger than the current one and not too big to hold on to.
 func (a *reassembly) dropBuffer(p *partial) {
-	if c := cap(p.buf); c > cap(a.spare) && c <= spareMax {
+	c := cap(p.buf)
+	a.uncharge(int64(c))
+	if c > cap(a.spare) && c <= a.spareMax() {
 		a.spare = p.buf[:0]
 	}
 	p.buf = nil
+}
+
+// spareMax is the largest buffer kept for reuse. The spare is not charged
+// to a shared budget (an idle connection would hold budget that others
+// need), so with one it is kept small: it is part of a connection's fixed
+// cost, like its read buffer.
+func (a *reassembly) spareMax() int {
+	if a.lim.Budget != nil {
+		return spareMaxBudgeted
+	}
+	return spareMax
 }
 
 // start registers the header of a multipart message. It returns nil and an
@@ -145,12 +183,38 @@ func (a *reassembly) start(t byte, session, total uint32, push bool) (*partial, 
 		p.discard = true
 		return nil, a.errorf(ErrMessageTooLarge, t, session, push, "%d bytes, limit %d", total, a.lim.MaxMessageSize)
 	}
-	if a.spare != nil {
-		p.buf, a.spare = a.spare, nil
-	} else {
-		p.buf = make([]byte, 0, min(int(total), preallocMax))
+	// Nothing is reserved on the header's word: the buffer grows with the
+	// bytes that arrive (see grow), so a header declaring 16 MiB followed
+	// by nothing costs a few bytes.
+	if a.spare != nil && a.charge(int64(cap(a.spare))) {
+		p.buf = a.spare
 	}
+	a.spare = nil
 	return p, nil
+}
+
+// grow makes room in p.buf for n more bytes, charging the budget; false
+// when the budget has no room.
+func (a *reassembly) grow(p *partial, n int) bool {
+	c := growCap(cap(p.buf), len(p.buf)+n, p.total)
+	if c == cap(p.buf) {
+		return true
+	}
+	if !a.charge(int64(c - cap(p.buf))) {
+		return false
+	}
+	p.buf = append(make([]byte, 0, c), p.buf...)
+	return true
+}
+
+// growCap is the capacity for need bytes of a message of total bytes: at
+// most twice what has arrived, never more than total, so memory follows
+// what the peer actually sent and not what its header claimed.
+func growCap(have, need int, total uint32) int {
+	if need <= have {
+		return have
+	}
+	return min(max(need, 2*have), int(total))
 }
 
 // reject makes the parts of session be dropped silently, after its header
@@ -174,25 +238,36 @@ func (a *reassembly) reject(session uint32) {
 func (a *reassembly) part(t byte, session uint32, data []byte, last bool) (*partial, error) {
 	p, ok := a.m[session]
 	if !ok {
-		if last || a.fatal {
+		if a.fatal {
 			return nil, a.errorf(ErrBadReassembly, t, session, false, "part without a header")
 		}
-		// Remember the session so its next parts are dropped silently: the
-		// sender gets one error, not one per part.
+		if last {
+			return nil, a.errorf(ErrOrphanPart, t, session, false, "part without a header")
+		}
+		// Like skynet, take the parts for a message of their own and answer
+		// once, at its last part; keep none of their bytes. A lone last part
+		// is ErrOrphanPart above: skynet finds no address for it.
 		if len(a.m) >= a.lim.MaxPartial {
 			e := a.errorf(ErrTooManyPartial, t, session, false, "part without a header, and %d multipart messages already incomplete, limit %d", len(a.m), a.lim.MaxPartial)
 			e.Fatal = true
 			return nil, e
 		}
 		p = a.get()
-		p.typ, p.discard = t, true
+		p.typ, p.discard, p.orphan = t, true, true
 		a.m[session] = p
-		return nil, a.errorf(ErrBadReassembly, t, session, false, "part without a header")
+		return nil, nil
 	}
 	if p.discard {
-		if last {
-			delete(a.m, session)
-			a.put(p)
+		if !last {
+			return nil, nil
+		}
+		orphan := p.orphan
+		delete(a.m, session)
+		a.put(p)
+		if orphan {
+			// skynet concatenates them with no size to check against:
+			// "Invalid large req", unlike a lone last part.
+			return nil, a.errorf(ErrBadReassembly, t, session, false, "parts without a header")
 		}
 		return nil, nil
 	}
@@ -206,6 +281,17 @@ func (a *reassembly) part(t byte, session uint32, data []byte, last bool) (*part
 		p.discard = true
 		a.dropBuffer(p)
 		return nil, a.errorf(ErrBadReassembly, t, session, push, "parts total at least %d bytes, header said %d", n, total)
+	}
+	if !a.grow(p, len(data)) {
+		push := p.push
+		if last {
+			delete(a.m, session)
+			a.put(p)
+		} else {
+			p.discard = true
+			a.dropBuffer(p)
+		}
+		return nil, a.errorf(ErrBudget, t, session, push, "%d bytes held across connections, budget %d", a.lim.Budget.Used(), a.lim.Budget.Max())
 	}
 	p.buf = append(p.buf, data...)
 	if !last {
@@ -241,6 +327,10 @@ func NewRequestDecoder(r *bufio.Reader, l Limits) *RequestDecoder {
 		names: make(map[string]string),
 	}
 }
+
+// Close returns the decoder's buffers and what they were charged to
+// Limits.Budget. Next must not be called after Close.
+func (d *RequestDecoder) Close() { d.asm.close() }
 
 // Next returns the next complete request. A trace frame applies to the next
 // request or multipart header; multipart requests are reassembled by session

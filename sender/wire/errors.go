@@ -29,6 +29,15 @@ var (
 	// total does not match the header, or a second header for a session in
 	// progress. skynet replies "Invalid large req" to that session.
 	ErrBadReassembly = errors.New("wire: bad multipart reassembly")
+	// ErrOrphanPart: a request's last part (type 3) for a session that has
+	// no header and no earlier part. It is also an ErrBadReassembly.
+	// skynet's clusteragent takes it for a request without an address and
+	// answers "Invalid name". Earlier parts with no header make a plain
+	// ErrBadReassembly at the last part ("Invalid large req" in skynet).
+	ErrOrphanPart = fmt.Errorf("%w: part without a header", ErrBadReassembly)
+	// ErrBudget: the part of a multipart message would take its decoder
+	// over Limits.Budget; the message is dropped, the stream stays in sync.
+	ErrBudget = errors.New("wire: budget for incomplete messages exhausted")
 	// ErrNameLength: a string address that is empty or over 255 bytes.
 	ErrNameLength = errors.New("wire: name length must be 1..255")
 	// ErrInvalidSession: a request session of 0 or above INT32_MAX.

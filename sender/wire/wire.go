@@ -16,9 +16,9 @@
 //     as they arrive, before the large message completes.
 //   - Memory stays bounded whatever the peer sends: at most Limits.MaxPartial
 //     incomplete messages per decoder, each at most Limits.MaxMessageSize,
-//     and a buffer is never sized from an untrusted header before the header
-//     passed the limit check. Parts of a rejected message are read and
-//     dropped, never buffered.
+//     and a reassembly buffer is never sized from the peer's header: it
+//     grows with the bytes received, to at most twice what arrived. Parts
+//     of a rejected message are read and dropped, never buffered.
 //   - A *DecodeError with Fatal false leaves the stream in sync: the caller
 //     may reply an error to DecodeError.Session (as skynet does) and keep
 //     calling Next. Fatal errors mean the connection must be closed.
@@ -26,7 +26,10 @@
 //     allocation per message.
 package wire
 
-import "math"
+import (
+	"math"
+	"sync/atomic"
+)
 
 const (
 	// MultiPart is both the size of every part but the last of a multipart
@@ -131,7 +134,42 @@ func (s *SessionCounter) Peek() uint32 {
 type Limits struct {
 	MaxMessageSize int // largest reassembled message; 0 means DefaultMaxMessageSize
 	MaxPartial     int // incomplete multipart messages at once; 0 means DefaultMaxPartial
+	// Budget, when set, bounds the reassembly buffers of every decoder
+	// sharing it (a Server's connections): a message whose next part would
+	// go over it is dropped with ErrBudget.
+	Budget *Budget
 }
+
+// Budget is a number of bytes shared by decoders, for the buffers of
+// messages being reassembled. A decoder sharing one keeps at most 64 KiB
+// outside it, for reuse. It is safe for concurrent use.
+type Budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewBudget returns a budget of max bytes.
+func NewBudget(max int64) *Budget { return &Budget{max: max} }
+
+// Used is how many bytes the decoders hold now.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+// Max is the budget's size.
+func (b *Budget) Max() int64 { return b.max }
+
+func (b *Budget) take(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *Budget) give(n int64) { b.used.Add(-n) }
 
 func (l Limits) resolve() Limits {
 	if l.MaxMessageSize <= 0 {

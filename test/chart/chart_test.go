@@ -358,6 +358,33 @@ func TestLeaderElectionNamespace(t *testing.T) {
 	}
 }
 
+func TestLeaderElectionTimingFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  []string
+	}{
+		{"client-go's defaults", []string{"--set", "replicas=2"},
+			[]string{"--leader-elect-lease-duration=15s", "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s"}},
+		{"faster failover", []string{"--set", "replicas=2", "--set", "leaderElection.leaseDuration=8s",
+			"--set", "leaderElection.renewDeadline=5s", "--set", "leaderElection.retryPeriod=1s"},
+			[]string{"--leader-elect-lease-duration=8s", "--leader-elect-renew-deadline=5s", "--leader-elect-retry-period=1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := managerDeployment(t, render(t, tc.flags...)).Spec.Template.Spec.Containers[0].Args
+			for _, w := range tc.want {
+				if !slices.Contains(args, w) {
+					t.Errorf("args %q lack %s", args, w)
+				}
+			}
+		})
+	}
+	// Without leader election the timing flags are noise.
+	if args := managerDeployment(t, render(t)).Spec.Template.Spec.Containers[0].Args; hasPrefix(args, "--leader-elect-") {
+		t.Errorf("one replica without leader election: args %q carry lease timing", args)
+	}
+}
+
 func TestCRDKeptOnUninstallByDefault(t *testing.T) {
 	for _, tc := range []struct {
 		name               string
@@ -453,6 +480,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"unknown top-level key", []string{"--set", "replica=2"}, []string{"additional properties 'replica' not allowed"}},
 		{"unknown log level", []string{"--set", "logLevel=verbose"}, []string{"/logLevel", "debug"}},
 		{"duplicate sender namespace", []string{"--set", "sender.namespaces={a,a}"}, []string{"/sender/namespaces"}},
+		{"lease duration without a unit", []string{"--set-string", "leaderElection.leaseDuration=15"}, []string{"/leaderElection/leaseDuration"}},
+		{"zero retry period", []string{"--set", "leaderElection.retryPeriod=0s"}, []string{"/leaderElection/retryPeriod"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helmTemplate(t, tc.flags...)

@@ -14,7 +14,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -60,6 +62,17 @@ func Start(opts Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: tools, ErrorIfCRDPathMissing: true}
+	// Certificates and etcd data in directories of our own, not envtest's
+	// throwaway ones, so that RestartAPIServer and RestartEtcd keep the
+	// same CA, service-account keys and objects: clients keep working.
+	env.ControlPlane.GetAPIServer().CertDir = filepath.Join(dir, "apiserver")
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(dir, "etcd")}
+	for _, d := range []string{env.ControlPlane.APIServer.CertDir, env.ControlPlane.Etcd.DataDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	for _, d := range opts.CRDDirs {
 		env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, filepath.Join(root, d))
 	}
@@ -93,6 +106,66 @@ func Start(opts Options) (*ControlPlane, error) {
 func (cp *ControlPlane) Stop() error {
 	err := cp.env.Stop()
 	return errors.Join(err, os.RemoveAll(cp.Dir))
+}
+
+// StopAPIServer stops kube-apiserver: SIGTERM, then SIGKILL when it has
+// not exited after apiServerStopGrace (a graceful stop with watches open
+// takes longer than tests want to wait). etcd keeps running.
+func (cp *ControlPlane) StopAPIServer() error {
+	as := cp.env.ControlPlane.APIServer
+	as.StopTimeout = apiServerStopGrace
+	if err := as.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return fmt.Errorf("stop kube-apiserver: %w", err)
+	}
+	return nil
+}
+
+const apiServerStopGrace = 3 * time.Second
+
+// StartAPIServer starts kube-apiserver again on the same address with the
+// same certificates, and returns once it is ready: /readyz answers ok,
+// which (unlike /healthz) waits until custom resources are served again.
+func (cp *ControlPlane) StartAPIServer() error {
+	if err := cp.env.ControlPlane.APIServer.Start(); err != nil {
+		return fmt.Errorf("restart kube-apiserver: %w", err)
+	}
+	return cp.waitReady(time.Minute)
+}
+
+func (cp *ControlPlane) waitReady(timeout time.Duration) error {
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && string(body) == "ok" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kube-apiserver not ready after %v: %v: %s", timeout, err, body)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// StopEtcd stops etcd; its data stays for StartEtcd.
+func (cp *ControlPlane) StopEtcd() error {
+	if err := cp.env.ControlPlane.Etcd.Stop(); err != nil {
+		return fmt.Errorf("stop etcd: %w", err)
+	}
+	return nil
+}
+
+// StartEtcd starts etcd again on the same client address with its data.
+func (cp *ControlPlane) StartEtcd() error {
+	if err := cp.env.ControlPlane.Etcd.Start(); err != nil {
+		return fmt.Errorf("restart etcd: %w", err)
+	}
+	return nil
 }
 
 // Kubectl runs kubectl against the control plane as the administrator and

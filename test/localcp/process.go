@@ -112,6 +112,9 @@ func (p *Process) WaitLine(ctx context.Context, re *regexp.Regexp) ([]string, er
 	}
 }
 
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
 // Output returns every line printed so far.
 func (p *Process) Output() []string {
 	p.mu.Lock()
@@ -127,6 +130,21 @@ func (p *Process) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%s still running: %w", p.Name, ctx.Err())
 	}
+}
+
+// Kill kills the process group at once, as a crash would, and returns once
+// the process has exited.
+func (p *Process) Kill() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s had already exited", p.Name)
+	default:
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill %s: %w", p.Name, err)
+	}
+	<-p.done
+	return nil
 }
 
 // Stop asks the process group to terminate, then kills it after a grace

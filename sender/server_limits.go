@@ -1,0 +1,130 @@
+package sender
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// The Server's memory follows what its peers actually send, within limits
+// that hold across all connections (issue 17): how many connections, how
+// many from one peer address, how many bytes of multipart requests being
+// reassembled (Server.partial, a wire.Budget) and how many bytes of requests
+// waiting for their handler (Server.queued).
+
+// srvRefusalLogEvery is how often refusals are logged at most, so that a
+// flood of connections makes one line a second, with a count, not one each.
+const srvRefusalLogEvery = time.Second
+
+// srvPeerIP is the IP address of a peer, the key of the per-peer limit.
+func srvPeerIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// Kinds of refusal, each logged at most once per srvRefusalLogEvery.
+const (
+	refusedServer = iota // the Server's ServerMaxConns
+	refusedPeer          // the peer address's ServerMaxConnsPerPeer
+)
+
+// admit takes a connection slot for a peer at ip, or closes nc and logs why
+// when the Server or that peer is at its limit.
+func (s *Server) admit(nc net.Conn, ip string) bool {
+	s.mu.Lock()
+	var kind, limit int
+	var what string
+	switch {
+	case len(s.conns)+s.admitting >= s.opts.maxConns:
+		kind, limit, what = refusedServer, s.opts.maxConns, "connections open"
+	case s.perPeer[ip] >= s.opts.maxConnsPeer:
+		kind, limit, what = refusedPeer, s.opts.maxConnsPeer, "connections per peer address"
+	default:
+		s.perPeer[ip]++
+		s.admitting++
+		s.mu.Unlock()
+		return true
+	}
+	now := time.Now()
+	s.refused[kind]++
+	n := 0
+	if now.Sub(s.refusedLogAt[kind]) >= srvRefusalLogEvery {
+		n, s.refused[kind], s.refusedLogAt[kind] = s.refused[kind], 0, now
+	}
+	s.mu.Unlock()
+	nc.Close()
+	if n > 0 {
+		s.log.Info("Refused connection: limit reached", "peer", nc.RemoteAddr().String(), "limit", what, "max", limit,
+			"refusedSinceLastLog", n, "hint", "raise ServerMaxConns or ServerMaxConnsPerPeer if these peers are legitimate")
+	}
+	return false
+}
+
+// releaseSlotLocked gives back the slot of a connection from ip. Called
+// with s.mu held.
+func (s *Server) releaseSlotLocked(ip string) {
+	s.perPeer[ip]--
+	if s.perPeer[ip] <= 0 {
+		delete(s.perPeer, ip)
+	}
+}
+
+// srvBytes is a budget of bytes that waiters block on: the bytes of
+// requests handed to services and not yet handled. One request is always
+// admitted when nothing is held, so that a request larger than the budget
+// is still served (alone).
+type srvBytes struct {
+	max  int64
+	mu   sync.Mutex
+	cond sync.Cond
+	used int64
+}
+
+func newSrvBytes(max int64) *srvBytes {
+	b := &srvBytes{max: max}
+	b.cond.L = &b.mu
+	return b
+}
+
+// acquire waits until n bytes fit, or stop is closed (false).
+func (b *srvBytes) acquire(n int64, stop <-chan struct{}) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used > 0 && b.used+n > b.max {
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		b.cond.Wait()
+	}
+	b.used += n
+	return true
+}
+
+func (b *srvBytes) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// wake makes waiters look at their stop channels again. Broadcasting under
+// the lock means a waiter either saw the stop before it waited or is woken.
+func (b *srvBytes) wake() {
+	b.mu.Lock()
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+func (b *srvBytes) usedBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}

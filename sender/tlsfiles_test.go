@@ -1,0 +1,174 @@
+package sender
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+
+	"github.com/skycall-io/skycall/sender/registry"
+)
+
+// tlsCA signs certificates for the tests.
+type tlsCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTLSCA(t *testing.T) *tlsCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "skycall test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &tlsCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// files writes a certificate for dnsName (both server and client use), its
+// key and the CA bundle into dir, replacing what is there.
+type tlsPaths struct{ cert, key, bundle string }
+
+func (ca *tlsCA) files(t *testing.T, dir, dnsName string, serial int64) tlsPaths {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: dnsName},
+		DNSNames: []string{dnsName}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(k)
+	cert, key, bundle := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")
+	for name, b := range map[string][]byte{
+		cert:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		key:    pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+		bundle: ca.pem,
+	} {
+		// Write then rename, as a Secret volume's update is atomic.
+		if err := os.WriteFile(name+".tmp", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(name+".tmp", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tlsPaths{cert, key, bundle}
+}
+
+func loadTestTLS(t *testing.T, p tlsPaths) *TLSFiles {
+	t.Helper()
+	f, err := loadTLSFiles(p.cert, p.key, p.bundle, testr.New(t), 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// mtlsServer serves node name with ServerMutualTLS(files).
+func mtlsServer(t *testing.T, name string, files *TLSFiles) string {
+	t.Helper()
+	s := NewServer(name, ServerMutualTLS(files))
+	srvMustHandle(t, s, "@echo", srvEcho)
+	addr, _ := srvServe(t, s)
+	return addr
+}
+
+func TestMutualTLSBetweenNodesAndTheCertificateMustNameTheNode(t *testing.T) {
+	ca := newTLSCA(t)
+	srvFiles := loadTestTLS(t, ca.files(t, t.TempDir(), "db", 10))
+	addr := mtlsServer(t, "db", srvFiles)
+	cliFiles := loadTestTLS(t, ca.files(t, t.TempDir(), "game-1", 11))
+
+	t.Run("a client with a certificate from the CA is served", func(t *testing.T) {
+		c := ctNewClient(t, registry.NewStatic(map[string]string{"db": addr}), WithMutualTLS(cliFiles))
+		if reply, err := c.Call(ctCtx(t), "db", "@echo", []byte("hi")); err != nil || string(reply) != "hi" {
+			t.Fatalf("call over mutual TLS: %q, %v", reply, err)
+		}
+	})
+	t.Run("a client without a certificate is refused", func(t *testing.T) {
+		_, pool := cliFiles.current()
+		nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "db"})
+		if err == nil {
+			nc.SetReadDeadline(time.Now().Add(srvTestTimeout))
+			_, err = nc.Read(make([]byte, 1)) // TLS 1.3: the refusal comes after the handshake
+			nc.Close()
+		}
+		if err == nil {
+			t.Fatal("a client without a certificate got through")
+		}
+	})
+	t.Run("a client with a certificate from another CA is refused", func(t *testing.T) {
+		other := loadTestTLS(t, newTLSCA(t).files(t, t.TempDir(), "game-1", 12))
+		c := ctNewClient(t, registry.NewStatic(map[string]string{"db": addr}), WithMutualTLS(other), WithConnectTimeout(time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := c.Call(ctx, "db", "@echo", []byte("hi")); err == nil {
+			t.Fatal("a client whose CA the Server does not trust got through")
+		}
+	})
+	t.Run("a node whose certificate names another node is refused", func(t *testing.T) {
+		// A Server that answers as node "cache" but holds db's certificate.
+		impostor := mtlsServer(t, "cache", srvFiles)
+		c := ctNewClient(t, registry.NewStatic(map[string]string{"cache": impostor}), WithMutualTLS(cliFiles))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, "cache", "@echo", []byte("hi"))
+		if !errors.Is(err, ErrWrongNode) || !strings.Contains(err.Error(), `does not name node "cache"`) {
+			t.Fatalf("call to a node with another node's certificate: %v, want ErrWrongNode naming the certificate", err)
+		}
+	})
+}
+
+func TestRotatedCertificateFilesAreUsedForNewConnections(t *testing.T) {
+	ca := newTLSCA(t)
+	dir := t.TempDir()
+	srvFiles := loadTestTLS(t, ca.files(t, dir, "db", 20))
+	addr := mtlsServer(t, "db", srvFiles)
+	cliFiles := loadTestTLS(t, ca.files(t, t.TempDir(), "game-1", 21))
+	serial := func() int64 {
+		cert, pool := cliFiles.current()
+		nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "db", Certificates: []tls.Certificate{*cert}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		return nc.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if s := serial(); s != 20 {
+		t.Fatalf("serial %d, want 20", s)
+	}
+	ca.files(t, dir, "db", 22) // the renewal
+	eventually(t, "new connections get the renewed certificate", func() bool { return serial() == 22 })
+	// Garbage in the files keeps the last good certificate.
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("half written"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srvFiles.reload(); err == nil {
+		t.Fatal("a half-written certificate file loaded without an error")
+	}
+	if s := serial(); s != 22 {
+		t.Fatalf("after a bad file: serial %d, want the last good one, 22", s)
+	}
+}
