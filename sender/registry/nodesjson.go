@@ -20,6 +20,7 @@ import (
 // makes its callers wait just the same:
 //
 //	{"generation":48214,"ready":{},"down":[],"notReady":["game_1"],"draining":["game_1"]}
+//
 // Generation increases with every change of the document (by at
 // least one; it can skip numbers) and never decreases, even when the
 // ConfigMap is deleted or the operator restarts.
