@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,10 +112,18 @@ func (r *ClusterNodeSetReconciler) sync(ctx context.Context, set *skycallv1.Clus
 		for i := range owned.Items {
 			mine[owned.Items[i].Name] = &owned.Items[i]
 		}
+		var missing []*skycallv1.ClusterNode
 		for _, pod := range pods {
-			if err := r.ensureNode(ctx, set, pod, mine[pod], &sum); err != nil {
+			cn, err := r.ensureNode(ctx, set, pod, mine[pod], &sum)
+			if err != nil {
 				return 0, err
 			}
+			if cn != nil {
+				missing = append(missing, cn)
+			}
+		}
+		if err := r.createAll(ctx, missing, &sum); err != nil {
+			return 0, err
 		}
 		// Nodes whose pod has left: removed after the grace.
 		for i := range owned.Items {
@@ -184,14 +193,15 @@ func (r *ClusterNodeSetReconciler) podsBehind(ctx context.Context, set *skycallv
 	return pods, true, nil
 }
 
-// ensureNode makes the pod's ClusterNode what the set says, creating it if
-// there is none. cur is the set's own node of that name, if any.
+// ensureNode makes the pod's ClusterNode what the set says, or returns
+// the one to create if there is none. cur is the set's own node of that
+// name, if any.
 func (r *ClusterNodeSetReconciler) ensureNode(ctx context.Context, set *skycallv1.ClusterNodeSet,
-	pod string, cur *skycallv1.ClusterNode, sum *setSummary) error {
+	pod string, cur *skycallv1.ClusterNode, sum *setSummary) (*skycallv1.ClusterNode, error) {
 	nodeName, err := RenderNodeName(set.Spec.NodeName, pod)
 	if err != nil {
 		sum.invalid = append(sum.invalid, fmt.Sprintf("%s: %v", pod, err))
-		return nil
+		return nil, nil
 	}
 	want := skycallv1.ClusterNodeSpec{
 		NodeName: nodeName,
@@ -206,9 +216,9 @@ func (r *ClusterNodeSetReconciler) ensureNode(ctx context.Context, set *skycallv
 		switch {
 		case err == nil:
 			sum.conflicts = append(sum.conflicts, pod+": "+describeOwner(&other))
-			return nil
+			return nil, nil
 		case !apierrors.IsNotFound(err):
-			return err
+			return nil, err
 		}
 		cn := &skycallv1.ClusterNode{
 			ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: pod,
@@ -216,24 +226,14 @@ func (r *ClusterNodeSetReconciler) ensureNode(ctx context.Context, set *skycallv
 			Spec: want,
 		}
 		if err := controllerutil.SetControllerReference(set, cn, r.Scheme()); err != nil {
-			return fmt.Errorf("ClusterNode %s/%s: %w", set.Namespace, pod, err)
+			return nil, fmt.Errorf("ClusterNode %s/%s: %w", set.Namespace, pod, err)
 		}
-		if err := r.Create(ctx, cn); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				// Created meanwhile, by us (the cache is behind) or by
-				// someone else: the next pass tells which.
-				sum.retry = true
-				return nil
-			}
-			return fmt.Errorf("create ClusterNode %s/%s for pod %s: %w", set.Namespace, pod, pod, err)
-		}
-		log.FromContext(ctx).V(1).Info("ClusterNode created", "pod", pod, "node", nodeName)
-		return nil
+		return cn, nil
 	}
 
 	_, gone := cur.Annotations[skycallv1.AnnotationPodGoneSince]
 	if equality.Semantic.DeepEqual(cur.Spec, want) && cur.Labels[skycallv1.LabelClusterNodeSet] == set.Name && !gone {
-		return nil
+		return nil, nil
 	}
 	patch := client.MergeFrom(cur.DeepCopy())
 	cur.Spec = want
@@ -243,9 +243,47 @@ func (r *ClusterNodeSetReconciler) ensureNode(ctx context.Context, set *skycallv
 	cur.Labels[skycallv1.LabelClusterNodeSet] = set.Name
 	delete(cur.Annotations, skycallv1.AnnotationPodGoneSince) // the pod is back
 	if err := r.Patch(ctx, cur, patch); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("update ClusterNode %s/%s: %w", cur.Namespace, cur.Name, err))
+		return nil, client.IgnoreNotFound(fmt.Errorf("update ClusterNode %s/%s: %w", cur.Namespace, cur.Name, err))
 	}
-	return nil
+	return nil, nil
+}
+
+// createParallelism bounds the creates a set's reconcile has in flight: a
+// StatefulSet scaled to 1,000 replicas should not wait for 1,000 round
+// trips one after the other, nor open 1,000 requests at once.
+const createParallelism = 16
+
+// createAll creates the nodes, a few at a time, and returns the first
+// error other than AlreadyExists.
+func (r *ClusterNodeSetReconciler) createAll(ctx context.Context, nodes []*skycallv1.ClusterNode, sum *setSummary) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards first and sum.retry
+		first error
+		sem   = make(chan struct{}, createParallelism)
+	)
+	for _, cn := range nodes {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := r.Create(ctx, cn)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				log.FromContext(ctx).V(1).Info("ClusterNode created", "pod", cn.Spec.Service.Pod, "node", cn.Spec.NodeName)
+			case apierrors.IsAlreadyExists(err):
+				// Created meanwhile, by us (the cache is behind) or by
+				// someone else: the next pass tells which.
+				sum.retry = true
+			case first == nil:
+				first = fmt.Errorf("create ClusterNode %s/%s for pod %s: %w", cn.Namespace, cn.Name, cn.Spec.Service.Pod, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // retire handles one of the set's nodes whose pod is no longer listed: it

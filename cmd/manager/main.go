@@ -33,7 +33,7 @@ func main() {
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.Float64Var(&qps, "kube-api-qps", 400, "Requests per second the manager may send to the API server (status and registry writes).")
 	flag.IntVar(&burst, "kube-api-burst", 800, "Burst of requests above --kube-api-qps.")
-	flag.IntVar(&workers, "workers", 4, "ClusterNodes reconciled at once.")
+	flag.IntVar(&workers, "workers", 4, "ClusterNodes (and, separately, ClusterNodeSets) reconciled at once.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
