@@ -98,7 +98,8 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	// Sparingly: a node resolved at its first reconcile is no news.
 	if r.Recorder != nil && changed && (was != nil || ready.Status != metav1.ConditionTrue) {
 		kind := corev1.EventTypeWarning
-		if ready.Status == metav1.ConditionTrue {
+		if ready.Status == metav1.ConditionTrue || ready.Reason == skycallv1.ReasonDraining {
+			// A pod draining is a rollout going as planned.
 			kind = corev1.EventTypeNormal
 		}
 		r.Recorder.Eventf(&node, nil, kind, ready.Reason, "Resolve", "%s", ready.Message)

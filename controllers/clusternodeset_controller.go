@@ -311,9 +311,9 @@ func (r *ClusterNodeSetReconciler) retire(ctx context.Context, set *skycallv1.Cl
 	if left := since.Add(grace).Sub(now); err == nil && left > 0 {
 		return left, nil
 	}
-	// Deleting only the version we looked at: if the pod came back and the
-	// node was updated meanwhile, the next pass sees it.
-	if err := r.Delete(ctx, cn, client.Preconditions{UID: &cn.UID, ResourceVersion: &cn.ResourceVersion}); err != nil &&
+	// Only the object we looked at: one recreated meanwhile under the
+	// same name is another node (a conflict answer is a UID mismatch).
+	if err := r.Delete(ctx, cn, client.Preconditions{UID: &cn.UID}); err != nil &&
 		!apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return 0, fmt.Errorf("delete ClusterNode %s/%s (its pod left Service %s): %w", cn.Namespace, cn.Name, set.Spec.Service.Name, err)
 	}

@@ -28,6 +28,9 @@ type pod struct {
 	ready         bool
 	terminating   bool
 	serving       bool
+	// published: a terminating endpoint still ready, as for a Service
+	// with publishNotReadyAddresses.
+	published bool
 }
 
 func podSlice(ns, svc, sliceName string, pods ...pod) *discoveryv1.EndpointSlice {
@@ -49,7 +52,7 @@ func setPods(es *discoveryv1.EndpointSlice, pods ...pod) {
 		}
 		c := discoveryv1.EndpointConditions{Ready: ptr.To(p.ready), Serving: ptr.To(p.ready)}
 		if p.terminating {
-			c = discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(p.serving), Terminating: ptr.To(true)}
+			c = discoveryv1.EndpointConditions{Ready: ptr.To(p.published), Serving: ptr.To(p.serving), Terminating: ptr.To(true)}
 		}
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
 			Addresses:  []string{p.ip},
@@ -345,20 +348,26 @@ func TestTerminatingPodMakesItsNodeDraining(t *testing.T) {
 	create(t, nodeSet(ns, "game", "game", "game_{ordinal}", 0))
 	expectSet(t, ns, "game", 2, 2, 2, 0, skycallv1.ReasonAllNodesReady)
 
-	for _, serving := range []bool{true, false} {
-		updatePods(t, ns, "game-a",
-			pod{name: "game-0", ip: "10.0.0.10", ready: true},
-			pod{name: "game-1", ip: "10.0.0.11", terminating: true, serving: serving})
+	for _, going := range []pod{
+		{name: "game-1", ip: "10.0.0.11", terminating: true, serving: true},
+		{name: "game-1", ip: "10.0.0.11", terminating: true, serving: false},
+		{name: "game-1", ip: "10.0.0.11", terminating: true, serving: true, published: true},
+	} {
+		serving := fmt.Sprintf("serving=%v ready=%v", going.serving, going.published)
+		// From Ready each time, so that each case is seen on its own.
+		updatePods(t, ns, "game-a", pod{name: "game-0", ip: "10.0.0.10", ready: true}, pod{name: "game-1", ip: "10.0.0.11", ready: true})
+		expectReady(t, ns, "game-1", metav1.ConditionTrue, skycallv1.ReasonResolved, "10.0.0.11:2526")
+		updatePods(t, ns, "game-a", pod{name: "game-0", ip: "10.0.0.10", ready: true}, going)
 		cn := expectReady(t, ns, "game-1", metav1.ConditionFalse, skycallv1.ReasonDraining, "")
 		want := []skycallv1.Endpoint{{Address: "10.0.0.11:2526", PodName: "game-1", PodUID: "uid-game-1", Terminating: true}}
 		if !slices.Equal(cn.Status.Endpoints, want) {
-			t.Errorf("serving=%v: status.endpoints %+v, want %+v", serving, cn.Status.Endpoints, want)
+			t.Errorf("%s: status.endpoints %+v, want %+v", serving, cn.Status.Endpoints, want)
 		}
 		expectSet(t, ns, "game", 2, 2, 1, 1, skycallv1.ReasonNodesNotReady)
 		expectRegistryLines(t, ns, `game_0 = "10.0.0.10:2526"`)
 		_, doc, err := registry(ns)
 		if err != nil || !slices.Equal(doc.Draining, []string{"game_1"}) || !slices.Equal(doc.NotReady, []string{"game_1"}) {
-			t.Errorf("serving=%v: nodes.json %+v (%v), want game_1 draining and not ready", serving, doc, err)
+			t.Errorf("%s: nodes.json %+v (%v), want game_1 draining and not ready", serving, doc, err)
 		}
 	}
 
