@@ -37,8 +37,17 @@ import (
 // node name maps back to the ClusterNodes that depend on it.
 const (
 	indexServiceName = "spec.service.name"
+	indexServicePod  = "spec.service.name/pod" // "svc/pod", or "svc/*" for a node following every pod
 	indexNodeName    = "status.effectiveNodeName"
 )
+
+// servicePodKey is a value of indexServicePod; pod "" means every pod.
+func servicePodKey(svc, pod string) string {
+	if pod == "" {
+		pod = "*"
+	}
+	return svc + "/" + pod
+}
 
 // conflictRetry is how soon an object is reconciled again after a write
 // lost to a concurrent one.
@@ -381,6 +390,15 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("index ClusterNodes by service: %w", err)
 	}
+	if err := idx.IndexField(ctx, &skycallv1.ClusterNode{}, indexServicePod, func(o client.Object) []string {
+		n := o.(*skycallv1.ClusterNode)
+		if n.Spec.Service == nil {
+			return nil
+		}
+		return []string{servicePodKey(n.Spec.Service.Name, n.Spec.Service.Pod)}
+	}); err != nil {
+		return fmt.Errorf("index ClusterNodes by service and pod: %w", err)
+	}
 	if err := idx.IndexField(ctx, &skycallv1.ClusterNode{}, indexNodeName, func(o client.Object) []string {
 		return []string{o.(*skycallv1.ClusterNode).EffectiveNodeName()}
 	}); err != nil {
@@ -401,12 +419,28 @@ func (r *ClusterNodeReconciler) nodesForService(ctx context.Context, o client.Ob
 	return r.nodesMatching(ctx, o.GetNamespace(), indexServiceName, o.GetName(), "")
 }
 
+// nodesForEndpointSlice maps a slice to the ClusterNodes it can change:
+// those following every pod of its Service, and those following one of
+// the pods it lists. (On an update, controller-runtime maps the old and
+// the new slice, so a pod leaving the slice reaches its node too.) A
+// ClusterNodeSet of 1,000 pods makes 1,000 nodes of one Service; waking
+// all of them for every endpoint change would make a rollout quadratic.
 func (r *ClusterNodeReconciler) nodesForEndpointSlice(ctx context.Context, o client.Object) []ctrl.Request {
 	svc := o.GetLabels()[discoveryv1.LabelServiceName]
-	if svc == "" {
+	es, ok := o.(*discoveryv1.EndpointSlice)
+	if svc == "" || !ok {
 		return nil
 	}
-	return r.nodesMatching(ctx, o.GetNamespace(), indexServiceName, svc, "")
+	reqs := r.nodesMatching(ctx, o.GetNamespace(), indexServicePod, servicePodKey(svc, ""), "")
+	seen := map[string]bool{}
+	for _, ep := range es.Endpoints {
+		if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" || ep.TargetRef.Name == "" || seen[ep.TargetRef.Name] {
+			continue
+		}
+		seen[ep.TargetRef.Name] = true
+		reqs = append(reqs, r.nodesMatching(ctx, o.GetNamespace(), indexServicePod, servicePodKey(svc, ep.TargetRef.Name), "")...)
+	}
+	return reqs
 }
 
 func (r *ClusterNodeReconciler) nodesMatching(ctx context.Context, ns, index, value, skip string) []ctrl.Request {
