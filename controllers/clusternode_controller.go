@@ -279,7 +279,7 @@ func describePorts(svc *corev1.Service) string {
 // condition is unset counts as ready, as the EndpointSlice API defines. An
 // endpoint whose terminating condition is true is terminating whatever
 // ready says: a Service with publishNotReadyAddresses keeps terminating
-// endpoints ready, and a pod that got SIGTERM must not get new traffic
+// endpoints ready, and a pod being deleted must not get new traffic
 // either way. Endpoints neither ready nor terminating (pods starting) are
 // left out.
 func nodeEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []skycallv1.Endpoint {

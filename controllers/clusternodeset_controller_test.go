@@ -335,7 +335,7 @@ func TestSetWithoutItsServiceLeavesItsNodes(t *testing.T) {
 	expectNodeNames(t, ns, "game-0")
 }
 
-// The drain: a pod that got SIGTERM is listed terminating (serving while
+// The drain: a pod being deleted is listed terminating (serving while
 // it still answers). Its ClusterNode says Draining, nodes.json lists it as
 // draining (and not ready, for older readers), and skynet's file has no
 // line for it, so skynet senders wait as for a node not ready.

@@ -17,8 +17,8 @@ const (
 	// (for the selected pod, if spec.service.pod is set).
 	ReasonNoReadyEndpoints = "NoReadyEndpoints"
 	// ReasonDraining: no endpoint is ready and at least one is terminating
-	// (its EndpointSlice condition terminating is true: the pod got
-	// SIGTERM and is on its way out, usually to be replaced). Ready is
+	// (its EndpointSlice condition terminating is true: the pod is being
+	// deleted, usually to be replaced; preStop and SIGTERM follow). Ready is
 	// False, so nothing new should be sent there; unlike NoReadyEndpoints it
 	// tells senders that the connection they hold goes to a pod that is
 	// leaving, so that they stop writing to it, let the calls already
