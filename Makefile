@@ -37,6 +37,7 @@ staticcheck: ## staticcheck (built once into the tools cache by hack/control-pla
 build: ## Build the manager and demo binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/skycall-demo ./cmd/skycall-demo
+	$(GO) build -o bin/skycall ./cmd/skycall
 
 .PHONY: demo
 demo: build ## The main job: control plane, operator, two nodes and a sender, end to end.

@@ -18,7 +18,8 @@ import (
 
 // Client sends pushes and calls to the nodes of a cluster, as skynet's
 // cluster.send and cluster.call do. It keeps one connection and one FIFO
-// queue per node, created on first use. A Client is safe for concurrent use;
+// queue per node, created on first use and dropped after the node has been
+// idle for WithNodeIdleTimeout. A Client is safe for concurrent use;
 // see the package documentation for its ordering and delivery guarantees.
 type Client struct {
 	reg     registry.Registry
@@ -27,12 +28,19 @@ type Client struct {
 	log     logr.Logger
 	metrics *clientMetrics
 
-	nodes sync.Map // node name -> *node
+	// nodesMu serialises making a node and forgetting one (idle.go), so
+	// that a name has one live node and its metric series are deleted
+	// before a new node of that name makes them again. Lookups of nodes
+	// take no lock. Lock order: nodesMu before node.mu.
+	nodesMu sync.Mutex
+	nodes   sync.Map // node name -> *node
 
 	ctx    context.Context // cancelled by Close: interrupts dials
 	cancel context.CancelFunc
 	done   chan struct{} // closed by Close
 	epoch  atomic.Uint64 // advanced by the call-timeout sweeper
+
+	idleSweeps atomic.Uint64 // passes of forgetIdle, for tests
 
 	mu     sync.Mutex // guards closed and wg.Add against Close
 	closed bool
@@ -55,7 +63,7 @@ func New(reg registry.Registry, opts ...Option) *Client {
 			c.opts.registerer = nil
 		}
 	}
-	if o.callTimeout > 0 {
+	if o.callTimeout > 0 || o.nodeIdle > 0 {
 		c.wg.Add(1)
 		go c.sweep()
 	}
@@ -74,7 +82,7 @@ func (c *Client) Send(ctx context.Context, node, addr string, payload []byte) er
 	if err := checkName(node, addr); err != nil {
 		return err
 	}
-	return c.send(ctx, c.node(node), 0, addr, payload)
+	return c.send(ctx, c.node(node), nil, 0, addr, payload)
 }
 
 // SendHandle is Send to a numeric service handle, as found by Query.
@@ -82,7 +90,7 @@ func (c *Client) SendHandle(ctx context.Context, node string, handle uint32, pay
 	if err := checkHandle(node, handle); err != nil {
 		return err
 	}
-	return c.send(ctx, c.node(node), handle, "", payload)
+	return c.send(ctx, c.node(node), nil, handle, "", payload)
 }
 
 // Call sends payload to the service at addr on node and waits for its
@@ -98,7 +106,7 @@ func (c *Client) Call(ctx context.Context, node, addr string, payload []byte) ([
 	if err := checkName(node, addr); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), 0, addr, payload)
+	return c.call(ctx, c.node(node), nil, 0, addr, payload)
 }
 
 // CallHandle is Call to a numeric service handle, as found by Query.
@@ -106,7 +114,7 @@ func (c *Client) CallHandle(ctx context.Context, node string, handle uint32, pay
 	if err := checkHandle(node, handle); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), handle, "", payload)
+	return c.call(ctx, c.node(node), nil, handle, "", payload)
 }
 
 // Query asks node for the numeric handle of a service name (skynet's
@@ -120,7 +128,7 @@ func (c *Client) Query(ctx context.Context, node, name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	reply, err := c.call(ctx, c.node(node), 0, "", payload)
+	reply, err := c.call(ctx, c.node(node), nil, 0, "", payload)
 	if err != nil {
 		var re *RemoteError
 		if errors.As(err, &re) {
@@ -143,16 +151,20 @@ func (c *Client) Query(ctx context.Context, node, name string) (uint32, error) {
 // Service binds a node and a service address, for repeated use without
 // looking the node up by name each time.
 func (c *Client) Service(node, addr string) *Service {
-	return &Service{c: c, n: c.node(node), name: addr, err: checkName(node, addr)}
+	s := &Service{c: c, name: addr, err: checkName(node, addr)}
+	s.n.Store(c.node(node))
+	return s
 }
 
 // ServiceHandle binds a node and a numeric service handle.
 func (c *Client) ServiceHandle(node string, handle uint32) *Service {
-	return &Service{c: c, n: c.node(node), addr: handle, err: checkHandle(node, handle)}
+	s := &Service{c: c, addr: handle, err: checkHandle(node, handle)}
+	s.n.Store(c.node(node))
+	return s
 }
 
 // State returns the connection state of node (StateIdle for a node never
-// used).
+// used, or forgotten after WithNodeIdleTimeout).
 func (c *Client) State(nodeName string) State {
 	v, ok := c.nodes.Load(nodeName)
 	if !ok {
@@ -195,14 +207,14 @@ func (c *Client) Close() error {
 // Client.Service.
 type Service struct {
 	c    *Client
-	n    *node
+	n    atomic.Pointer[node] // replaced when the node was forgotten while idle
 	addr uint32
 	name string
 	err  error
 }
 
 // Node returns the node name.
-func (s *Service) Node() string { return s.n.name }
+func (s *Service) Node() string { return s.n.Load().name }
 
 // Address returns the service address ("@name", or ":0000000a" for a handle).
 func (s *Service) Address() string {
@@ -217,7 +229,7 @@ func (s *Service) Send(ctx context.Context, payload []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	return s.c.send(ctx, s.n, s.addr, s.name, payload)
+	return s.c.send(ctx, s.n.Load(), s, s.addr, s.name, payload)
 }
 
 // Call is Client.Call to the bound service.
@@ -225,7 +237,7 @@ func (s *Service) Call(ctx context.Context, payload []byte) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	return s.c.call(ctx, s.n, s.addr, s.name, payload)
+	return s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload)
 }
 
 func checkName(node, name string) error {
@@ -248,26 +260,56 @@ func checkHandle(node string, handle uint32) error {
 	return nil
 }
 
-// node returns the node named name, creating it (idle) on first use.
+// node returns the node named name, creating it (idle) on first use or
+// after the previous one was forgotten.
 func (c *Client) node(name string) *node {
 	if v, ok := c.nodes.Load(name); ok {
 		return v.(*node)
 	}
-	v, _ := c.nodes.LoadOrStore(name, newNode(c, name))
-	return v.(*node)
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	if v, ok := c.nodes.Load(name); ok {
+		return v.(*node)
+	}
+	n := newNode(c, name)
+	c.nodes.Store(name, n)
+	return n
 }
 
-func (c *Client) send(ctx context.Context, n *node, addr uint32, name string, payload []byte) error {
+// resubmit hands a message that n refused because it was forgotten while
+// idle to the node that replaced it, which a Service (svc non-nil) then
+// keeps. It returns the node that took the message. It is off the hot
+// path: send and call try n.submit first.
+func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, addr uint32, name string, push bool, payload []byte, w *call) (*node, error) {
+	err := errForgotten
+	for err == errForgotten {
+		// forget removes n from nodes under nodesMu, which node takes when
+		// it misses: this waits for forget to finish and never spins.
+		old := n
+		n = c.node(n.name)
+		if svc != nil {
+			svc.n.CompareAndSwap(old, n)
+		}
+		err = n.submit(ctx, addr, name, push, payload, w)
+	}
+	return n, err
+}
+
+func (c *Client) send(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) error {
 	if len(payload) > c.opts.maxMessageSize {
 		return n.tooLarge(len(payload))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return n.submit(ctx, addr, name, true, payload, nil)
+	err := n.submit(ctx, addr, name, true, payload, nil)
+	if err == errForgotten {
+		_, err = c.resubmit(ctx, n, svc, addr, name, true, payload, nil)
+	}
+	return err
 }
 
-func (c *Client) call(ctx context.Context, n *node, addr uint32, name string, payload []byte) ([]byte, error) {
+func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) ([]byte, error) {
 	if len(payload) > c.opts.maxMessageSize {
 		n.countCall(resultTooLarge)
 		return nil, n.tooLarge(len(payload))
@@ -282,7 +324,11 @@ func (c *Client) call(ctx context.Context, n *node, addr uint32, name string, pa
 			w.deadline = c.epoch.Load() + sweepTicks + 1
 		}
 	}
-	if err := n.submit(ctx, addr, name, false, payload, w); err != nil {
+	err := n.submit(ctx, addr, name, false, payload, w)
+	if err == errForgotten {
+		n, err = c.resubmit(ctx, n, svc, addr, name, false, payload, w)
+	}
+	if err != nil {
 		putCall(w)
 		n.countCallErr(err)
 		return nil, err
@@ -311,40 +357,37 @@ func (c *Client) call(ctx context.Context, n *node, addr uint32, name string, pa
 // sweepTicks is how many sweeps make one default call timeout.
 const sweepTicks = 10
 
-// sweep enforces the default call timeout on calls whose ctx has no
-// deadline: one pass over the waiting calls every tenth of the timeout,
-// instead of a timer per call.
+// sweep is the Client's one background goroutine: it enforces the default
+// call timeout on calls whose ctx has no deadline (one pass over the waiting
+// calls every tenth of the timeout, instead of a timer per call) and
+// forgets idle nodes (idle.go).
 func (c *Client) sweep() {
 	defer c.wg.Done()
-	tick := c.opts.callTimeout / sweepTicks
-	if tick < time.Millisecond {
-		tick = time.Millisecond
+	var expiry, idle <-chan time.Time
+	if c.opts.callTimeout > 0 {
+		t := time.NewTicker(max(c.opts.callTimeout/sweepTicks, time.Millisecond))
+		defer t.Stop()
+		expiry = t.C
 	}
-	t := time.NewTicker(tick)
-	defer t.Stop()
+	if c.opts.nodeIdle > 0 {
+		t := time.NewTicker(max(c.opts.nodeIdle/idleTicks, time.Millisecond))
+		defer t.Stop()
+		idle = t.C
+	}
 	for {
 		select {
 		case <-c.done:
 			return
-		case <-t.C:
+		case <-expiry:
+			epoch := c.epoch.Add(1)
+			c.nodes.Range(func(_, v any) bool {
+				v.(*node).expire(epoch)
+				return true
+			})
+		case now := <-idle:
+			c.forgetIdle(now)
 		}
-		epoch := c.epoch.Add(1)
-		c.nodes.Range(func(_, v any) bool {
-			v.(*node).expire(epoch)
-			return true
-		})
 	}
-}
-
-// Call waiters are pooled: a Call in steady state allocates only its reply.
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
-
-func getCall() *call { return callPool.Get().(*call) }
-
-func putCall(w *call) {
-	done := w.done
-	*w = call{done: done}
-	callPool.Put(w)
 }
 
 // appendRequest encodes one request; the wire.Request lives on its stack,

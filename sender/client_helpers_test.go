@@ -155,7 +155,7 @@ func ctQueued(c *Client, nodeName string) int {
 	n := v.(*node)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.qMsgs
+	return n.quota.msgs
 }
 
 // ctSeq returns "prefix-0", "prefix-1", ...

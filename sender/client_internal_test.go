@@ -22,19 +22,19 @@ func TestWithdrawnCallIsCutFromWriteBuffer(t *testing.T) {
 	calls := []*call{getCall(), getCall(), getCall()}
 	big := bytes.Repeat([]byte("B"), 0x8000*2+5) // multipart
 	n.mu.Lock()
-	n.appendLocked(0, "@a", true, []byte("send-1"), nil, nil)
-	n.appendLocked(0, "@a", false, []byte("call-1"), calls[0], nil)
-	n.appendLocked(0, "@a", false, big, calls[1], nil)
-	n.appendLocked(0, "@a", true, []byte("send-2"), nil, nil)
-	n.appendLocked(0, "@a", false, []byte("call-3"), calls[2], nil)
-	n.qMsgs, n.qBytes = 5, 0
+	n.appendLocked(0, "@a", true, []byte("send-1"), nil)
+	n.appendLocked(0, "@a", false, []byte("call-1"), calls[0])
+	n.appendLocked(0, "@a", false, big, calls[1])
+	n.appendLocked(0, "@a", true, []byte("send-2"), nil)
+	n.appendLocked(0, "@a", false, []byte("call-3"), calls[2])
+	n.quota.msgs, n.quota.bytes = 5, 0
 	if owned, written := n.withdrawLocked(calls[1]); !owned || written {
 		t.Fatalf("withdraw = %v, %v; want owned, not written", owned, written)
 	}
 	if owned, _ := n.withdrawLocked(calls[0]); !owned {
 		t.Fatal("withdraw of the first call failed")
 	}
-	buf := n.compactOutLocked(nil)
+	buf := n.out.compact(nil)
 	n.mu.Unlock()
 
 	dec := wire.NewRequestDecoder(bufio.NewReader(bytes.NewReader(buf)), wire.Limits{})
@@ -47,10 +47,7 @@ func TestWithdrawnCallIsCutFromWriteBuffer(t *testing.T) {
 		got = append(got, string(r.Payload))
 	}
 	ctEqual(t, "frames left", got, []string{"send-1", "send-2", "call-3"})
-	n.pmu.Lock()
-	_, stillPending := n.pending[calls[1].session]
-	n.pmu.Unlock()
-	if stillPending {
+	if n.inflight.remove(calls[1]) {
 		t.Fatal("withdrawn call still pending")
 	}
 }

@@ -28,6 +28,13 @@
 // that becomes absent or not ready in the registry keeps a connection it
 // already has, as skynet's merging reload does, until that connection breaks.
 //
+// A node left idle (nothing queued, no call in flight, no Send or Call) for
+// WithNodeIdleTimeout (default 5 minutes) is forgotten: its connection
+// closes, its registry watch stops, its metric series are deleted and its
+// goroutine ends, so that mistyped or retired node names do not pile up.
+// The next message to it starts it afresh, as on first use; since nothing
+// was queued, no ordering is lost.
+//
 // # Ordering
 //
 // Messages to one node leave in the order Send and Call were called (for

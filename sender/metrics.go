@@ -20,8 +20,27 @@ const (
 	resultRegistry       = "registry_error"
 )
 
+// callResults are every "result" label value, for deleting a node's series.
+var callResults = [...]string{resultOK, resultRemoteError, resultDeadline, resultCanceled, resultTimeout,
+	resultConnectionLost, resultNodeDown, resultUnknownNode, resultQueueFull, resultClosed, resultTooLarge, resultRegistry}
+
+// Reasons a Send is dropped, the "reason" label of skycall_sender_dropped_total.
+const (
+	dropNodeDown       = "node_down"
+	dropClosed         = "closed"
+	dropUnknownNode    = "unknown_node"
+	dropRegistry       = "registry_error"
+	dropConnectionLost = "connection_lost"
+	dropRejected       = "rejected"
+)
+
+var dropReasons = [...]string{dropNodeDown, dropClosed, dropUnknownNode, dropRegistry, dropConnectionLost, dropRejected}
+
 // clientMetrics are a Client's Prometheus metrics. Gauges (state, queue
-// depth) are read from the nodes at scrape time; counters and the histogram
+// depth) are read from the nodes at scrape time: the state series are
+// node.state, which only node.setStateLocked writes, so they cannot
+// disagree with the transition log, and no per-node gauge children are kept
+// (eight per node would cost about 3 KiB each). Counters and the histogram
 // are kept per node in cached children so that the hot path does one atomic
 // add, or nothing (batch counts are added by the writer).
 type clientMetrics struct {
@@ -125,7 +144,7 @@ func (m *clientMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.c.nodes.Range(func(_, v any) bool {
 		n := v.(*node)
 		n.mu.Lock()
-		st, msgs, bytes := n.state, n.qMsgs, n.qBytes
+		st, msgs, bytes := n.state, n.quota.msgs, n.quota.bytes
 		n.mu.Unlock()
 		for s := StateIdle; s <= StateClosed; s++ {
 			val := 0.0

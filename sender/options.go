@@ -27,6 +27,9 @@ const (
 	// connection attempts: base × 1.6^(n-1), capped at max, ±20% jitter.
 	DefaultBackoffBase = 100 * time.Millisecond
 	DefaultBackoffMax  = 10 * time.Second
+	// DefaultNodeIdleTimeout is how long a node may go unused (nothing
+	// queued, nothing in flight, no message) before the Client forgets it.
+	DefaultNodeIdleTimeout = 5 * time.Minute
 )
 
 // An Option configures a Client; pass them to New or NewInCluster.
@@ -42,6 +45,7 @@ type clientOptions struct {
 	connectTimeout time.Duration
 	backoffBase    time.Duration
 	backoffMax     time.Duration
+	nodeIdle       time.Duration
 	maxMessageSize int
 	dial           func(ctx context.Context, network, address string) (net.Conn, error)
 	tls            *tls.Config
@@ -57,6 +61,7 @@ func defaultClientOptions() clientOptions {
 		connectTimeout: DefaultConnectTimeout,
 		backoffBase:    DefaultBackoffBase,
 		backoffMax:     DefaultBackoffMax,
+		nodeIdle:       DefaultNodeIdleTimeout,
 		maxMessageSize: wire.DefaultMaxMessageSize,
 		dial:           d.DialContext,
 	}
@@ -142,6 +147,19 @@ func WithBackoff(base, max time.Duration) Option {
 		if o.backoffMax < o.backoffBase {
 			o.backoffMax = o.backoffBase
 		}
+	}
+}
+
+// WithNodeIdleTimeout sets how long a node may go unused before the Client
+// forgets it (default DefaultNodeIdleTimeout, 5 minutes): a node with
+// nothing queued, no call in flight and no Send or Call for d closes its
+// connection, stops following its registry entry and drops its metric
+// series, so that a mistyped or retired node name does not keep a goroutine,
+// a watch and metrics until Close. The next message to it starts it afresh
+// (resolve, connect, confirm). d <= 0 keeps every node until Close.
+func WithNodeIdleTimeout(d time.Duration) Option {
+	return func(o *clientOptions) {
+		o.nodeIdle = d
 	}
 }
 

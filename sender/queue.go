@@ -96,3 +96,47 @@ func (q *fifo) each(f func(m *queued)) {
 		}
 	}
 }
+
+// quota is a node's queue accounting: the messages and payload bytes
+// admitted and not yet handed to the socket (in the FIFO and in the
+// outbox), and the channel that wakes callers waiting for room. Guarded by
+// node.mu.
+type quota struct {
+	msgs, bytes int
+	space       chan struct{} // closed when room frees; nil if nobody waits
+}
+
+// admits reports whether a message of size fits under the limits. An empty
+// queue admits any message, so that one larger than the byte limit still
+// goes (WithMaxMessageSize bounds it).
+func (q *quota) admits(size, limitMsgs, limitBytes int) bool {
+	return q.msgs == 0 || (q.msgs < limitMsgs && q.bytes+size <= limitBytes)
+}
+
+func (q *quota) add(size int) {
+	q.msgs++
+	q.bytes += size
+}
+
+// release gives back room and wakes those waiting for it.
+func (q *quota) release(msgs, bytes int) {
+	q.msgs -= msgs
+	q.bytes -= bytes
+	q.wake()
+}
+
+// wait returns a channel closed when room frees.
+func (q *quota) wait() <-chan struct{} {
+	if q.space == nil {
+		q.space = make(chan struct{})
+	}
+	return q.space
+}
+
+// wake wakes every waiter, to look again.
+func (q *quota) wake() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+}

@@ -1,0 +1,1 @@
+{2.5, [10]=true, hp=100, items={"sword", "shield"}, name="ann"}

@@ -1,0 +1,133 @@
+package sender
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// connect dials addr, confirms the peer and makes it the node's connection.
+func (n *node) connect(addr string) error {
+	o := &n.c.opts
+	n.redial.lastAddr = addr
+	if n.redial.dials > 0 {
+		n.m.reconnects.Inc()
+	}
+	n.redial.dials++
+	n.setState(StateConnecting, "dialing "+addr)
+	ctx, cancel := context.WithTimeout(n.c.ctx, o.connectTimeout)
+	defer cancel()
+	nc, err := o.dial(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+		_ = tc.SetKeepAlivePeriod(30 * time.Second)
+		_ = tc.SetKeepAlive(true)
+	}
+	if o.tls != nil {
+		cfg := o.tls
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		nc = tc
+	}
+	n.setState(StateConfirming, "connected to "+addr)
+	c, err := n.confirm(ctx, nc, addr)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	n.becomeReady(c)
+	return nil
+}
+
+// confirm does one protocol round trip before anything queued is written:
+// a query for wire.NodeQueryName. A skycall Server answers with its node
+// name (another name is the wrong node); skynet answers "name not found",
+// which still proves the peer speaks the protocol.
+func (n *node) confirm(ctx context.Context, nc net.Conn, addr string) (*nodeConn, error) {
+	query, err := luaseri.Pack(wire.NodeQueryName)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	session := n.sessions.Next()
+	n.mu.Unlock()
+	frame := appendRequest(nil, 0, "", session, false, query)
+
+	if d, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(d)
+	}
+	var interrupted atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		interrupted.Store(true)
+		_ = nc.SetDeadline(time.Unix(1, 0))
+	})
+	fail := func(err error) (*nodeConn, error) {
+		stop()
+		if interrupted.Load() && ctx.Err() != nil {
+			return nil, fmt.Errorf("confirming %s: %w", addr, ctx.Err())
+		}
+		return nil, err
+	}
+	if _, err := nc.Write(frame); err != nil {
+		return fail(fmt.Errorf("confirming %s: %w", addr, err))
+	}
+	br := bufio.NewReaderSize(nc, 16<<10)
+	dec := wire.NewResponseDecoder(br, wire.Limits{MaxMessageSize: n.c.opts.maxMessageSize})
+	resp, err := dec.Next()
+	if err != nil {
+		return fail(fmt.Errorf("confirming %s: no answer to the node query: %w", addr, err))
+	}
+	if !stop() {
+		return fail(fmt.Errorf("confirming %s: %w", addr, ctx.Err()))
+	}
+	_ = nc.SetDeadline(time.Time{})
+	if resp.Session != session {
+		return nil, fmt.Errorf("confirming %s: answer for session %d, want %d: not a skynet cluster peer", addr, resp.Session, session)
+	}
+	peer := ""
+	if !resp.OK {
+		// skynet answers "name not found"; any error reply to the right
+		// session still proves the peer speaks the protocol.
+		if msg := string(resp.Payload); msg != "name not found" {
+			n.log.Info("Unexpected answer to the node query; taking the peer for a skynet node", "address", addr, "answer", msg)
+		}
+	} else {
+		vals, err := luaseri.Unpack(resp.Payload)
+		if err != nil || len(vals) == 0 {
+			return nil, fmt.Errorf("confirming %s: unreadable answer to the node query: %v", addr, err)
+		}
+		switch v := vals[0].(type) {
+		case string:
+			peer = v
+		case []byte:
+			peer = string(v)
+		default:
+			// A skynet node with a service registered under the reserved
+			// name answers with its handle: still the protocol.
+		}
+		if peer != "" && peer != n.name {
+			return nil, newNodeError(ErrWrongNode, nil,
+				"skycall: %s answered as node %q, not %q; the registry entry for %q points at the wrong node", addr, peer, n.name, n.name)
+		}
+	}
+	return newNodeConn(n, nc, addr, peer, dec), nil
+}

@@ -1,0 +1,493 @@
+package sender
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// srvPendingLimit is the size of queued replies beyond which handlers
+// replying on a connection wait for its writer. One reply of any size is
+// always accepted into an emptier buffer.
+const srvPendingLimit = 4 << 20
+
+// srvKeepBuffer is the largest write buffer kept for reuse after a write.
+const srvKeepBuffer = 256 << 10
+
+// errSrvStopped is what the reader sees once Shutdown stopped reading.
+var errSrvStopped = errors.New("skycall: server stopped reading")
+
+// connState is where an accepted connection is in its life, as net/http's
+// ConnState: it only moves forward, open to draining to closed, or open to
+// closed.
+type connState uint8
+
+const (
+	// connOpen: reading requests, handing them to services, writing replies.
+	connOpen connState = iota
+	// connDraining: Shutdown stopped the reader; the writer closes the
+	// connection once every request received is handled and its reply
+	// written.
+	connDraining
+	// connClosed: closed; replies still pending were dropped.
+	connClosed
+)
+
+var connStateNames = [...]string{"open", "draining", "closed"}
+
+func (s connState) String() string { return connStateNames[s] }
+
+// srvStartConn sets up an accepted connection and starts its reader and
+// writer, unless the Server is stopping.
+func (s *Server) srvStartConn(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if s.opts.keepAlive > 0 {
+			tc.SetKeepAliveConfig(net.KeepAliveConfig{
+				Enable:   true,
+				Idle:     s.opts.keepAlive,
+				Interval: s.opts.keepAlive,
+				Count:    -1, // system default
+			})
+		} else {
+			tc.SetKeepAlive(false)
+		}
+	}
+	if s.opts.tls != nil {
+		nc = tls.Server(nc, s.opts.tls)
+	}
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	c := &srvConn{
+		s:      s,
+		nc:     nc,
+		remote: nc.RemoteAddr(),
+		ctx:    ctx,
+		cancel: cancel,
+		stopCh: make(chan struct{}),
+	}
+	c.peer = c.remote.String()
+	c.cond.L = &c.mu
+
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		cancel()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	s.log.V(1).Info("Accepted connection", "peer", c.peer)
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+func (s *Server) srvRemoveConn(c *srvConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// srvConn is one accepted connection: a reader goroutine that decodes
+// requests and dispatches them, and a writer goroutine that writes replies.
+type srvConn struct {
+	s      *Server
+	nc     net.Conn
+	remote net.Addr
+	peer   string
+	ctx    context.Context // cancelled when the connection closes
+	cancel context.CancelFunc
+
+	stopRead atomic.Bool   // Shutdown: read no further request
+	stopCh   chan struct{} // closed by stopReading and close: stop waiting for queues
+	stopOnce sync.Once
+	idled    bool // reader only: the idle timeout fired
+
+	mu       sync.Mutex
+	cond     sync.Cond // on mu: pending, inflight or state changed
+	state    connState // written only by setStateLocked
+	pending  []byte    // encoded replies waiting for the writer
+	spare    []byte    // the writer's previous buffer, reused
+	writing  bool      // a Write is in progress (writer goroutine or replyNow)
+	inflight int       // messages handed to services and not yet done
+}
+
+// setStateLocked is the one place a connection's state changes; it wakes
+// the writer and everyone waiting on cond, and logs the change. A state
+// never goes back.
+func (c *srvConn) setStateLocked(s connState) bool {
+	if s <= c.state {
+		return false
+	}
+	c.s.log.V(1).Info("Connection state", "peer", c.peer, "from", c.state.String(), "to", s.String())
+	c.state = s
+	c.cond.Broadcast()
+	return true
+}
+
+func (c *srvConn) readLoop() {
+	defer c.s.wg.Done()
+	// The decoder copies frames into its own buffer; reads of large frames
+	// bypass this one.
+	br := bufio.NewReaderSize(srvReader{c}, 16<<10)
+	dec := wire.NewRequestDecoder(br, wire.Limits{
+		MaxMessageSize: c.s.opts.maxMessageSize,
+		MaxPartial:     c.s.opts.maxPartial,
+	})
+	for {
+		r, err := dec.Next()
+		if err != nil {
+			if c.readFailed(err) {
+				continue
+			}
+			break
+		}
+		c.dispatch(r)
+	}
+	if c.stopRead.Load() {
+		c.drain()
+	} else {
+		c.close()
+	}
+}
+
+// readFailed logs a decode or read error and reports whether the stream is
+// still usable.
+func (c *srvConn) readFailed(err error) bool {
+	log := c.s.log
+	var de *wire.DecodeError
+	if errors.As(err, &de) {
+		if de.Fatal {
+			log.Error(err, "Closing connection: the request stream cannot be decoded", "peer", c.peer,
+				"type", de.Type, "session", de.Session)
+			return false
+		}
+		// The stream is in sync: answer the caller, as skynet does, so that
+		// its call fails now instead of hanging. Pushes expect no answer.
+		if de.Session != 0 && !de.IsPush() {
+			var text []byte
+			switch {
+			case errors.Is(de.Err, wire.ErrBadReassembly):
+				text = []byte(srvErrInvalidLargeReq)
+			case errors.Is(de.Err, wire.ErrMessageTooLarge):
+				text = fmt.Appendf(nil, "message too large: node %s accepts requests of at most %d bytes",
+					c.s.nodeName, c.s.opts.maxMessageSize)
+			default:
+				text = fmt.Appendf(nil, "skycall: malformed request: %v", err)
+			}
+			c.reply(de.Session, false, text)
+		}
+		log.Info("Dropped a malformed request", "peer", c.peer, "type", de.Type, "session", de.Session, "err", err.Error())
+		return true
+	}
+	switch {
+	case c.stopRead.Load():
+	case c.idled:
+		log.Info("Closing idle connection", "peer", c.peer, "idleTimeout", c.s.opts.idleTimeout)
+	case errors.Is(err, io.EOF):
+		log.V(1).Info("Peer closed the connection", "peer", c.peer)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		log.Info("Peer disconnected in the middle of a request", "peer", c.peer)
+	case errors.Is(err, net.ErrClosed):
+		// Closed by the Server itself.
+	default:
+		log.Info("Closing connection: read failed", "peer", c.peer, "err", err.Error())
+	}
+	return false
+}
+
+// dispatch answers queries and unknown addresses at once and hands every
+// other request to its service.
+func (c *srvConn) dispatch(r *wire.Request) {
+	tab := c.s.services.Load()
+	var svc *srvService
+	var service string
+	switch {
+	case r.Name == "" && r.Address == 0:
+		c.query(tab, r)
+		return
+	case r.Name == "":
+		svc = tab.byHandle[r.Address]
+		if svc != nil {
+			service = svc.handleName
+		}
+	case r.Name[0] == ':':
+		if h, err := strconv.ParseUint(r.Name[1:], 16, 32); err == nil {
+			svc = tab.byHandle[uint32(h)]
+		}
+		if svc != nil {
+			service = svc.handleName
+		}
+	default:
+		svc = tab.byName[r.Name]
+		if svc != nil {
+			service = svc.name
+		}
+	}
+	if svc == nil {
+		// Checked first: a peer spamming bad names must not cost allocations.
+		if log := c.s.log.V(1); log.Enabled() {
+			log.Info("Message for an unknown service", "peer", c.peer, "name", r.Name, "address", r.Address,
+				"session", r.Session, "push", r.Push)
+		}
+		c.reply(r.Session, false, []byte(srvErrInvalidName))
+		return
+	}
+	req := &Request{
+		Service:    service,
+		Handle:     svc.handle,
+		Session:    r.Session,
+		Push:       r.Push,
+		Payload:    append([]byte(nil), r.Payload...),
+		RemoteAddr: c.remote,
+	}
+	if r.Trace != nil {
+		req.Trace = append([]byte{}, r.Trace...)
+	}
+	c.mu.Lock()
+	c.inflight++
+	c.mu.Unlock()
+	if !svc.enqueue(c, req) {
+		// Stopped while waiting for room: the message was never accepted.
+		if req.Push {
+			c.s.log.Info("Dropped a push received while stopping", "service", service, "peer", c.peer)
+			c.jobDone(nil)
+			return
+		}
+		c.jobDone(&wire.Response{Session: req.Session,
+			Payload: fmt.Appendf(nil, "skycall: node %s is shutting down", c.s.nodeName)})
+	}
+}
+
+// query answers a request to address 0: the payload is pack(name).
+func (c *srvConn) query(tab *serviceTable, r *wire.Request) {
+	var name string
+	vals, err := luaseri.Unpack(r.Payload)
+	if err == nil && len(vals) > 0 {
+		name, _ = vals[0].(string)
+	}
+	switch {
+	case name == "":
+		c.reply(r.Session, false, []byte(srvErrNameNotFound))
+	case name == wire.NodeQueryName:
+		c.reply(r.Session, true, c.s.nodePacked)
+	default:
+		if svc := tab.byName["@"+name]; svc != nil {
+			c.reply(r.Session, true, svc.packedHandle)
+		} else {
+			c.reply(r.Session, false, []byte(srvErrNameNotFound))
+		}
+	}
+}
+
+// reply queues a response that no service is counting on.
+func (c *srvConn) reply(session uint32, ok bool, payload []byte) {
+	c.mu.Lock()
+	c.appendLocked(&wire.Response{Session: session, OK: ok, Payload: payload})
+	c.mu.Unlock()
+}
+
+// jobDone queues the reply of a message handed to a service, if any, and
+// counts the message done.
+func (c *srvConn) jobDone(resp *wire.Response) {
+	c.mu.Lock()
+	if resp != nil {
+		c.appendLocked(resp)
+	}
+	c.inflight--
+	if c.inflight == 0 && c.state == connDraining {
+		c.cond.Broadcast()
+	}
+	c.mu.Unlock()
+}
+
+// replyNow is jobDone for a reply that the calling goroutine writes itself
+// when no write is in progress and nothing else is pending.
+func (c *srvConn) replyNow(resp *wire.Response) {
+	c.mu.Lock()
+	if c.writing || len(c.pending) > 0 {
+		c.mu.Unlock()
+		c.jobDone(resp)
+		return
+	}
+	c.inflight--
+	if c.state == connClosed {
+		c.mu.Unlock()
+		return
+	}
+	// Not appendLocked: its broadcast would wake the writer goroutine for
+	// nothing.
+	c.pending = wire.AppendResponse(c.pending, resp)
+	err := c.writePendingLocked()
+	c.mu.Unlock()
+	if err != nil {
+		c.writeFailed(err)
+	}
+}
+
+// writePendingLocked writes the pending replies with one Write, outside the
+// lock; c.writing keeps it to one writer at a time. Called and returns with
+// c.mu held.
+func (c *srvConn) writePendingLocked() error {
+	c.writing = true
+	buf := c.pending
+	c.pending = c.spare[:0]
+	c.spare = nil
+	c.cond.Broadcast() // room for handlers waiting in appendLocked
+	c.mu.Unlock()
+	_, err := c.nc.Write(buf)
+	c.mu.Lock()
+	c.writing = false
+	if cap(buf) <= srvKeepBuffer && c.state != connClosed {
+		c.spare = buf[:0]
+	}
+	// Wake the writer goroutine for what came meanwhile, or to close a
+	// drained connection.
+	c.cond.Broadcast()
+	return err
+}
+
+func (c *srvConn) writeFailed(err error) {
+	if !errors.Is(err, net.ErrClosed) {
+		c.s.log.Info("Closing connection: write failed", "peer", c.peer, "err", err.Error())
+	}
+	c.close()
+}
+
+// appendLocked encodes resp into the pending buffer, first waiting while the
+// buffer is over its limit (a peer that does not read).
+func (c *srvConn) appendLocked(resp *wire.Response) {
+	for c.state != connClosed && len(c.pending) >= srvPendingLimit {
+		c.cond.Wait()
+	}
+	if c.state == connClosed {
+		return
+	}
+	c.pending = wire.AppendResponse(c.pending, resp)
+	c.cond.Broadcast()
+}
+
+// writeLoop writes whatever replies are pending in one write, then waits
+// for more. It closes the connection once a drained connection is idle.
+func (c *srvConn) writeLoop() {
+	defer c.s.wg.Done()
+	woken := false
+	c.mu.Lock()
+	for {
+		switch {
+		case c.state == connClosed:
+			c.mu.Unlock()
+			return
+		case c.writing:
+			// A service is writing its own reply (replyNow).
+			c.cond.Wait()
+		case len(c.pending) > 0 && woken:
+			// Woken from idle by the first reply of a burst: let the
+			// handlers that are runnable now append theirs too, so that one
+			// write carries many replies.
+			woken = false
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
+		case len(c.pending) > 0:
+			if err := c.writePendingLocked(); err != nil {
+				c.mu.Unlock()
+				c.writeFailed(err)
+				return
+			}
+		case c.state == connDraining && c.inflight == 0:
+			c.mu.Unlock()
+			c.close()
+			return
+		default:
+			c.cond.Wait()
+			woken = true
+		}
+	}
+}
+
+// stopReading makes the reader stop at the next read, for Shutdown.
+func (c *srvConn) stopReading() {
+	c.stopRead.Store(true)
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.stopOnce.Do(func() { close(c.stopCh) })
+}
+
+// drain lets the writer close the connection once every message already
+// received has been handled and its reply written.
+func (c *srvConn) drain() {
+	c.mu.Lock()
+	c.setStateLocked(connDraining)
+	c.mu.Unlock()
+}
+
+// close closes the connection at once, dropping pending replies.
+func (c *srvConn) close() {
+	c.mu.Lock()
+	if !c.setStateLocked(connClosed) {
+		c.mu.Unlock()
+		return
+	}
+	c.pending, c.spare = nil, nil
+	c.mu.Unlock()
+	c.stopOnce.Do(func() { close(c.stopCh) })
+	c.cancel()
+	c.nc.Close()
+	c.s.srvRemoveConn(c)
+}
+
+func (c *srvConn) busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight > 0
+}
+
+// srvReader reads from a connection for its decoder, applying the idle
+// timeout and Shutdown's stop.
+type srvReader struct{ c *srvConn }
+
+func (r srvReader) Read(p []byte) (int, error) {
+	c := r.c
+	idle := c.s.opts.idleTimeout
+	for {
+		if c.stopRead.Load() {
+			return 0, errSrvStopped
+		}
+		if idle > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(idle))
+			// Shutdown may have set its own deadline just before ours.
+			if c.stopRead.Load() {
+				return 0, errSrvStopped
+			}
+		}
+		n, err := c.nc.Read(p)
+		if n == 0 && err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if c.stopRead.Load() {
+					return 0, errSrvStopped
+				}
+				if idle > 0 {
+					if c.busy() {
+						// Waiting for our own handlers is not idleness.
+						continue
+					}
+					c.idled = true
+				}
+			}
+		}
+		return n, err
+	}
+}

@@ -1,0 +1,60 @@
+package sender
+
+import (
+	"context"
+	"sync"
+)
+
+// Where a call is. Guarded by node.mu.
+const (
+	whereNone = iota // not queued (new, or being delivered)
+	whereFIFO        // in the node's FIFO, not yet encoded
+	whereOut         // encoded into the node's outbox (gen == outbox.gen) or written
+)
+
+// call is one Call waiting for its reply: the waiter the reader, the
+// sweeper or a failing node delivers to exactly once. It is pooled.
+type call struct {
+	done  chan struct{} // 1-buffered: exactly one delivery per use
+	reply []byte
+	err   error
+
+	// Set before submit; read by the sweeper and for error messages.
+	deadline uint64 // sweep epoch at which the default timeout fires; 0: none
+	addr     uint32
+	name     string
+
+	// Guarded by node.mu.
+	where   uint8
+	session uint32
+	gen     uint64  // the outbox generation it was encoded in
+	outIdx  int     // its index in outbox.calls while gen == outbox.gen
+	q       *queued // its FIFO entry while where == whereFIFO
+}
+
+// Call waiters are pooled: a Call in steady state allocates only its reply.
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func getCall() *call { return callPool.Get().(*call) }
+
+// putCall returns w to the pool; the caller has taken its one delivery, or
+// owns it because none will come.
+func putCall(w *call) {
+	done := w.done
+	*w = call{done: done}
+	callPool.Put(w)
+}
+
+// deliver wakes the callers of calls whose reply or err is set.
+func deliver(calls []*call) {
+	for _, w := range calls {
+		w.done <- struct{}{}
+	}
+}
+
+// timeoutError is the default call timeout: it is a context.DeadlineExceeded.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string { return e.msg }
+func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
+func (e *timeoutError) Timeout() bool { return true }
