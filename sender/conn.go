@@ -18,6 +18,10 @@ type nodeConn struct {
 	nc      net.Conn
 	addr    string
 	peer    string // the node name a skycall Server gave; "" for skynet
+	// incarnation is the process this connection reaches: what the peer
+	// reported when confirming, else what the registry said when dialing;
+	// "" when neither knew.
+	incarnation string
 	dec     *wire.ResponseDecoder
 	readyAt time.Time
 
@@ -25,17 +29,17 @@ type nodeConn struct {
 	firstGen, lastGen uint64
 
 	wake    chan struct{} // 1-buffered: wakes the writer
-	retired chan struct{} // closed when a move retires the connection: the writer stops
+	retired chan struct{} // closed when a move or a drain retires the connection: the writer stops
 
-	draining   atomic.Bool // retired after a move; see node.startDrain
+	draining   atomic.Bool // retired after a move or a drain; see node.startDrain
 	drainTimer *time.Timer // guarded by n.mu
 
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
-func newNodeConn(n *node, nc net.Conn, addr, peer string, dec *wire.ResponseDecoder) *nodeConn {
-	return &nodeConn{n: n, nc: nc, addr: addr, peer: peer, dec: dec,
+func newNodeConn(n *node, nc net.Conn, addr, peer, incarnation string, dec *wire.ResponseDecoder) *nodeConn {
+	return &nodeConn{n: n, nc: nc, addr: addr, peer: peer, incarnation: incarnation, dec: dec,
 		wake: make(chan struct{}, 1), retired: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -54,8 +58,8 @@ func (c *nodeConn) wakeWriter() {
 	}
 }
 
-// retire stops the writer after a move; the reader goes on for the replies
-// still due. Called with n.mu held.
+// retire stops the writer after a move or when the node drains; the reader
+// goes on for the replies still due. Called with n.mu held.
 func (c *nodeConn) retire() {
 	c.draining.Store(true)
 	close(c.retired)
