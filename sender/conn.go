@@ -14,16 +14,13 @@ import (
 // a writer that takes the node's outbox in batches and writes each with one
 // Write, and a reader that matches replies to in-flight calls by session.
 type nodeConn struct {
-	n       *node
-	nc      net.Conn
-	addr    string
-	peer    string // the node name a skycall Server gave; "" for skynet
-	// incarnation is the process this connection reaches: what the peer
-	// reported when confirming, else what the registry said when dialing;
-	// "" when neither knew.
-	incarnation string
-	dec     *wire.ResponseDecoder
-	readyAt time.Time
+	n           *node
+	nc          net.Conn
+	addr        string
+	peer        string // the node name a skycall Server gave; "" for skynet
+	incarnation string // the process reached, as the peer reported it, else as the registry named it; "" if neither knew
+	dec         *wire.ResponseDecoder
+	readyAt     time.Time
 
 	// Guarded by n.mu: the range of outbox generations this connection took.
 	firstGen, lastGen uint64
