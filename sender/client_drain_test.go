@@ -1,9 +1,11 @@
 package sender
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skycall-io/skycall/sender/registry"
 )
@@ -148,4 +150,34 @@ func lastError(c *Client, nodeName string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.lastErr
+}
+
+// A call written to a draining pod that never answers does not keep the
+// old connection open (nor the old pod's Shutdown waiting) beyond the call
+// timeout: the connection closes and the call fails, while what was sent
+// after the drain began still waits for the replacement.
+func TestDrainingConnectionClosesWithinTheCallTimeout(t *testing.T) {
+	old := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-a"))
+	reg := registry.NewStatic(nil)
+	reg.SetIncarnation("game", old.addr, "uid-a")
+	c := ctNewClient(t, reg, WithCallTimeout(300*time.Millisecond))
+	ctx := ctCtx(t)
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), "game", "@slow", []byte("never answered"))
+		stuck <- err
+	}()
+	eventually(t, "the call is being handled by the old pod", func() bool { return old.slowIn.Load() == 1 })
+	reg.SetDraining("game", old.addr, "uid-a")
+	eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
+	if err := c.Send(ctx, "game", "@rec", []byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stuck; err == nil {
+		t.Fatal("a call that was never answered succeeded")
+	}
+	eventually(t, "the draining connection is closed", func() bool { return old.srv.srvConnCount() == 0 })
+	if q := ctQueued(c, "game"); q != 1 {
+		t.Fatalf("%d messages queued, want the one sent after the drain began", q)
+	}
 }
