@@ -19,4 +19,6 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
 FROM gcr.io/distroless/static:nonroot
 COPY --from=builder /manager /manager
 USER 65532:65532
+# Metrics (--metrics-bind-address) and health probes (--health-probe-bind-address).
+EXPOSE 8080/tcp 8081/tcp
 ENTRYPOINT ["/manager"]

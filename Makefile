@@ -43,8 +43,19 @@ build: ## Build the manager and demo binaries into bin/.
 demo: build ## The main job: control plane, operator, two nodes and a sender, end to end.
 	@SKYCALL_TOOLS="$(TOOLS)" bin/skycall-demo run --manager bin/manager
 
+.PHONY: demo-cluster
+demo-cluster: build ## The demo on a real one-node cluster: pods, pod IPs, a node pod replaced midway (root, Linux).
+	@bin/skycall-demo cluster
+
+.PHONY: cluster-tools
+cluster-tools: ## Build (once) kubelet, containerd and the rest of the local cluster; install its Debian packages.
+	@hack/cluster-tools.sh
+
 .PHONY: test
-test: verify skynet ## Everything CI runs: generated files, vet, unit, race, envtest, fuzz seeds, e2e, interop with a real skynet.
+test: verify skynet ## Everything CI runs: generated files, vet, unit, race, envtest, fuzz seeds, e2e, interop with a real skynet, the real cluster (root).
+	@if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "== cluster tools (test/cluster runs a real one-node cluster)"; hack/cluster-tools.sh >/dev/null; \
+	else echo "== test/cluster (the real cluster) will be skipped: it needs root on Linux"; fi
 	@echo "== go test (real kube-apiserver and etcd from $(TOOLS))"
 	KUBEBUILDER_ASSETS="$(TOOLS)" SKYCALL_TOOLS="$(TOOLS)" $(GO) test -count=1 -timeout 30m ./...
 	@echo "== go test -race ./sender/..."

@@ -4,6 +4,8 @@
 //	skycall-demo run  [--manager bin/manager]   the whole demo (see run.go)
 //	skycall-demo node --name beta [--listen 127.0.0.1:0]
 //	skycall-demo send --to alpha,beta [--count 6]
+//	skycall-demo sender [--listen :8080]           a long-lived sender pod
+//	skycall-demo cluster [--count 6]               `make demo-cluster` (root)
 package main
 
 import (
@@ -23,6 +25,10 @@ func main() {
 		err = runNode(os.Args[2:])
 	case "send":
 		err = runSend(os.Args[2:])
+	case "sender":
+		err = runSender(os.Args[2:])
+	case "cluster":
+		err = runCluster(os.Args[2:])
 	default:
 		usage()
 	}
@@ -33,6 +39,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: skycall-demo run|node|send [flags]; see -h of each")
+	fmt.Fprintln(os.Stderr, "usage: skycall-demo run|cluster|node|send|sender [flags]; see -h of each")
 	os.Exit(2)
 }

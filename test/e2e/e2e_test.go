@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/test/cluster"
 	"github.com/skycall-io/skycall/test/localcp"
 )
 
@@ -300,4 +302,152 @@ func waitRegistry(t *testing.T, ns, wantLines string) string {
 	}
 	t.Fatalf("registry of %s is\n%s\nwant lines\n%s", ns, lua, wantLines)
 	return ""
+}
+
+// TestLongLivedSenderQueuesUntilTheNodeIsBackAndKeepsOrder drives
+// `skycall-demo sender` (the sender pod of the cluster tests and `make
+// demo-cluster`) on loopback: one client for its life, batches numbered on
+// from the last, messages to a node whose process was replaced waiting in
+// its queue until the ClusterNode points at the new one.
+func TestLongLivedSenderQueuesUntilTheNodeIsBackAndKeepsOrder(t *testing.T) {
+	const ns = "relay"
+	// The CRD, unless the chart's (kept after uninstall) is already there:
+	// helm would refuse to adopt one kubectl made.
+	if strings.TrimSpace(kubectl(t, "get", "crd", "--ignore-not-found", "-o", "name", "clusternodes.cluster.skycall.io")) == "" {
+		kubectl(t, "apply", "-f", "config/crd/bases")
+	}
+	kubectl(t, "wait", "--for=condition=Established", "crd/clusternodes.cluster.skycall.io", "--timeout=60s")
+	kubectl(t, "create", "namespace", ns)
+	start(t, "manager", filepath.Join(cp.Dir, "relay-manager.log"), []string{"KUBECONFIG=" + cp.Kubeconfig},
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--namespaces="+ns)
+	listening := regexp.MustCompile(`^listening on (\S+)$`)
+	startNode := func() (*localcp.Process, string) {
+		node := start(t, "relay", "", nil, "node", "--name", "relay")
+		m, err := node.WaitLine(within(t, 10*time.Second), listening)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cp.KubectlStdin(context.Background(), fmt.Sprintf(
+			"apiVersion: cluster.skycall.io/v1\nkind: ClusterNode\nmetadata:\n  name: relay\nspec:\n  address: %q\n", m[1]),
+			"apply", "-n", ns, "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		return node, m[1]
+	}
+	node, _ := startNode()
+	waitReason(t, ns, "relay", "Resolved")
+
+	snd := start(t, "sender", "", []string{"KUBECONFIG=" + cp.Kubeconfig, "POD_NAMESPACE=" + ns},
+		"sender", "--listen", "127.0.0.1:0")
+	m, err := snd.WaitLine(within(t, 10*time.Second), regexp.MustCompile(`^sender listening on (\S+) `))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := m[1]
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sender output:\n%s", strings.Join(snd.Output(), "\n"))
+			if b, err := os.ReadFile(filepath.Join(cp.Dir, "relay-manager.log")); err == nil {
+				t.Logf("manager log:\n%s", b)
+			}
+		}
+	})
+	batch := func(first, count int) []string {
+		t.Helper()
+		lines, err := cluster.SenderBatch(within(t, 90*time.Second), addr, "relay", first, count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for l := range lines {
+			out = append(out, l)
+		}
+		if len(out) == 0 || out[len(out)-1] != "all replies received" {
+			t.Fatalf("batch %d..%d did not get every reply:\n%s", first, first+count-1, strings.Join(out, "\n"))
+		}
+		return out
+	}
+	// received is what node printed it received, once it has printed n
+	// lines: its output reaches us through a pipe, a little after the reply.
+	received := func(p *localcp.Process, n int) []string {
+		t.Helper()
+		var got []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got = got[:0]
+			for _, l := range p.Output() {
+				if strings.HasPrefix(l, "received ") {
+					got = append(got, strings.TrimPrefix(l, "received "))
+				}
+			}
+			if len(got) >= n || time.Now().After(deadline) {
+				return got
+			}
+		}
+	}
+	want := func(first, count int) []string {
+		var w []string
+		for i := first; i < first+count; i++ {
+			kind := "send"
+			if i%2 == 0 {
+				kind = "call"
+			}
+			w = append(w, fmt.Sprintf("%s [msg %d]", kind, i))
+		}
+		return w
+	}
+
+	batch(1, 4)
+	batch(5, 4)
+	if got := received(node, 8); strings.Join(got, ",") != strings.Join(want(1, 8), ",") {
+		t.Fatalf("node received %q, want %q", got, want(1, 8))
+	}
+	if s := cluster.SenderState(context.Background(), addr, "relay"); s != "ready" {
+		t.Errorf("sender's state for relay after two batches: %q, want ready", s)
+	}
+
+	// The node process goes and the ClusterNode with it; messages issued
+	// now wait; a new process and ClusterNode take them, in order.
+	node.Stop()
+	kubectl(t, "delete", "clusternode", "relay", "-n", ns)
+	deadline := time.Now().Add(30 * time.Second)
+	for s := cluster.SenderState(context.Background(), addr, "relay"); s == "ready"; s = cluster.SenderState(context.Background(), addr, "relay") {
+		if time.Now().After(deadline) {
+			t.Fatal("the sender still reports relay ready 30s after its process stopped")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lines, err := cluster.SenderBatch(within(t, 90*time.Second), addr, "relay", 9, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for l := range lines {
+		out = append(out, l)
+		if strings.HasPrefix(l, "relay: 6 message(s) waiting in its queue") {
+			break
+		}
+		if strings.Contains(l, "replied") {
+			t.Fatalf("a call was answered with no node to answer it:\n%s", strings.Join(out, "\n"))
+		}
+	}
+	replacement, _ := startNode()
+	for l := range lines {
+		out = append(out, l)
+	}
+	if out[len(out)-1] != "all replies received" {
+		t.Fatalf("the queued batch did not get every reply:\n%s", strings.Join(out, "\n"))
+	}
+	if got := received(replacement, 6); strings.Join(got, ",") != strings.Join(want(9, 6), ",") {
+		t.Errorf("the replacement node received %q, want %q", got, want(9, 6))
+	}
+
+	// Bad requests are refused, not guessed at.
+	resp, err := http.Get("http://" + addr + "/send?to=relay&first=0&count=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("/send with first=0: %s, want 400", resp.Status)
+	}
 }

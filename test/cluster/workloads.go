@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// The workloads the cluster test and `make demo-cluster` run, one definition
+// for both: Go nodes (skycall-demo node, a sender.Server) as a StatefulSet
+// of two behind a headless Service, a ClusterNode per pod, and a long-lived
+// sender pod (skycall-demo sender) using sender.NewInCluster() with the
+// namespace's default ServiceAccount.
+const (
+	// Namespace is where the nodes and the sender run; the chart binds the
+	// sender role there (sender.namespaces).
+	Namespace = "game"
+	// NodePort is the nodes' cluster port.
+	NodePort = 2528
+	// SenderPort is the sender pod's HTTP control port.
+	SenderPort = "8080"
+)
+
+// NodesManifest is the headless Service "node" and StatefulSet "node"
+// (pods node-0 and node-1, each serving as the node named like its pod).
+const NodesManifest = `apiVersion: v1
+kind: Service
+metadata: {name: node, namespace: game}
+spec:
+  clusterIP: None
+  selector: {app: node}
+  ports: [{name: cluster, port: 2528, targetPort: cluster}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: node, namespace: game}
+spec:
+  replicas: 2
+  serviceName: node
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: node}}
+  template:
+    metadata: {labels: {app: node}}
+    spec:
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: 5
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+      containers:
+      - name: node
+        image: ` + DemoImage + `:` + ImageTag + `
+        imagePullPolicy: Never
+        args: ["node", "--name=$(POD_NAME)", "--listen=:2528"]
+        env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+        ports: [{name: cluster, containerPort: 2528}]
+        readinessProbe: {tcpSocket: {port: cluster}, periodSeconds: 1}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}]
+      # skycall-demo links envtest (for its loopback demo), whose init
+      # creates a directory in /tmp; the root filesystem is read-only.
+      volumes: [{name: tmp, emptyDir: {}}]
+`
+
+// ClusterNodeManifest is a ClusterNode named after its first argument that
+// follows the endpoint of the pod named by the second in Service node.
+const ClusterNodeManifest = `apiVersion: cluster.skycall.io/v1
+kind: ClusterNode
+metadata: {name: %[1]s, namespace: game}
+spec:
+  service: {name: node, port: cluster, pod: %[2]s}
+`
+
+// SenderManifest is the sender pod: no environment, no kubeconfig; it finds
+// the API server as any pod does (the kubernetes Service).
+const SenderManifest = `apiVersion: v1
+kind: Pod
+metadata: {name: sender, namespace: game, labels: {app: sender}}
+spec:
+  serviceAccountName: default
+  enableServiceLinks: false
+  terminationGracePeriodSeconds: 5
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+  containers:
+  - name: sender
+    image: ` + DemoImage + `:` + ImageTag + `
+    imagePullPolicy: Never
+    args: ["sender", "--listen=:8080"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
+    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+    volumeMounts: [{name: tmp, mountPath: /tmp}]
+  volumes: [{name: tmp, emptyDir: {}}]
+`
+
+// SenderBatch asks the sender at addr (host:port; a pod's is
+// IP:SenderPort) to issue count messages to nodes
+// (comma-separated), numbered from first, alternating send and call; the
+// channel yields what the sender prints as it happens and closes at the end,
+// whose last line is "all replies received" on success.
+func SenderBatch(ctx context.Context, addr, nodes string, first, count int) (<-chan string, error) {
+	url := fmt.Sprintf("http://%s/send?to=%s&first=%d&count=%d", addr, nodes, first, count)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the sender at %s: %w", addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("the sender at %s answered %s", addr, resp.Status)
+	}
+	ch := make(chan string, 1024)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch, nil
+}
+
+// SenderState is the sender's connection state for node ("ready",
+// "resolving", ...), or the error reaching it; addr as for SenderBatch.
+func SenderState(ctx context.Context, addr, node string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/state?node=%s", addr, node), nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Scan()
+	return strings.TrimSpace(sc.Text())
+}
