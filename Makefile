@@ -78,7 +78,7 @@ skynet: ## Build (once) the real skynet the interop tests run, or say why they w
 BENCHFLAGS ?=
 
 .PHONY: bench
-bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), go test -bench on the hot paths, the operator with 10,000 ClusterNodes. BENCHFLAGS=-quick for a smoke run.
+bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), go test -bench on the hot paths, the operator with 10,000 ClusterNodes and a ClusterNodeSet of 1,000 pods. BENCHFLAGS=-quick for a smoke run.
 	cd bench && $(GO) run ./cmd/skybench $(BENCHFLAGS)
 	@echo "== skynet rows: skynet -> skynet (1.0x) against skycall Client -> skynet, skynet -> skycall Server, skycall -> skycall"
 	cd bench && $(GO) run ./cmd/skynetbench $(if $(findstring -quick,$(BENCHFLAGS)),-quick) $(SKYNETBENCHFLAGS)
@@ -86,6 +86,8 @@ bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/
 	$(GO) test -run '^$$' -bench . -benchmem ./sender/...
 	@echo "== operator at scale: $${SKYCALL_SCALE_NODES:-10000} ClusterNodes on the local control plane"
 	SKYCALL_TOOLS="$(TOOLS)" $(GO) test -run '^$$' -bench OperatorScale -benchtime=1x -timeout 20m -v ./test/scale/
+	@echo "== ClusterNodeSet at scale: one set over $${SKYCALL_SCALE_PODS:-1000} pods' endpoints, then one pod drained and replaced"
+	SKYCALL_TOOLS="$(TOOLS)" $(GO) test -run '^$$' -bench ClusterNodeSetScale -benchtime=1x -timeout 20m -v ./test/scale/
 
 .PHONY: help
 help:

@@ -37,8 +37,17 @@ import (
 // node name maps back to the ClusterNodes that depend on it.
 const (
 	indexServiceName = "spec.service.name"
+	indexServicePod  = "spec.service.name/pod" // "svc/pod", or "svc/*" for a node following every pod
 	indexNodeName    = "status.effectiveNodeName"
 )
+
+// servicePodKey is a value of indexServicePod; pod "" means every pod.
+func servicePodKey(svc, pod string) string {
+	if pod == "" {
+		pod = "*"
+	}
+	return svc + "/" + pod
+}
 
 // conflictRetry is how soon an object is reconciled again after a write
 // lost to a concurrent one.
@@ -98,7 +107,8 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	// Sparingly: a node resolved at its first reconcile is no news.
 	if r.Recorder != nil && changed && (was != nil || ready.Status != metav1.ConditionTrue) {
 		kind := corev1.EventTypeWarning
-		if ready.Status == metav1.ConditionTrue {
+		if ready.Status == metav1.ConditionTrue || ready.Reason == skycallv1.ReasonDraining {
+			// A pod draining is a rollout going as planned.
 			kind = corev1.EventTypeNormal
 		}
 		r.Recorder.Eventf(&node, nil, kind, ready.Reason, "Resolve", "%s", ready.Message)
@@ -208,17 +218,31 @@ func (r *ClusterNodeReconciler) resolveService(ctx context.Context, ns string, r
 		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
 		return outcome{}, err
 	}
-	eps := readyEndpoints(slices.Items, port.Name, ref.Pod)
-	if len(eps) == 0 {
-		msg := fmt.Sprintf("Service %s/%s port %s has no ready endpoint", ns, ref.Name, ref.Port.String())
-		if ref.Pod != "" {
-			msg = fmt.Sprintf("Service %s/%s port %s has no ready endpoint for pod %s", ns, ref.Name, ref.Port.String(), ref.Pod)
+	eps := nodeEndpoints(slices.Items, port.Name, ref.Pod)
+	ready, terminating := 0, 0
+	for _, ep := range eps {
+		if ep.Terminating {
+			terminating++
+		} else {
+			ready++
 		}
-		return outcome{reason: skycallv1.ReasonNoReadyEndpoints, message: msg}, nil
 	}
-	return outcome{ready: true, reason: skycallv1.ReasonResolved,
-		message:   fmt.Sprintf("%d ready endpoint(s) of Service %s", len(eps), ref.Name),
-		endpoints: eps}, nil
+	for_ := ""
+	if ref.Pod != "" {
+		for_ = " for pod " + ref.Pod
+	}
+	switch {
+	case ready > 0:
+		return outcome{ready: true, reason: skycallv1.ReasonResolved,
+			message:   fmt.Sprintf("%d ready endpoint(s) of Service %s", ready, ref.Name),
+			endpoints: eps}, nil
+	case terminating > 0:
+		return outcome{reason: skycallv1.ReasonDraining, endpoints: eps, message: fmt.Sprintf(
+			"Service %s/%s port %s has no ready endpoint%s, and %d terminating: senders hold new messages for a replacement",
+			ns, ref.Name, ref.Port.String(), for_, terminating)}, nil
+	}
+	return outcome{reason: skycallv1.ReasonNoReadyEndpoints, message: fmt.Sprintf(
+		"Service %s/%s port %s has no ready endpoint%s", ns, ref.Name, ref.Port.String(), for_)}, nil
 }
 
 // findServicePort finds the Service port a ClusterNode names, by name or number.
@@ -249,12 +273,17 @@ func describePorts(svc *corev1.Service) string {
 	return strings.Join(parts, ", ")
 }
 
-// readyEndpoints collects the ready endpoints of the named port across a
-// Service's EndpointSlices, optionally only the one of a given pod, without
-// duplicates, sorted by address. An endpoint whose ready condition is unset
-// counts as ready, as the EndpointSlice API defines.
-func readyEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []skycallv1.Endpoint {
-	seen := map[string]bool{}
+// nodeEndpoints collects the ready and the terminating endpoints of the
+// named port across a Service's EndpointSlices, optionally only those of a
+// given pod, without duplicates, sorted by address. An endpoint whose ready
+// condition is unset counts as ready, as the EndpointSlice API defines. An
+// endpoint whose terminating condition is true is terminating whatever
+// ready says: a Service with publishNotReadyAddresses keeps terminating
+// endpoints ready, and a pod being deleted must not get new traffic
+// either way. Endpoints neither ready nor terminating (pods starting) are
+// left out.
+func nodeEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []skycallv1.Endpoint {
+	seen := map[string]int{}
 	var out []skycallv1.Endpoint
 	for i := range items {
 		es := &items[i]
@@ -269,7 +298,8 @@ func readyEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []s
 			continue
 		}
 		for _, ep := range es.Endpoints {
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+			terminating := ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
+			if !terminating && ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
 				continue
 			}
 			var podName string
@@ -284,13 +314,22 @@ func readyEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []s
 				continue
 			}
 			addr := net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))
-			if seen[addr] || registry.CheckAddress(addr) != nil {
+			if registry.CheckAddress(addr) != nil {
 				// The API server validates EndpointSlice addresses; an
 				// address skynet could not dial is never passed on anyway.
 				continue
 			}
-			seen[addr] = true
-			out = append(out, skycallv1.Endpoint{Address: addr, PodName: podName, PodUID: podUID})
+			e := skycallv1.Endpoint{Address: addr, PodName: podName, PodUID: podUID, Terminating: terminating}
+			if i, dup := seen[addr]; dup {
+				// One address twice: a new pod with the IP of one still
+				// terminating. The ready one is the one to use.
+				if out[i].Terminating && !terminating {
+					out[i] = e
+				}
+				continue
+			}
+			seen[addr] = len(out)
+			out = append(out, e)
 		}
 	}
 	slices.SortFunc(out, func(a, b skycallv1.Endpoint) int { return strings.Compare(a.Address, b.Address) })
@@ -299,14 +338,21 @@ func readyEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []s
 
 // pickAddress keeps the current address while it is still among the ready
 // endpoints, so that senders are not moved between replicas needlessly;
-// otherwise it takes the first in order.
+// otherwise it takes the first ready one in order.
 func pickAddress(current string, eps []skycallv1.Endpoint) string {
+	first := ""
 	for _, ep := range eps {
+		if ep.Terminating {
+			continue
+		}
 		if ep.Address == current {
 			return current
 		}
+		if first == "" {
+			first = ep.Address
+		}
 	}
-	return eps[0].Address
+	return first
 }
 
 func ptrString(s *string) string {
@@ -344,6 +390,15 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("index ClusterNodes by service: %w", err)
 	}
+	if err := idx.IndexField(ctx, &skycallv1.ClusterNode{}, indexServicePod, func(o client.Object) []string {
+		n := o.(*skycallv1.ClusterNode)
+		if n.Spec.Service == nil {
+			return nil
+		}
+		return []string{servicePodKey(n.Spec.Service.Name, n.Spec.Service.Pod)}
+	}); err != nil {
+		return fmt.Errorf("index ClusterNodes by service and pod: %w", err)
+	}
 	if err := idx.IndexField(ctx, &skycallv1.ClusterNode{}, indexNodeName, func(o client.Object) []string {
 		return []string{o.(*skycallv1.ClusterNode).EffectiveNodeName()}
 	}); err != nil {
@@ -364,12 +419,28 @@ func (r *ClusterNodeReconciler) nodesForService(ctx context.Context, o client.Ob
 	return r.nodesMatching(ctx, o.GetNamespace(), indexServiceName, o.GetName(), "")
 }
 
+// nodesForEndpointSlice maps a slice to the ClusterNodes it can change:
+// those following every pod of its Service, and those following one of
+// the pods it lists. (On an update, controller-runtime maps the old and
+// the new slice, so a pod leaving the slice reaches its node too.) A
+// ClusterNodeSet of 1,000 pods makes 1,000 nodes of one Service; waking
+// all of them for every endpoint change would make a rollout quadratic.
 func (r *ClusterNodeReconciler) nodesForEndpointSlice(ctx context.Context, o client.Object) []ctrl.Request {
 	svc := o.GetLabels()[discoveryv1.LabelServiceName]
-	if svc == "" {
+	es, ok := o.(*discoveryv1.EndpointSlice)
+	if svc == "" || !ok {
 		return nil
 	}
-	return r.nodesMatching(ctx, o.GetNamespace(), indexServiceName, svc, "")
+	reqs := r.nodesMatching(ctx, o.GetNamespace(), indexServicePod, servicePodKey(svc, ""), "")
+	seen := map[string]bool{}
+	for _, ep := range es.Endpoints {
+		if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" || ep.TargetRef.Name == "" || seen[ep.TargetRef.Name] {
+			continue
+		}
+		seen[ep.TargetRef.Name] = true
+		reqs = append(reqs, r.nodesMatching(ctx, o.GetNamespace(), indexServicePod, servicePodKey(svc, ep.TargetRef.Name), "")...)
+	}
+	return reqs
 }
 
 func (r *ClusterNodeReconciler) nodesMatching(ctx context.Context, ns, index, value, skip string) []ctrl.Request {

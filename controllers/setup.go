@@ -56,7 +56,8 @@ func CacheOptions(cfg *rest.Config, namespaces []string) (cache.Options, error) 
 
 // Options tune the controllers.
 type Options struct {
-	// Workers is how many ClusterNodes are reconciled at once (default 4).
+	// Workers is how many ClusterNodes, and how many ClusterNodeSets, are
+	// reconciled at once (default 4).
 	// Registries are rebuilt one namespace at a time.
 	Workers int
 }
@@ -68,6 +69,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&ClusterNodeReconciler{Client: mgr.GetClient(), Workers: opts.Workers,
 		Recorder: mgr.GetEventRecorder("skycall-manager")}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&ClusterNodeSetReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	return (&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), MinInterval: time.Second}).SetupWithManager(mgr)

@@ -30,7 +30,7 @@ fi
 
 if [ "$out" != "$root" ]; then
   stale=0
-  for f in api/v1/zz_generated.deepcopy.go config/crd/bases/cluster.skycall.io_clusternodes.yaml config/rbac/role.yaml; do
+  for f in api/v1/zz_generated.deepcopy.go config/crd/bases/*.yaml config/rbac/role.yaml; do
     if ! diff -u "$f" "$out/$f"; then
       echo "generated file $f is stale: run 'make generate manifests' and commit the result" >&2
       stale=1

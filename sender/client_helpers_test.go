@@ -50,9 +50,9 @@ func ctServe(t *testing.T, nodeName string) *ctPeer {
 	return ctServeAt(t, nodeName, "127.0.0.1:0")
 }
 
-func ctServeAt(t *testing.T, nodeName, addr string) *ctPeer {
+func ctServeAt(t *testing.T, nodeName, addr string, opts ...ServerOption) *ctPeer {
 	t.Helper()
-	p := &ctPeer{t: t, name: nodeName, srv: NewServer(nodeName), release: make(chan struct{})}
+	p := &ctPeer{t: t, name: nodeName, srv: NewServer(nodeName, opts...), release: make(chan struct{})}
 	rec := func(_ context.Context, req *Request) ([]byte, error) {
 		p.firstAt.CompareAndSwap(0, time.Now().UnixNano())
 		p.mu.Lock()

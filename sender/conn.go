@@ -14,18 +14,19 @@ import (
 // a writer that takes the node's outbox in batches and writes each with one
 // Write, and a reader that matches replies to in-flight calls by session.
 type nodeConn struct {
-	n       *node
-	nc      net.Conn
-	addr    string
-	peer    string // the node name a skycall Server gave; "" for skynet
-	dec     *wire.ResponseDecoder
-	readyAt time.Time
+	n           *node
+	nc          net.Conn
+	addr        string
+	peer        string // the node name a skycall Server gave; "" for skynet
+	incarnation string // the process reached, as the peer reported it, else as the registry named it; "" if neither knew
+	dec         *wire.ResponseDecoder
+	readyAt     time.Time
 
 	// Guarded by n.mu: the range of outbox generations this connection took.
 	firstGen, lastGen uint64
 
 	wake    chan struct{} // 1-buffered: wakes the writer
-	retired chan struct{} // closed when a move retires the connection: the writer stops
+	retired chan struct{} // closed when a move or a drain retires the connection: the writer stops
 
 	// UnixNano of the last reply read and of the last write progress, for
 	// the watchdog (watchdog.go).
@@ -36,15 +37,15 @@ type nodeConn struct {
 	acked   uint64     // highest write ordinal a reply proved received
 	unacked []uint64   // ordinals of pushes written and not proven received, ascending
 
-	draining   atomic.Bool // retired after a move; see node.startDrain
+	draining   atomic.Bool // retired after a move or a drain; see node.startDrain
 	drainTimer *time.Timer // guarded by n.mu
 
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
-func newNodeConn(n *node, nc net.Conn, addr, peer string, dec *wire.ResponseDecoder) *nodeConn {
-	c := &nodeConn{n: n, nc: nc, addr: addr, peer: peer, dec: dec,
+func newNodeConn(n *node, nc net.Conn, addr, peer, incarnation string, dec *wire.ResponseDecoder) *nodeConn {
+	c := &nodeConn{n: n, nc: nc, addr: addr, peer: peer, incarnation: incarnation, dec: dec,
 		wake: make(chan struct{}, 1), retired: make(chan struct{}), done: make(chan struct{}),
 		probeNow: make(chan struct{}, 1)}
 	now := time.Now().UnixNano()
@@ -69,8 +70,8 @@ func (c *nodeConn) wakeWriter() {
 	}
 }
 
-// retire stops the writer after a move; the reader goes on for the replies
-// still due. Called with n.mu held.
+// retire stops the writer after a move or when the node drains; the reader
+// goes on for the replies still due. Called with n.mu held.
 func (c *nodeConn) retire() {
 	c.draining.Store(true)
 	close(c.retired)

@@ -13,8 +13,10 @@ import (
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// connect dials addr, confirms the peer and makes it the node's connection.
-func (n *node) connect(addr string) error {
+// connect dials addr, confirms the peer (and, where both know it, that it
+// is the incarnation the registry names) and makes it the node's
+// connection.
+func (n *node) connect(addr, incarnation string) error {
 	o := &n.c.opts
 	n.redial.lastAddr = addr
 	if n.redial.dials > 0 {
@@ -49,7 +51,7 @@ func (n *node) connect(addr string) error {
 		nc = tc
 	}
 	n.setState(StateConfirming, "connected to "+addr)
-	c, err := n.confirm(ctx, nc, addr)
+	c, err := n.confirm(ctx, nc, addr, incarnation)
 	if err != nil {
 		nc.Close()
 		return err
@@ -60,9 +62,13 @@ func (n *node) connect(addr string) error {
 
 // confirm does one protocol round trip before anything queued is written:
 // a query for wire.NodeQueryName. A skycall Server answers with its node
-// name (another name is the wrong node); skynet answers "name not found",
-// which still proves the peer speaks the protocol.
-func (n *node) confirm(ctx context.Context, nc net.Conn, addr string) (*nodeConn, error) {
+// name (another name is the wrong node) and, if it has one, its
+// incarnation (another than the registry's is another process at a reused
+// address, or a registry behind a replacement: refused, retried with
+// backoff). skynet answers "name not found", which still proves the peer
+// speaks the protocol but says nothing of its name or incarnation: a skynet
+// peer is checked by address only.
+func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation string) (*nodeConn, error) {
 	query, err := luaseri.Pack(wire.NodeQueryName)
 	if err != nil {
 		return nil, err
@@ -128,13 +134,27 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr string) (*nodeConn
 			return nil, newNodeError(ErrWrongNode, nil,
 				"skycall: %s answered as node %q, not %q; the registry entry for %q points at the wrong node", addr, peer, n.name, n.name)
 		}
+		if len(vals) > 1 {
+			got, _ := vals[1].(string)
+			if b, ok := vals[1].([]byte); ok {
+				got = string(b)
+			}
+			if got != "" && incarnation != "" && got != incarnation {
+				return nil, newNodeError(ErrWrongNode, nil,
+					"skycall: %s answered as incarnation %q of node %q, but the registry names incarnation %q: the pod was replaced and the registry or the address is behind; retrying",
+					addr, got, n.name, incarnation)
+			}
+			if got != "" {
+				incarnation = got
+			}
+		}
 	}
 	if n.c.opts.tlsNodeIdentity {
 		if err := n.checkCertIdentity(nc, addr); err != nil {
 			return nil, err
 		}
 	}
-	return newNodeConn(n, nc, addr, peer, dec), nil
+	return newNodeConn(n, nc, addr, peer, incarnation, dec), nil
 }
 
 // checkCertIdentity makes sure the certificate the peer presented names

@@ -28,6 +28,21 @@
 // that becomes absent or not ready in the registry keeps a connection it
 // already has, as skynet's merging reload does, until that connection breaks.
 //
+// A node Draining in the registry (its pod is terminating, usually to be
+// replaced) is different: nothing more is written to its connection, new
+// sends and calls wait in the FIFO, in order, the calls already written get
+// their replies (within WithCallTimeout) before the connection closes, and
+// the FIFO goes to the replacement once it is Ready and confirmed. A node's
+// identity is its name and its incarnation (registry.Entry.Incarnation, the
+// pod UID): a new incarnation, even at the same address, is a new
+// connection, and a skycall Server that reports its incarnation
+// (ServerIncarnation, or SKYCALL_INCARNATION from the downward API) is
+// refused if it is not the one the registry names (ErrWrongNode, retried).
+// A skynet peer answers neither name nor incarnation: it is checked by
+// address only. docs/rolling-restarts.md says how to set a pod's preStop
+// and termination grace so that senders see the drain before the pod stops
+// reading.
+//
 // A node left idle (nothing queued, no call in flight, no Send or Call) for
 // WithNodeIdleTimeout (default 5 minutes) is forgotten: its connection
 // closes, its registry watch stops, its metric series are deleted and its

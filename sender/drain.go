@@ -6,7 +6,8 @@ import (
 )
 
 // drainSet is a node's old connections finishing the calls written on them
-// after the node moved to another address. Guarded by node.mu.
+// after the node moved to another address or a new incarnation, or began
+// draining (its pod is terminating). Guarded by node.mu.
 type drainSet map[*nodeConn]struct{}
 
 func (d *drainSet) add(c *nodeConn) {
@@ -44,24 +45,28 @@ func (d drainSet) detachAll() []*nodeConn {
 	return out
 }
 
-// startDrain retires c after the node moved: nothing more is written to
-// it, and it closes once the calls written on it have their replies (or
-// after the call timeout), so that a move fails no call.
-func (n *node) startDrain(c *nodeConn) {
+// startDrain retires c: nothing more is written to it, and it closes once
+// the calls written on it have their replies (or after the call timeout),
+// so that a move or a drain fails no call that answers in time. Messages
+// submitted from now on wait in the FIFO, in order, for the next
+// connection. next is the state the node goes to (Connecting after a move,
+// Resolving while the registry has no ready address) and why says why
+// (for the log and the drain timeout's error).
+func (n *node) startDrain(c *nodeConn, next State, why string) {
 	n.mu.Lock()
 	if n.conn != c {
 		n.mu.Unlock()
 		return
 	}
 	n.conn = nil
-	n.setStateLocked(StateConnecting, "node moved")
+	n.setStateLocked(next, why)
 	c.retire()
 	d := n.c.opts.callTimeout
 	if d <= 0 {
 		d = time.Minute
 	}
 	c.drainTimer = time.AfterFunc(d, func() {
-		n.connLost(c, fmt.Errorf("no reply within %v after node %q moved away from %s", d, n.name, c.addr), 0)
+		n.connLost(c, fmt.Errorf("no reply within %v after %s (node %q at %s)", d, why, n.name, c.addr), 0)
 	})
 	n.draining.add(c)
 	n.mu.Unlock()

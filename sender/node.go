@@ -482,14 +482,21 @@ func (n *node) step() time.Duration {
 		if n.state == StateDown {
 			n.setStateLocked(StateResolving, "registry: ready")
 		}
-		if cur != nil && cur.addr == e.Address {
+		if cur != nil && cur.addr == e.Address && sameIncarnation(cur.incarnation, e.Incarnation) {
 			n.mu.Unlock()
 			return 0
 		}
 		n.mu.Unlock()
 		if cur != nil {
-			n.log.Info("Node moved; reconnecting", "from", cur.addr, "to", e.Address)
-			n.startDrain(cur)
+			if cur.addr == e.Address {
+				// A new process at the same address (a replaced pod that
+				// got the old IP): a new node, never the old connection.
+				n.log.Info("New incarnation of the node; reconnecting", "address", e.Address, "from", cur.incarnation, "to", e.Incarnation)
+				n.startDrain(cur, StateConnecting, "new incarnation "+e.Incarnation)
+			} else {
+				n.log.Info("Node moved; reconnecting", "from", cur.addr, "to", e.Address)
+				n.startDrain(cur, StateConnecting, "node moved to "+e.Address)
+			}
 			n.mine = nil
 			n.redial.reset()
 		}
@@ -500,7 +507,7 @@ func (n *node) step() time.Duration {
 			n.setState(StateBackoff, "waiting to redial")
 			return wait
 		}
-		if err := n.connect(e.Address); err != nil {
+		if err := n.connect(e.Address, e.Incarnation); err != nil {
 			d := n.redial.failed(time.Now(), o.backoffBase, o.backoffMax, rand.Float64())
 			n.mu.Lock()
 			n.lastErr = err
@@ -508,6 +515,29 @@ func (n *node) step() time.Duration {
 			n.mu.Unlock()
 			n.log.Info("Connecting failed; backing off", "address", e.Address, "attempt", n.redial.attempt, "retryIn", d.String(), "error", err.Error())
 			return d
+		}
+		return 0
+
+	case e.State == registry.Draining:
+		// The process behind the node is leaving (its pod is
+		// terminating) and no replacement is ready. Stop writing to it:
+		// new messages wait in the FIFO, in order, for the replacement;
+		// the calls already written get their replies, within the call
+		// timeout, before the connection closes.
+		n.failErr = nil
+		n.reason = "draining"
+		if e.Reason != "" {
+			n.reason += ": " + e.Reason
+		}
+		if cur == nil {
+			n.setStateLocked(StateResolving, "registry: draining")
+		}
+		n.mu.Unlock()
+		if cur != nil {
+			n.log.Info("Node draining; holding new messages for its replacement", "address", cur.addr, "reason", e.Reason)
+			n.startDrain(cur, StateResolving, "node draining")
+			n.mine = nil
+			n.redial.reset()
 		}
 		return 0
 
@@ -528,6 +558,13 @@ func (n *node) step() time.Duration {
 		}
 		return 0
 	}
+}
+
+// sameIncarnation reports whether a connection to incarnation have may
+// carry on for a registry entry naming want: yes unless both are known
+// and differ (a registry or peer that cannot tell is not a change).
+func sameIncarnation(have, want string) bool {
+	return have == "" || want == "" || have == want
 }
 
 // becomeReady installs c and hands it everything queued, in order, in one

@@ -128,7 +128,7 @@ type Request struct {
 // Server, running handlers included, has returned.
 type Server struct {
 	nodeName   string
-	nodePacked []byte // pack(nodeName): the answer to a node query
+	nodePacked []byte // pack(nodeName[, incarnation]): the answer to a node query
 	opts       srvOptions
 	log        logr.Logger
 
@@ -166,7 +166,13 @@ func NewServer(nodeName string, opts ...ServerOption) *Server {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	packed, _ := luaseri.Pack(nodeName) // a string always packs
+	// The answer to a node query: the node name, then the incarnation if
+	// there is one (older Clients read the first value only).
+	answer := []any{nodeName}
+	if o.incarnation != "" {
+		answer = append(answer, o.incarnation)
+	}
+	packed, _ := luaseri.Pack(answer...) // strings always pack
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		nodeName:   nodeName,

@@ -2,6 +2,7 @@ package sender
 
 import (
 	"crypto/tls"
+	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,6 +50,7 @@ type srvOptions struct {
 	maxConnsPeer   int
 	partialBudget  int64
 	queuedBudget   int64
+	incarnation    string
 }
 
 func srvDefaultOptions() srvOptions {
@@ -62,6 +64,7 @@ func srvDefaultOptions() srvOptions {
 		maxConnsPeer:   DefaultServerMaxConnsPerPeer,
 		partialBudget:  DefaultServerPartialBudget,
 		queuedBudget:   DefaultServerQueuedBudget,
+		incarnation:    os.Getenv(EnvIncarnation),
 	}
 }
 
@@ -109,6 +112,23 @@ func ServerQueuedBudget(n int64) ServerOption {
 			o.queuedBudget = n
 		}
 	}
+}
+
+// EnvIncarnation is the environment variable a Server takes its
+// incarnation from when ServerIncarnation is not given: set it from the
+// pod's UID with the downward API (fieldRef metadata.uid).
+const EnvIncarnation = "SKYCALL_INCARNATION"
+
+// ServerIncarnation sets the incarnation the Server reports with its node
+// name when a Client confirms a connection: for a pod, its UID, which is
+// what the operator records and the Kubernetes registry hands to Clients.
+// A Client whose registry names another incarnation at this address
+// refuses the connection (a replaced pod's IP reused by another pod must
+// not receive the old pod's traffic, nor the other way round). The
+// default is the environment variable EnvIncarnation; "" reports none,
+// and Clients then check the node name only.
+func ServerIncarnation(id string) ServerOption {
+	return func(o *srvOptions) { o.incarnation = id }
 }
 
 // ServerMaxMessageSize bounds the size of one request payload after

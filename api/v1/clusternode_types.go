@@ -16,6 +16,15 @@ const (
 	// ReasonNoReadyEndpoints: the Service exists but has no ready endpoint
 	// (for the selected pod, if spec.service.pod is set).
 	ReasonNoReadyEndpoints = "NoReadyEndpoints"
+	// ReasonDraining: no endpoint is ready and at least one is terminating
+	// (its EndpointSlice condition terminating is true: the pod is being
+	// deleted, usually to be replaced; preStop and SIGTERM follow). Ready is
+	// False, so nothing new should be sent there; unlike NoReadyEndpoints it
+	// tells senders that the connection they hold goes to a pod that is
+	// leaving, so that they stop writing to it, let the calls already
+	// written finish, and hold new messages for the replacement.
+	// status.endpoints lists the terminating endpoints (terminating: true).
+	ReasonDraining = "Draining"
 	// ReasonServiceNotFound: spec.service.name names no Service in the namespace.
 	ReasonServiceNotFound = "ServiceNotFound"
 	// ReasonPortNotFound: the Service has no port with that name or number.
@@ -94,16 +103,23 @@ type ServiceReference struct {
 	Pod string `json:"pod,omitempty"`
 }
 
-// Endpoint is one ready address the operator resolved for a node.
+// Endpoint is one address the operator resolved for a node: a ready one,
+// or one whose pod is terminating.
 type Endpoint struct {
 	// Address is host:port.
 	Address string `json:"address"`
 	// PodName is the name of the pod behind the address, where known.
 	// +optional
 	PodName string `json:"podName,omitempty"`
-	// PodUID is the UID of that pod, where known.
+	// PodUID is the UID of that pod, where known: the node's incarnation
+	// at this address. A pod replaced under the same name (a StatefulSet
+	// pod) has a new UID, and possibly the old pod's IP.
 	// +optional
 	PodUID types.UID `json:"podUID,omitempty"`
+	// Terminating is true for an endpoint whose pod is terminating (the
+	// EndpointSlice's terminating condition); it is never status.address.
+	// +optional
+	Terminating bool `json:"terminating,omitempty"`
 }
 
 // ClusterNodeStatus is what the operator resolved.
@@ -116,7 +132,8 @@ type ClusterNodeStatus struct {
 	// +optional
 	Address string `json:"address,omitempty"`
 
-	// Endpoints are the ready endpoints found, sorted by address.
+	// Endpoints are the ready endpoints found and those whose pod is
+	// terminating (marked terminating), sorted by address.
 	// +optional
 	// +listType=atomic
 	Endpoints []Endpoint `json:"endpoints,omitempty"`

@@ -1,5 +1,6 @@
 // Package v1 contains the cluster.skycall.io/v1 API: the ClusterNode kind,
-// which records where a named skynet-style cluster node lives.
+// which records where a named skynet-style cluster node lives, and the
+// ClusterNodeSet kind, which makes every pod behind a Service a ClusterNode.
 //
 // +kubebuilder:object:generate=true
 // +groupName=cluster.skycall.io
@@ -27,7 +28,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &ClusterNode{}, &ClusterNodeList{})
+	s.AddKnownTypes(GroupVersion, &ClusterNode{}, &ClusterNodeList{}, &ClusterNodeSet{}, &ClusterNodeSetList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

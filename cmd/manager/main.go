@@ -46,7 +46,7 @@ func main() {
 		"How often replicas try to acquire or renew the Lease; must be less than the renew deadline.")
 	flag.Float64Var(&qps, "kube-api-qps", 400, "Requests per second the manager may send to the API server (status and registry writes).")
 	flag.IntVar(&burst, "kube-api-burst", 800, "Burst of requests above --kube-api-qps.")
-	flag.IntVar(&workers, "workers", 4, "ClusterNodes reconciled at once.")
+	flag.IntVar(&workers, "workers", 4, "ClusterNodes (and, separately, ClusterNodeSets) reconciled at once.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

@@ -49,9 +49,14 @@ func runNode(args []string) error {
 	}
 	fmt.Printf("listening on %s\n", ln.Addr())
 
+	// SIGTERM: handle what was received and write the replies, then exit.
+	// Serve returns as soon as Shutdown begins; wait for Shutdown itself,
+	// or the process would end with handlers still running.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		<-sig
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -60,6 +65,7 @@ func runNode(args []string) error {
 	if err := srv.Serve(ln); err != nil && err != sender.ErrServerClosed {
 		return err
 	}
+	<-done
 	fmt.Println("stopped")
 	return nil
 }

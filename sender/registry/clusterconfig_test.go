@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -181,6 +182,7 @@ func TestNodesJSONAgreesWithClusterConfig(t *testing.T) {
 		{Node: "a", State: Ready, Address: "10.0.0.1:1"},
 		{Node: "b", State: Down},
 		{Node: "c", State: NotReady},
+		{Node: "g", State: Draining, Address: "10.0.0.2:1", Incarnation: "uid-g"},
 		{Node: "__nowaiting", State: Down},
 		{Node: "d", State: Ready, Address: "not an address"},
 		{Node: "a", State: Down},
@@ -196,13 +198,22 @@ func TestNodesJSONAgreesWithClusterConfig(t *testing.T) {
 	if doc.Generation != 9 {
 		t.Errorf("generation %d, want 9", doc.Generation)
 	}
-	for name, want := range map[string]State{"a": Ready, "b": Down, "c": NotReady, "__nowaiting": NotReady, "d": NotReady, "e": Absent} {
+	if !slices.Equal(doc.NotReady, []string{"__nowaiting", "c", "d", "g"}) || !slices.Equal(doc.Draining, []string{"g"}) {
+		t.Errorf("nodes.json notReady %q draining %q: a draining node must be in both, so that older readers take it for not ready", doc.NotReady, doc.Draining)
+	}
+	if lua, _ := FormatClusterConfig("", entries); strings.Contains(lua, "g =") {
+		t.Errorf("clustername.lua has a line for a draining node:\n%s", lua)
+	}
+	for name, want := range map[string]State{"a": Ready, "b": Down, "c": NotReady, "g": Draining, "__nowaiting": NotReady, "d": NotReady, "e": Absent} {
 		if got := doc.Lookup(name); got.State != want {
 			t.Errorf("nodes.json: %s is %v, want %v (%s)", name, got.State, want, raw)
 		}
 	}
 	if _, err := ParseNodesJSON([]byte(`{"generation":1,"ready":{"a":"h:1"},"down":["a"],"notReady":[]}`)); err == nil {
 		t.Error("a node listed twice was accepted")
+	}
+	if _, err := ParseNodesJSON([]byte(`{"generation":1,"ready":{"a":"h:1"},"down":[],"notReady":[],"draining":["a"]}`)); err == nil {
+		t.Error("a draining node missing from notReady was accepted")
 	}
 }
 
@@ -217,9 +228,9 @@ func FuzzClusterConfigRoundTrip(f *testing.F) {
 	f.Add("x\\", "h:65535", uint8(Ready), "x\\", "h:1", uint8(Down), "")
 	f.Fuzz(func(t *testing.T, n1, a1 string, s1 uint8, n2, a2 string, s2 uint8, comment string) {
 		entries := []Entry{
-			{Node: n1, State: State(s1 % 5), Address: a1},
+			{Node: n1, State: State(s1 % 6), Address: a1},
 			{Node: "anchor", State: Ready, Address: "10.0.0.1:1"},
-			{Node: n2, State: State(s2 % 5), Address: a2},
+			{Node: n2, State: State(s2 % 6), Address: a2},
 		}
 		lua, omitted := FormatClusterConfig(comment, entries)
 		cfg, err := ParseClusterConfig([]byte(lua))

@@ -40,6 +40,12 @@ import (
 //     moment in a rename or a move from one object to another, and callers
 //     should ride it out within their deadlines rather than fail).
 //
+//   - a node whose endpoints are all terminating (Ready=False, reason
+//     Draining, for the current generation): Draining, with the address
+//     and incarnation being drained. skynet's file has no word for it, so
+//     it gets no line there (skynet senders wait, as for NotReady);
+//     nodes.json lists it as notReady, and also under draining.
+//
 // And a status the operator wrote (or anyone with status access) is
 // trusted only as far as a skynet node can safely use it: a reserved node
 // name (ReservedNodeName) or an address that fails CheckAddress makes the
@@ -90,7 +96,19 @@ func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
 		if err := CheckAddress(cn.Status.Address); err != nil {
 			return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s: status.%v", cn.Name, err)}
 		}
-		return Entry{Node: node, State: Ready, Address: cn.Status.Address}
+		return Entry{Node: node, State: Ready, Address: cn.Status.Address, Incarnation: incarnationAt(cn, cn.Status.Address)}
+	case cond.Status != metav1.ConditionTrue && cond.Reason == skycallv1.ReasonDraining && cond.ObservedGeneration >= cn.Generation:
+		// The operator's word on the current spec: the endpoints it
+		// resolved are all terminating. (From an older spec it would be
+		// about endpoints the node may no longer follow: NotReady below.)
+		e := Entry{Node: node, State: Draining, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
+		for _, ep := range cn.Status.Endpoints {
+			if ep.Terminating && CheckAddress(ep.Address) == nil {
+				e.Address, e.Incarnation = ep.Address, string(ep.PodUID)
+				break
+			}
+		}
+		return e
 	case cond.Reason == skycallv1.ReasonAdministrativelyDown && cond.ObservedGeneration >= cn.Generation:
 		// The operator's word on the current spec (this operator only says
 		// so when spec.down is set, handled above).
@@ -103,6 +121,17 @@ func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
 		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s: Ready=%s %s: %s",
 			cn.Name, cond.Status, cond.Reason, cond.Message)}
 	}
+}
+
+// incarnationAt is the UID of the pod the operator resolved addr to, or ""
+// for a fixed address or a pod it does not know.
+func incarnationAt(cn *skycallv1.ClusterNode, addr string) string {
+	for _, ep := range cn.Status.Endpoints {
+		if ep.Address == addr && !ep.Terminating {
+			return string(ep.PodUID)
+		}
+	}
+	return ""
 }
 
 // ClusterNodeEntries applies EntryOf to every node name that the live

@@ -49,6 +49,20 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 			}
 		}
 	}
+	// endpoints sets status.endpoints as the operator resolves a pod
+	// (drained or not) without touching the Ready condition.
+	endpoints := func(name string, eps ...skycallv1.Endpoint) setup {
+		return func(t *testing.T, ns string) {
+			var cn skycallv1.ClusterNode
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cn); err != nil {
+				t.Fatal(err)
+			}
+			cn.Status.Endpoints = eps
+			if err := c.Status().Update(ctx, &cn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	setDown := func(name string, down bool) setup {
 		return func(t *testing.T, ns string) {
 			var cn skycallv1.ClusterNode
@@ -62,33 +76,45 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 		}
 	}
 	const addr = "10.0.0.7:2528"
+	podA := skycallv1.Endpoint{Address: addr, PodName: "db-0", PodUID: "uid-a"}
+	podAGoing := skycallv1.Endpoint{Address: addr, PodName: "db-0", PodUID: "uid-a", Terminating: true}
+	podB := skycallv1.Endpoint{Address: addr, PodName: "db-0", PodUID: "uid-b"} // the replacement, at the same IP
 	for _, tc := range []struct {
-		name  string
-		steps []setup
-		node  string
-		want  State
+		name        string
+		steps       []setup
+		node        string
+		want        State
+		incarnation string // what the Kubernetes registry says
 	}{
-		{"ready", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr)}, "db", Ready},
-		{"no status yet", []setup{node("db", "", false)}, "db", NotReady},
-		{"resolving failed", []setup{node("db", "", false), status("db", false, skycallv1.ReasonServiceNotFound, "")}, "db", NotReady},
-		{"down", []setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, "")}, "db", Down},
+		{"ready", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr)}, "db", Ready, ""},
+		{"ready at a pod: its UID is the incarnation", []setup{node("db", "", false),
+			status("db", true, skycallv1.ReasonResolved, addr), endpoints("db", podA)}, "db", Ready, "uid-a"},
+		{"draining", []setup{node("db", "", false), status("db", false, skycallv1.ReasonDraining, ""),
+			endpoints("db", podAGoing)}, "db", Draining, "uid-a"},
+		{"draining said for an older spec", []setup{node("db", "", false), status("db", false, skycallv1.ReasonDraining, ""),
+			endpoints("db", podAGoing), setDown("db", true), setDown("db", false)}, "db", NotReady, ""},
+		{"a replacement at the old pod's IP is another incarnation", []setup{node("db", "", false),
+			status("db", true, skycallv1.ReasonResolved, addr), endpoints("db", podB)}, "db", Ready, "uid-b"},
+		{"no status yet", []setup{node("db", "", false)}, "db", NotReady, ""},
+		{"resolving failed", []setup{node("db", "", false), status("db", false, skycallv1.ReasonServiceNotFound, "")}, "db", NotReady, ""},
+		{"down", []setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, "")}, "db", Down, ""},
 		{"spec.down set while status still says Ready",
-			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), setDown("db", true)}, "db", Down},
+			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), setDown("db", true)}, "db", Down, ""},
 		{"spec.down cleared while status still says AdministrativelyDown",
-			[]setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, ""), setDown("db", false)}, "db", NotReady},
+			[]setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, ""), setDown("db", false)}, "db", NotReady, ""},
 		{"two ClusterNodes claim one node name, before the operator marks them",
-			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), node("db-twin", "db", false)}, "db", NotReady},
+			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), node("db-twin", "db", false)}, "db", NotReady, ""},
 		{"two ClusterNodes claim one node name, both marked",
 			[]setup{node("db", "", false), node("db-twin", "db", false),
-				status("db", false, skycallv1.ReasonNameConflict, ""), status("db-twin", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady},
+				status("db", false, skycallv1.ReasonNameConflict, ""), status("db-twin", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady, ""},
 		{"conflict over, status not updated yet",
-			[]setup{node("db", "", false), status("db", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady},
-		{"no ClusterNode", []setup{node("db", "", false)}, "other", Absent},
+			[]setup{node("db", "", false), status("db", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady, ""},
+		{"no ClusterNode", []setup{node("db", "", false)}, "other", Absent, ""},
 		// Statuses no operator of ours writes: checked where they are read.
 		{"status.nodeName reserved", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr),
-			statusNodeName("db", "__nowaiting")}, "__nowaiting", NotReady},
+			statusNodeName("db", "__nowaiting")}, "__nowaiting", NotReady, ""},
 		{"status.address injects a line", []setup{node("db", "", false),
-			status("db", true, skycallv1.ReasonResolved, "h\"\n__nowaiting = true --:1")}, "db", NotReady},
+			status("db", true, skycallv1.ReasonResolved, "h\"\n__nowaiting = true --:1")}, "db", NotReady, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newNamespace(t, c)
@@ -147,18 +173,26 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 			}
 			fromJSON := doc.Lookup(tc.node)
 
-			// skynet's file has no "not ready": such a node has no line.
+			// skynet's file has no "not ready" nor "draining": such a node
+			// has no line.
 			wantLua := tc.want
-			if wantLua == NotReady {
+			if wantLua == NotReady || wantLua == Draining {
 				wantLua = Absent
 			}
 			wantAddr := ""
 			if tc.want == Ready {
 				wantAddr = addr
 			}
-			describe := func(e Entry) string { return fmt.Sprintf("%v %q (%s)", e.State, e.Address, e.Reason) }
-			if inPod.State != tc.want || inPod.Address != wantAddr {
-				t.Errorf("Kubernetes registry: %s, want %v %q", describe(inPod), tc.want, wantAddr)
+			describe := func(e Entry) string {
+				return fmt.Sprintf("%v %q incarnation %q (%s)", e.State, e.Address, e.Incarnation, e.Reason)
+			}
+			// The in-pod registry also says which address is draining.
+			wantInPodAddr := wantAddr
+			if tc.want == Draining {
+				wantInPodAddr = addr
+			}
+			if inPod.State != tc.want || inPod.Address != wantInPodAddr || inPod.Incarnation != tc.incarnation {
+				t.Errorf("Kubernetes registry: %s, want %v %q incarnation %q", describe(inPod), tc.want, wantInPodAddr, tc.incarnation)
 			}
 			if fromJSON.State != tc.want || fromJSON.Address != wantAddr {
 				t.Errorf("nodes.json: %s, want %v %q\n%s", describe(fromJSON), tc.want, wantAddr, raw)
@@ -166,8 +200,8 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 			if fromLua.State != wantLua || fromLua.Address != wantAddr || cfg.NoWait {
 				t.Errorf("clustername.lua: %s (nowaiting %v), want %v %q\n%s", describe(fromLua), cfg.NoWait, wantLua, wantAddr, lua)
 			}
-			if tc.want == NotReady && inPod.Reason == "" {
-				t.Errorf("Kubernetes registry says not ready without a reason")
+			if (tc.want == NotReady || tc.want == Draining) && inPod.Reason == "" {
+				t.Errorf("Kubernetes registry says %v without a reason", tc.want)
 			}
 			if cond := meta.FindStatusCondition(list.Items[0].Status.Conditions, skycallv1.ConditionReady); cond != nil {
 				t.Logf("%s: Ready=%s %s; senders: %s", list.Items[0].Name, cond.Status, cond.Reason, describe(inPod))

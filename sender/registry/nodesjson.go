@@ -15,7 +15,13 @@ import (
 //
 // Every node the namespace's ClusterNodes declare is in exactly one of
 // ready (node to address), down and notReady (both sorted). A node in none
-// is absent. Generation increases with every change of the document (by at
+// is absent. A Draining node is in notReady, and also in draining (sorted),
+// so that a reader that predates draining takes it for not ready, which
+// makes its callers wait just the same:
+//
+//	{"generation":48214,"ready":{},"down":[],"notReady":["game_1"],"draining":["game_1"]}
+//
+// Generation increases with every change of the document (by at
 // least one; it can skip numbers) and never decreases, even when the
 // ConfigMap is deleted or the operator restarts.
 type NodesDocument struct {
@@ -23,6 +29,7 @@ type NodesDocument struct {
 	Ready      map[string]string `json:"ready"`
 	Down       []string          `json:"down"`
 	NotReady   []string          `json:"notReady"`
+	Draining   []string          `json:"draining,omitempty"`
 }
 
 // FormatNodesJSON encodes nodes.json for entries. Entries the cluster
@@ -42,6 +49,9 @@ func FormatNodesJSON(generation int64, entries []Entry) (string, error) {
 			doc.Down = append(doc.Down, e.Node)
 		case NotReady:
 			doc.NotReady = append(doc.NotReady, e.Node)
+		case Draining:
+			doc.NotReady = append(doc.NotReady, e.Node)
+			doc.Draining = append(doc.Draining, e.Node)
 		}
 	}
 	for _, e := range bad {
@@ -52,6 +62,7 @@ func FormatNodesJSON(generation int64, entries []Entry) (string, error) {
 	}
 	slices.Sort(doc.Down)
 	slices.Sort(doc.NotReady)
+	slices.Sort(doc.Draining)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return "", fmt.Errorf("encode nodes.json: %w", err)
@@ -60,7 +71,8 @@ func FormatNodesJSON(generation int64, entries []Entry) (string, error) {
 }
 
 // ParseNodesJSON reads nodes.json. It fails on a document that is not
-// JSON, or that lists a node twice or with an empty name.
+// JSON, or that lists a node twice or with an empty name, or lists as
+// draining a node that is not in notReady.
 func ParseNodesJSON(data []byte) (*NodesDocument, error) {
 	var doc NodesDocument
 	if err := json.Unmarshal(data, &doc); err != nil {
@@ -89,6 +101,11 @@ func ParseNodesJSON(data []byte) (*NodesDocument, error) {
 			}
 		}
 	}
+	for _, name := range doc.Draining {
+		if !slices.Contains(doc.NotReady, name) {
+			return nil, fmt.Errorf("nodes.json: node %q is draining but not in notReady", name)
+		}
+	}
 	return &doc, nil
 }
 
@@ -99,6 +116,9 @@ func (d *NodesDocument) Lookup(node string) Entry {
 	}
 	if slices.Contains(d.Down, node) {
 		return Entry{Node: node, State: Down, Reason: "down in nodes.json"}
+	}
+	if slices.Contains(d.Draining, node) {
+		return Entry{Node: node, State: Draining, Reason: "draining in nodes.json"}
 	}
 	if slices.Contains(d.NotReady, node) {
 		return Entry{Node: node, State: NotReady, Reason: "not ready in nodes.json"}

@@ -17,6 +17,11 @@
 // at once. NotReady is a node the registry knows but that has no usable
 // address yet (callers wait), and Unknown is a registry that cannot tell yet,
 // such as a Kubernetes cache still loading: it is never taken for Absent.
+// Draining is a NotReady node whose process is leaving (its pod is
+// terminating, usually to be replaced): callers wait for the replacement,
+// and a sender holding a connection to it stops writing new messages there.
+// A registry that cannot tell draining from not ready (skynet's file has no
+// word for it) says NotReady, which makes callers wait just the same.
 //
 // What a ClusterNode means to a sender is decided once, in clusternode.go
 // (EntryOf), for the Kubernetes registry and for the operator alike; the
@@ -47,9 +52,17 @@ const (
 	// Down: the node is administratively down (skynet's `name = false`):
 	// callers fail at once and connections to it close.
 	Down
+	// Draining: the node has no ready address, and the process that was
+	// serving it is terminating (Entry.Address and Entry.Incarnation say
+	// which one, where known). Callers wait, as for NotReady; new messages
+	// must not be written to the draining process, which only finishes
+	// what it has been sent. Added after the others, so that the values
+	// above keep their numbers; code that knows only the first five states
+	// must treat an unknown state as NotReady (the sender does).
+	Draining
 )
 
-var stateNames = [...]string{"unknown", "absent", "not_ready", "ready", "down"}
+var stateNames = [...]string{"unknown", "absent", "not_ready", "ready", "down", "draining"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -64,8 +77,16 @@ type Entry struct {
 	Node string
 	// State says whether the node can be used.
 	State State
-	// Address is host:port, set when State is Ready.
+	// Address is host:port, set when State is Ready; when State is
+	// Draining, the address being drained, if known.
 	Address string
+	// Incarnation identifies the process behind Address (for a pod, its
+	// UID), where the registry knows it: empty otherwise. Two entries
+	// with the same Address and different incarnations are two different
+	// processes (a replaced pod may reuse the old one's IP), so a sender
+	// must not carry a connection, or anything queued for a confirmed
+	// peer, from one to the other.
+	Incarnation string
 	// NoWait, for an Absent node, asks callers to fail at once instead of
 	// waiting for the node to appear (skynet's __nowaiting).
 	NoWait bool

@@ -103,15 +103,22 @@ func TestStaticStatesAndWatch(t *testing.T) {
 	check("nope", Absent, "")
 	s.Set("db", "h:2")
 	check("db", Ready, "h:2")
+	s.SetDraining("db", "h:2", "uid-1")
+	check("db", Draining, "h:2")
+	s.SetIncarnation("db", "h:2", "uid-2")
+	check("db", Ready, "h:2")
+	if e, _ := s.Lookup("db"); e.Incarnation != "uid-2" {
+		t.Fatalf("incarnation %q, want uid-2", e.Incarnation)
+	}
 	s.SetDown("db")
 	check("db", Down, "")
 	s.Delete("db")
 	check("db", Absent, "")
-	if got := kicks.Load(); got != 3 {
-		t.Fatalf("watch notified %d times for 3 changes", got)
+	if got := kicks.Load(); got != 5 {
+		t.Fatalf("watch notified %d times for 5 changes", got)
 	}
 	s.Set("other", "h:3") // other nodes do not notify
-	if got := kicks.Load(); got != 3 {
+	if got := kicks.Load(); got != 5 {
 		t.Fatalf("watch of db notified for another node")
 	}
 	s.SetNoWait(true)
@@ -120,8 +127,8 @@ func TestStaticStatesAndWatch(t *testing.T) {
 	}
 	stop()
 	s.Set("db", "h:4")
-	if got := kicks.Load(); got != 4 { // the no-wait change notified everyone
-		t.Fatalf("notified %d times after stop, want 4", got)
+	if got := kicks.Load(); got != 6 { // the no-wait change notified everyone
+		t.Fatalf("notified %d times after stop, want 6", got)
 	}
 }
 

@@ -47,6 +47,19 @@ func (s *Static) SetDown(node string) {
 	s.put(Entry{Node: node, State: Down, Reason: "marked down"})
 }
 
+// SetIncarnation makes node Ready at address, served by the process
+// incarnation (for a pod, its UID). A sender connected to another
+// incarnation, even at the same address, takes the node for a new one.
+func (s *Static) SetIncarnation(node, address, incarnation string) {
+	s.put(Entry{Node: node, State: Ready, Address: address, Incarnation: incarnation})
+}
+
+// SetDraining marks node Draining: the process at address (incarnation,
+// where known) is leaving. Callers wait for a replacement, as for NotReady.
+func (s *Static) SetDraining(node, address, incarnation string) {
+	s.put(Entry{Node: node, State: Draining, Address: address, Incarnation: incarnation, Reason: "draining"})
+}
+
 // Delete forgets node: it becomes Absent.
 func (s *Static) Delete(node string) {
 	s.mu.Lock()

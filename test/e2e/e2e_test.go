@@ -137,16 +137,22 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 	})
 
 	// Least privilege: the manager may write ClusterNode status and
-	// ConfigMaps, and nothing it does not use.
+	// ConfigMaps, ClusterNodes themselves (a ClusterNodeSet creates,
+	// updates and deletes its own) and ClusterNodeSet status, and nothing
+	// it does not use.
 	as := "--as=system:serviceaccount:" + system + ":skycall-manager"
 	for verb, allowed := range map[string]bool{
-		"update clusternodes.cluster.skycall.io --subresource=status": true,
-		"create configmaps -n app":                                    true,
-		"watch endpointslices.discovery.k8s.io":                       true,
-		"update clusternodes.cluster.skycall.io":                      false,
-		"get secrets -n app":                                          false,
-		"create pods -n app":                                          false,
-		"delete services -n app":                                      false,
+		"update clusternodes.cluster.skycall.io --subresource=status":    true,
+		"create configmaps -n app":                                       true,
+		"watch endpointslices.discovery.k8s.io":                          true,
+		"create clusternodes.cluster.skycall.io":                         true,
+		"delete clusternodes.cluster.skycall.io":                         true,
+		"update clusternodesets.cluster.skycall.io --subresource=status": true,
+		"update clusternodesets.cluster.skycall.io":                      false,
+		"delete clusternodesets.cluster.skycall.io":                      false,
+		"get secrets -n app":                                             false,
+		"create pods -n app":                                             false,
+		"delete services -n app":                                         false,
 	} {
 		args := append([]string{"auth", "can-i", as}, strings.Fields(verb)...)
 		out, _ := cp.Kubectl(context.Background(), args...) // exits 1 for "no"

@@ -37,31 +37,7 @@ func BenchmarkOperatorScale(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("SKYCALL_SCALE_NODES")); err == nil && v > 0 {
 		n = v
 	}
-	cp, err := localcp.Start(localcp.Options{CRDDirs: []string{"config/crd/bases"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cp.Stop()
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = skycallv1.AddToScheme(scheme)
-	k8s, err := client.New(cp.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	manager := filepath.Join(cp.Dir, "manager")
-	build := exec.Command("go", "build", "-o", manager, "./cmd/manager")
-	build.Dir = cp.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	mgr, err := localcp.StartProcess("manager", filepath.Join(cp.Dir, "manager.log"), nil,
-		[]string{"KUBECONFIG=" + cp.Kubeconfig}, manager, "--metrics-bind-address=0", "--health-probe-bind-address=0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mgr.Stop()
+	k8s, mgr := startOperator(b)
 
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "scale"}}
@@ -104,7 +80,7 @@ func BenchmarkOperatorScale(b *testing.B) {
 	var size int
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		ready, bytes, err := registryReady(ctx, k8s)
+		ready, bytes, err := registryReady(ctx, k8s, "scale")
 		if err == nil && ready == n {
 			size = bytes
 			break
@@ -133,11 +109,43 @@ func BenchmarkOperatorScale(b *testing.B) {
 		float64(rss)/(1<<20), verdict(rss <= 256<<20), size, verdict(size <= controllers.RegistryMaxBytes), controllers.RegistryMaxBytes)
 }
 
-// registryReady counts the ready nodes in the scale namespace's nodes.json
-// and returns the size of the registry's data.
-func registryReady(ctx context.Context, k8s client.Client) (int, int, error) {
+// startOperator starts the local control plane and the manager built from
+// ./cmd/manager as a process, as a cluster runs it; both stop with b.
+func startOperator(b *testing.B) (client.Client, *localcp.Process) {
+	b.Helper()
+	cp, err := localcp.Start(localcp.Options{CRDDirs: []string{"config/crd/bases"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cp.Stop() })
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = skycallv1.AddToScheme(scheme)
+	k8s, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	manager := filepath.Join(cp.Dir, "manager")
+	build := exec.Command("go", "build", "-o", manager, "./cmd/manager")
+	build.Dir = cp.Root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	mgr, err := localcp.StartProcess("manager", filepath.Join(cp.Dir, "manager.log"), nil,
+		[]string{"KUBECONFIG=" + cp.Kubeconfig}, manager, "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(mgr.Stop)
+	return k8s, mgr
+}
+
+// registryReady counts the ready nodes in a namespace's nodes.json and
+// returns the size of the registry's data.
+func registryReady(ctx context.Context, k8s client.Client, ns string) (int, int, error) {
 	var cm corev1.ConfigMap
-	if err := k8s.Get(ctx, types.NamespacedName{Namespace: "scale", Name: controllers.RegistryConfigMapName}, &cm); err != nil {
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: controllers.RegistryConfigMapName}, &cm); err != nil {
 		return 0, 0, err
 	}
 	doc, err := registry.ParseNodesJSON([]byte(cm.Data[controllers.RegistryJSONKey]))
