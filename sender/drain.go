@@ -87,5 +87,9 @@ func (n *node) endDrainIfDone(c *nodeConn) {
 	n.draining.remove(c)
 	n.mu.Unlock()
 	n.log.V(1).Info("Old connection drained", "address", c.addr)
+	// Pushes written after the last reply on c are not proven received:
+	// the peer may close before reading them (a pod that ends without a
+	// preStop wait). Count them as connLost does.
+	n.countUnconfirmed(c, "Pushes written on a drained connection were never confirmed received; they may or may not have arrived", "drained")
 	c.close()
 }

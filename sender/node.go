@@ -647,11 +647,7 @@ func (n *node) connLost(c *nodeConn, cause error, lostSends int) {
 	if lostSends > 0 {
 		n.c.metrics.dropped.WithLabelValues(n.name, dropConnectionLost).Add(float64(lostSends))
 	}
-	if k := c.unconfirmed(); k > 0 {
-		n.c.metrics.dropped.WithLabelValues(n.name, dropUnconfirmed).Add(float64(k))
-		n.log.Info("Pushes written on a lost connection were never confirmed received; they may or may not have arrived",
-			"address", c.addr, "unconfirmed", k, "error", cause.Error())
-	}
+	n.countUnconfirmed(c, "Pushes written on a lost connection were never confirmed received; they may or may not have arrived", cause.Error())
 	n.mu.Lock()
 	current := n.conn == c
 	draining := n.draining.remove(c)
@@ -678,5 +674,15 @@ func (n *node) connLost(c *nodeConn, cause error, lostSends int) {
 	}
 	if current {
 		n.notify()
+	}
+}
+
+// countUnconfirmed counts and logs the pushes written on c that no reply
+// proved received, as c ends (lost, or closed after a drain): their outcome
+// is unknown, and nothing ends without a trace.
+func (n *node) countUnconfirmed(c *nodeConn, msg, why string) {
+	if k := c.unconfirmed(); k > 0 {
+		n.c.metrics.dropped.WithLabelValues(n.name, dropUnconfirmed).Add(float64(k))
+		n.log.Info(msg, "address", c.addr, "unconfirmed", k, "reason", why)
 	}
 }
