@@ -21,9 +21,18 @@ func runNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	name := fs.String("name", "", "node name this server answers to (required)")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	record := fs.String("record", "", "directory to record pushes of a load (see recorder) in, instead of printing every message")
 	_ = fs.Parse(args)
 	if *name == "" {
 		return fmt.Errorf("--name is required")
+	}
+	var rec *recorder
+	if *record != "" {
+		var err error
+		if rec, err = newRecorder(*record, *name); err != nil {
+			return err
+		}
+		defer rec.Close()
 	}
 
 	srv := sender.NewServer(*name)
@@ -37,6 +46,12 @@ func runNode(args []string) error {
 		kind := "call"
 		if req.Push {
 			kind = "send"
+		}
+		if rec != nil {
+			if req.Push {
+				return nil, rec.push(vals)
+			}
+			return luaseri.Pack(append([]any{*name}, vals...)...)
 		}
 		fmt.Printf("received %s %v\n", kind, vals)
 		return luaseri.Pack(append([]any{*name}, vals...)...)

@@ -29,6 +29,9 @@ import (
 //	GET /send?to=A,B&first=1&count=6     issue messages (as `send`), streaming
 //	                                     what happens; the last line is
 //	                                     "all replies received" or "error: ..."
+//	GET /load/start?to=A,B&callers=64&callevery=100ms&pushevery=20ms&max=5m
+//	                                     start a bounded load (see load.go)
+//	GET /load/stop                       stop it; answers its report
 //
 // One batch at a time, so that messages are numbered in the order issued.
 func runSender(args []string) error {
@@ -50,6 +53,7 @@ func runSender(args []string) error {
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, c.State(r.URL.Query().Get("node")))
 	})
+	loadHandlers(mux, c, reg)
 	mux.HandleFunc("GET /send", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		first, err1 := strconv.Atoi(q.Get("first"))

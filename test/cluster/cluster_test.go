@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"regexp"
@@ -40,6 +41,52 @@ func needCluster(t *testing.T) {
 	}
 }
 
+// shared is the one cluster the package's tests share, brought up by the
+// first that needs it and torn down by TestMain: a start costs minutes.
+var shared struct {
+	c   *cluster.Cluster
+	err error
+}
+
+// sharedCluster is the package's cluster, brought up on first use; it
+// skips or fails as needCluster says when the cluster cannot run here.
+func sharedCluster(t *testing.T) *cluster.Cluster {
+	t.Helper()
+	needCluster(t)
+	if shared.c == nil && shared.err == nil {
+		began := time.Now()
+		// The progress is logged once Up returns and not later, as the
+		// cluster outlives this test (the tear-down's error carries its own).
+		var progress strings.Builder
+		shared.c, shared.err = cluster.Up(context.Background(), testWriter{nil, &progress})
+		t.Log(progress.String())
+		if shared.err == nil {
+			shared.c.Progress = testWriter{nil, io.Discard}
+			t.Logf("cluster up with images in %v", time.Since(began).Round(time.Second))
+		}
+	}
+	if shared.err != nil {
+		t.Fatalf("bringing the cluster up: %v", shared.err)
+	}
+	return shared.c
+}
+
+// TestMain tears the shared cluster down after every test, and fails the
+// run when anything of it is left behind on the machine.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.c != nil {
+		down := time.Now()
+		if err := shared.c.Down(context.Background()); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: tearing the cluster down: %v\n", err)
+			code = 1
+		} else {
+			fmt.Fprintf(os.Stderr, "cluster down and nothing left behind in %v\n", time.Since(down).Round(time.Second))
+		}
+	}
+	os.Exit(code)
+}
+
 // TestFailedStartShowsTheLogAndLeavesNothingBehind: when a component does
 // not come up in time, hack/cluster.sh prints that component's log tail and
 // tears down everything it had started.
@@ -47,7 +94,7 @@ func TestFailedStartShowsTheLogAndLeavesNothingBehind(t *testing.T) {
 	needCluster(t)
 	// Deadlines at 1%: the API server gets about a second, far too little.
 	t.Setenv("SKYCALL_CLUSTER_WAIT_PERCENT", "1")
-	c, err := cluster.Up(context.Background(), testWriter{t, "cluster"})
+	c, err := cluster.Up(context.Background(), testWriter{t, nil})
 	if err == nil {
 		_ = c.Down(context.Background())
 		t.Fatal("the cluster came up with every deadline at 1%; expected a failed start")
@@ -69,21 +116,9 @@ func TestFailedStartShowsTheLogAndLeavesNothingBehind(t *testing.T) {
 // them is replaced, then helm upgrade and uninstall. Each step needs the one
 // before; the first that fails prints every pod's logs and stops the rest.
 func TestUserJourneyOnARealCluster(t *testing.T) {
-	needCluster(t)
 	ctx := context.Background()
 	began := time.Now()
-	c, err := cluster.Up(ctx, testWriter{t, "cluster"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("cluster up with images in %v", time.Since(began).Round(time.Second))
-	t.Cleanup(func() {
-		down := time.Now()
-		if err := c.Down(context.Background()); err != nil {
-			t.Errorf("tear-down: %v", err)
-		}
-		t.Logf("cluster down and nothing left behind in %v", time.Since(down).Round(time.Second))
-	})
+	c := sharedCluster(t)
 
 	j := &journey{c: c}
 	for _, step := range []struct {
@@ -456,19 +491,24 @@ func (j *journey) helmUninstall(t *testing.T) {
 	}
 }
 
-// testWriter sends hack/cluster.sh's progress lines to the test log.
+// testWriter sends hack/cluster.sh's progress lines to the test log
+// (or, with no test, to w), or with SKYCALL_TEST_VERBOSE set to standard
+// error as they come.
 type testWriter struct {
-	t      *testing.T
-	prefix string
+	t *testing.T
+	w io.Writer
 }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		if os.Getenv("SKYCALL_TEST_VERBOSE") != "" {
+		switch {
+		case os.Getenv("SKYCALL_TEST_VERBOSE") != "":
 			fmt.Fprintln(os.Stderr, l)
-			continue
+		case w.t != nil:
+			w.t.Log(l)
+		default:
+			fmt.Fprintln(w.w, l)
 		}
-		w.t.Log(l)
 	}
 	return len(p), nil
 }

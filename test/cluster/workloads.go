@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -72,11 +73,16 @@ spec:
   service: {name: node, port: cluster, pod: %[2]s}
 `
 
-// SenderManifest is the sender pod: no environment, no kubeconfig; it finds
-// the API server as any pod does (the kubernetes Service).
-const SenderManifest = `apiVersion: v1
+// SenderManifest is the sender pod in Namespace.
+var SenderManifest = SenderManifestIn(Namespace)
+
+// SenderManifestIn is the sender pod in namespace ns: no environment, no
+// kubeconfig; it finds the API server as any pod does (the kubernetes
+// Service), with the namespace's default ServiceAccount.
+func SenderManifestIn(ns string) string {
+	return `apiVersion: v1
 kind: Pod
-metadata: {name: sender, namespace: game, labels: {app: sender}}
+metadata: {name: sender, namespace: ` + ns + `, labels: {app: sender}}
 spec:
   serviceAccountName: default
   enableServiceLinks: false
@@ -92,6 +98,61 @@ spec:
     securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
     volumeMounts: [{name: tmp, mountPath: /tmp}]
   volumes: [{name: tmp, emptyDir: {}}]
+`
+}
+
+// RollingNodesManifest is the rolling-restart workload in namespace %[1]s:
+// a headless Service "game", a StatefulSet "game" of 3 Go nodes set up as
+// docs/rolling-restarts.md says (incarnation from the pod UID, a 5 s
+// preStop wait, termination grace beyond it), recording the pushes they
+// handle in the host directory %[2]s, and the ClusterNodeSet "game" that
+// makes each pod the node named like it (game-0, game-1, game-2).
+const RollingNodesManifest = `apiVersion: v1
+kind: Service
+metadata: {name: game, namespace: %[1]s}
+spec:
+  clusterIP: None
+  selector: {app: game}
+  ports: [{name: cluster, port: 2528, targetPort: cluster}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: game, namespace: %[1]s}
+spec:
+  replicas: 3
+  serviceName: game
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: game}}
+  template:
+    metadata: {labels: {app: game}}
+    spec:
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: 15
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+      containers:
+      - name: node
+        image: ` + DemoImage + `:` + ImageTag + `
+        imagePullPolicy: Never
+        args: ["node", "--name=$(POD_NAME)", "--listen=:2528", "--record=/record"]
+        env:
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: SKYCALL_INCARNATION, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
+        ports: [{name: cluster, containerPort: 2528}]
+        readinessProbe: {tcpSocket: {port: cluster}, periodSeconds: 1}
+        lifecycle: {preStop: {sleep: {seconds: 5}}}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}, {name: record, mountPath: /record}]
+      volumes:
+      - {name: tmp, emptyDir: {}}
+      - {name: record, hostPath: {path: "%[2]s", type: Directory}}
+---
+apiVersion: cluster.skycall.io/v1
+kind: ClusterNodeSet
+metadata: {name: game, namespace: %[1]s}
+spec:
+  service: {name: game, port: cluster}
+  nodeName: "{pod}"
 `
 
 // SenderBatch asks the sender at addr (host:port; a pod's is
@@ -140,4 +201,26 @@ func SenderState(ctx context.Context, addr, node string) string {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Scan()
 	return strings.TrimSpace(sc.Text())
+}
+
+// SenderGet asks the sender at addr (as for SenderBatch) for path and
+// returns its whole answer; an answer other than 200 is an error.
+func SenderGet(ctx context.Context, addr, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("asking the sender at %s for %s: %w", addr, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("reading the sender's answer to %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("the sender at %s answered %s to %s: %s", addr, resp.Status, path, strings.TrimSpace(string(body)))
+	}
+	return string(body), nil
 }
