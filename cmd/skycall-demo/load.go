@@ -27,8 +27,9 @@ const (
 )
 
 // load is the sender's bounded load, as a game server's steady traffic:
-// callers concurrent callers, each calling the nodes in turn every
-// callEvery, and per node one ordered push stream (values "push", node,
+// callers concurrent callers, caller i calling node i mod len(nodes) every
+// callEvery (so a node's drain holds its own callers only, as a game's
+// per-node traffic), and per node one ordered push stream (values "push", node,
 // sequence number from 1, issue time in Unix nanoseconds) of one push
 // every pushEvery. It runs until stopped or for at most its max duration.
 type load struct {
@@ -85,7 +86,7 @@ func (l *load) caller(ctx context.Context, c *sender.Client, id int, every time.
 			return
 		case <-t.C:
 		}
-		node := l.nodes[(id+i)%len(l.nodes)]
+		node := l.nodes[id%len(l.nodes)]
 		// A call once issued runs to its end, stop or not: the load's end
 		// must not count as a failure. The client's call timeout bounds it.
 		start := time.Now()
