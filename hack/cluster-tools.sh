@@ -28,6 +28,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/kubernetes-module.sh
+. "$root/hack/lib/kubernetes-module.sh"
 log() { printf '[cluster-tools] %s\n' "$*" >&2; }
 
 # The same version and directory rule as control-plane.sh.
@@ -118,27 +120,8 @@ prepare_kubernetes_node() {
   mkdir -p "$k8s_dir"
   [ -f "$k8s_dir/.prepared" ] && return 0
   log "resolving k8s.io/kubernetes ${k8s_version} node components (downloads modules)"
-  local gomod
-  gomod=$(cd "$k8s_dir" && GOFLAGS= go mod download -json "k8s.io/kubernetes@${k8s_version}" | awk -F'"' '/"GoMod":/ { print $4 }')
-  [ -n "$gomod" ] || { log "cannot download k8s.io/kubernetes@${k8s_version}"; exit 1; }
-  {
-    echo "module skycall.local/kubernetes-node-tools"
-    echo
-    awk '$1 == "go" { print; exit }' "$gomod"
-    echo
-    echo "require k8s.io/kubernetes ${k8s_version}"
-    echo
-    echo "replace ("
-    # Every staging module kubernetes requires at v0.0.0 pinned to the
-    # published v0.x (the same rule as control-plane.sh).
-    awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" { printf "\t%s => %s %s\n", $1, $1, "'"${api_version}"'" }' "$gomod"
-    echo ")"
-  } >"$k8s_dir/go.mod"
-  {
-    printf '//go:build tools\n\npackage tools\n\nimport (\n'
-    for c in "${k8s_cmds[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
-    printf ')\n'
-  } >"$k8s_dir/tools.go"
+  kubernetes_module "$k8s_dir" skycall.local/kubernetes-node-tools "$k8s_version" "$api_version" "${k8s_cmds[@]}" ||
+    { log "cannot download k8s.io/kubernetes@${k8s_version}"; exit 1; }
   # -e: kubernetes' test-only imports need modules it does not list.
   (cd "$k8s_dir" && go mod tidy -e >"$k8s_dir/tidy.log" 2>&1 || true)
   (cd "$k8s_dir" && go mod download >>"$k8s_dir/tidy.log" 2>&1 || true)

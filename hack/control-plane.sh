@@ -19,6 +19,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/kubernetes-module.sh
+. "$root/hack/lib/kubernetes-module.sh"
 
 # The Kubernetes version follows k8s.io/api in go.mod: v0.37.2 -> v1.37.2.
 api_version=$(awk '$1 == "k8s.io/api" { print $2; exit }' "$root/go.mod" 2>/dev/null || true)
@@ -51,32 +53,8 @@ build_kubernetes() {
   local dir="$work/kubernetes-${k8s_version}"
   mkdir -p "$dir"
   log "building kube-apiserver and kubectl ${k8s_version} from k8s.io/kubernetes (first time only: several minutes)"
-  local gomod
-  gomod=$(cd "$dir" && GOFLAGS= go mod download -json "k8s.io/kubernetes@${k8s_version}" | awk -F'"' '/"GoMod":/ { print $4 }')
-  [ -n "$gomod" ] || { log "cannot download k8s.io/kubernetes@${k8s_version}"; exit 1; }
-  {
-    echo "module skycall.local/kubernetes-tools"
-    echo
-    awk '$1 == "go" { print; exit }' "$gomod"
-    echo
-    echo "require k8s.io/kubernetes ${k8s_version}"
-    echo
-    echo "replace ("
-    # Every staging module kubernetes requires at v0.0.0 (the ones its own
-    # go.mod points at ./staging/...) pinned to the published v0.x.
-    awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" { printf "\t%s => %s %s\n", $1, $1, "'"${api_version}"'" }' "$gomod"
-    echo ")"
-  } >"$dir/go.mod"
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  kubernetes_module "$dir" skycall.local/kubernetes-tools "$k8s_version" "$api_version" kube-apiserver kubectl ||
+    { log "cannot download k8s.io/kubernetes@${k8s_version}"; exit 1; }
   local pkg="k8s.io/component-base/version"
   local minor=${k8s_version#v1.}; minor=${minor%%.*}
   local ldflags="-s -w -X ${pkg}.gitVersion=${k8s_version} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean -X ${pkg}/version.gitVersion=${k8s_version}"
