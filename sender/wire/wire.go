@@ -103,10 +103,13 @@ type Response struct {
 }
 
 // SessionCounter hands out request sessions: it starts at 1, advances by one
-// for every request or push (pushes included, though a single-frame push does
-// not carry its session), and wraps from INT32_MAX to 1, as skynet's
-// clustersender does. The zero value is ready to use. It is not safe for
-// concurrent use: callers hold their own lock.
+// for every request or push, and wraps from INT32_MAX to 1. skynet's
+// clustersender (at f19d1605, checked against a real node in test/interop)
+// advances only for calls and multipart pushes: a single-frame push does
+// not carry its session, so it keeps it. Receivers match replies by session
+// alone and never see the difference; PROTOCOL.md's "still advances" is
+// skycall's rule, not skynet's. The zero value is ready to use. It is not
+// safe for concurrent use: callers hold their own lock.
 type SessionCounter struct {
 	next uint32 // 0 means 1
 }
