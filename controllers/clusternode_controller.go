@@ -76,6 +76,7 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	if equality.Semantic.DeepEqual(before, &node.Status) {
+		sliceChanges.resolved(req.NamespacedName, false)
 		return ctrl.Result{}, nil
 	}
 	if err := r.Status().Update(ctx, &node); err != nil {
@@ -90,6 +91,7 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, err
 	}
+	sliceChanges.resolved(req.NamespacedName, true)
 	ready := meta.FindStatusCondition(node.Status.Conditions, skycallv1.ConditionReady)
 	log.FromContext(ctx).V(1).Info("Status updated", "node", node.Status.NodeName,
 		"address", node.Status.Address, "ready", ready.Status, "reason", ready.Reason)
@@ -369,7 +371,9 @@ func (r *ClusterNodeReconciler) nodesForEndpointSlice(ctx context.Context, o cli
 	if svc == "" {
 		return nil
 	}
-	return r.nodesMatching(ctx, o.GetNamespace(), indexServiceName, svc, "")
+	reqs := r.nodesMatching(ctx, o.GetNamespace(), indexServiceName, svc, "")
+	sliceChanges.saw(o, reqs)
+	return reqs
 }
 
 func (r *ClusterNodeReconciler) nodesMatching(ctx context.Context, ns, index, value, skip string) []ctrl.Request {
