@@ -128,6 +128,7 @@ type Request struct {
 // Server, running handlers included, has returned.
 type Server struct {
 	nodeName   string
+	metrics    *srvMetrics
 	nodePacked []byte // pack(nodeName): the answer to a node query
 	opts       srvOptions
 	log        logr.Logger
@@ -188,6 +189,8 @@ func NewServer(nodeName string, opts ...ServerOption) *Server {
 		byHandle: map[uint32]*srvService{},
 		next:     1,
 	})
+	s.metrics = newSrvMetrics(s)
+	s.registerMetrics()
 	return s
 }
 
@@ -234,6 +237,7 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 		handleName:   fmt.Sprintf(":%08x", handle),
 		packedHandle: packedHandle,
 		concurrent:   o.concurrent,
+		m:            s.metrics.forService(name),
 	}
 	if o.concurrent {
 		svc.sem = make(chan struct{}, o.queueSize)
@@ -378,6 +382,7 @@ func (s *Server) srvStop() ([]*srvConn, error) {
 
 // srvFinish stops the service goroutines and waits for every goroutine.
 func (s *Server) srvFinish() {
+	defer s.unregisterMetrics()
 	s.cancel()
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skycall-io/skycall/sender/wire"
 )
@@ -49,6 +50,7 @@ type srvOptions struct {
 	maxConnsPeer   int
 	partialBudget  int64
 	queuedBudget   int64
+	registerer     prometheus.Registerer // ServerRegisterer
 }
 
 func srvDefaultOptions() srvOptions {
