@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/wire"
@@ -129,7 +130,8 @@ type Request struct {
 type Server struct {
 	nodeName   string
 	metrics    *srvMetrics
-	nodePacked []byte // pack(nodeName): the answer to a node query
+	tracer     trace.Tracer // nil unless ServerTracerProvider
+	nodePacked []byte       // pack(nodeName): the answer to a node query
 	opts       srvOptions
 	log        logr.Logger
 
@@ -190,6 +192,9 @@ func NewServer(nodeName string, opts ...ServerOption) *Server {
 		next:     1,
 	})
 	s.metrics = newSrvMetrics(s)
+	if o.tracerProvider != nil {
+		s.tracer = o.tracerProvider.Tracer(tracerName)
+	}
 	s.registerMetrics()
 	return s
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/skycall-io/skycall/sender/wire"
 )
@@ -51,6 +52,7 @@ type srvOptions struct {
 	partialBudget  int64
 	queuedBudget   int64
 	registerer     prometheus.Registerer // ServerRegisterer
+	tracerProvider trace.TracerProvider  // ServerTracerProvider
 }
 
 func srvDefaultOptions() srvOptions {

@@ -117,7 +117,9 @@ func (svc *srvService) serve(j srvJob) {
 	if svc.m != nil {
 		start = time.Now()
 	}
-	reply, err := svc.call(c.ctx, req)
+	ctx, span := svc.s.startSpan(c.ctx, req)
+	reply, err := svc.call(ctx, req)
+	endSpan(span, err)
 	svc.m.handled(req.Push, start, err, len(req.Payload), len(reply))
 	if req.Push {
 		if err != nil {
