@@ -160,7 +160,7 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 		}
 	}
 
-	checkMetricsEndpoint(t, system, "https://"+metricsAddr+"/metrics")
+	scrape := checkMetricsEndpoint(t, system, "https://"+metricsAddr+"/metrics")
 
 	// kubectl apply the samples: statuses and registry as documented.
 	kubectl(t, "apply", "-n", "app", "-k", "config/samples")
@@ -170,6 +170,23 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 	lua := waitRegistry(t, "app", `db = "10.0.0.7:2528"`+"\n"+`login = false`)
 	if strings.Contains(lua, "game_1") {
 		t.Errorf("game_1 is not ready and must have no line:\n%s", lua)
+	}
+	// The operator's metrics count the samples by their Ready reason.
+	for _, want := range []string{
+		`skycall_operator_clusternodes{namespace="app",reason="Resolved",status="True"} 1`,
+		`skycall_operator_clusternodes{namespace="app",reason="AdministrativelyDown",status="False"} 1`,
+		`skycall_operator_clusternodes{namespace="app",reason="NoReadyEndpoints",status="False"} 1`,
+		`skycall_operator_registry_bytes{namespace="app"}`,
+	} {
+		// The counts follow the statuses within one registry pass.
+		body, deadline := scrape(), time.Now().Add(30*time.Second)
+		for !strings.Contains(body, want) && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			body = scrape()
+		}
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(body, "skycall_operator_"))
+		}
 	}
 
 	// A node process and a ClusterNode for it in namespace app.
@@ -477,7 +494,8 @@ func freeAddr(t *testing.T) string {
 // ServiceAccount lacks the chart's metrics-reader ClusterRole, and serves a
 // ServiceAccount bound to it; `manager check` (what `helm test` runs)
 // passes with that ServiceAccount.
-func checkMetricsEndpoint(t *testing.T, system, url string) {
+// It returns a scrape as the authorized ServiceAccount.
+func checkMetricsEndpoint(t *testing.T, system, url string) (scrape func() string) {
 	t.Helper()
 	kubectl(t, "create", "serviceaccount", "scraper", "-n", system)
 	kubectl(t, "create", "serviceaccount", "stranger", "-n", system)
@@ -511,6 +529,7 @@ func checkMetricsEndpoint(t *testing.T, system, url string) {
 		body, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body), err
 	}
+	scraperToken := token("scraper")
 	for _, tc := range []struct {
 		who, token string
 		want       int
@@ -520,7 +539,7 @@ func checkMetricsEndpoint(t *testing.T, system, url string) {
 		// (a token that is no JWT): a refusal all the same.
 		{"a forged token", "not-a-token", 0},
 		{"a ServiceAccount without metrics-reader", token("stranger"), http.StatusForbidden},
-		{"a ServiceAccount bound to metrics-reader", token("scraper"), http.StatusOK},
+		{"a ServiceAccount bound to metrics-reader", scraperToken, http.StatusOK},
 	} {
 		var code int
 		var body string
@@ -565,4 +584,22 @@ func checkMetricsEndpoint(t *testing.T, system, url string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("manager check (what helm test runs) failed: %v\n%s", err, out)
 	}
+	return func() string {
+		_, body, err := get(scraperToken)
+		if err != nil {
+			t.Fatalf("scrape %s: %v", url, err)
+		}
+		return body
+	}
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
