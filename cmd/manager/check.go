@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,6 +34,9 @@ func check(args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	crd := fs.String("crd", "clusternodes.cluster.skycall.io", "CustomResourceDefinition that must be Established.")
 	url := fs.String("metrics-url", "", "Metrics URL to scrape with this pod's ServiceAccount token, e.g. https://skycall-manager-metrics.skycall-system:8443/metrics.")
+	service := fs.String("metrics-service", "", "NAMESPACE/NAME of the metrics Service, scraped at a ready endpoint's port named metrics "+
+		"(as Prometheus does; no cluster DNS needed); used when --metrics-url is empty.")
+	scheme := fs.String("metrics-scheme", "https", "Scheme of --metrics-service: https, or http with --metrics-secure=false.")
 	timeout := fs.Duration("timeout", 2*time.Minute, "How long to keep trying before failing.")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -49,6 +55,11 @@ func check(args []string) error {
 		return err
 	}
 	fmt.Printf("CRD %s is established\n", *crd)
+	if *url == "" && *service != "" {
+		if err := retry(ctx, func() (err error) { *url, err = serviceURL(ctx, c, *service, *scheme); return err }); err != nil {
+			return err
+		}
+	}
 	if *url == "" {
 		return nil
 	}
@@ -69,6 +80,33 @@ func check(args []string) error {
 	}
 	fmt.Printf("%s serves %s\n", *url, checkMetric)
 	return nil
+}
+
+// serviceURL is the metrics URL of a ready endpoint of the Service
+// ns/name, from its EndpointSlices: Prometheus scrapes pods this way too
+// (not through the cluster IP), and it needs no cluster DNS.
+func serviceURL(ctx context.Context, c client.Client, nsName, scheme string) (string, error) {
+	ns, name, ok := strings.Cut(nsName, "/")
+	if !ok || ns == "" || name == "" {
+		return "", fmt.Errorf("--metrics-service %q: want NAMESPACE/NAME", nsName)
+	}
+	var slices discoveryv1.EndpointSliceList
+	if err := c.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
+		return "", fmt.Errorf("list the EndpointSlices of the metrics Service %s: %w", nsName, err)
+	}
+	for _, es := range slices.Items {
+		for _, p := range es.Ports {
+			if p.Name == nil || *p.Name != "metrics" || p.Port == nil {
+				continue
+			}
+			for _, ep := range es.Endpoints {
+				if (ep.Conditions.Ready == nil || *ep.Conditions.Ready) && len(ep.Addresses) > 0 {
+					return fmt.Sprintf("%s://%s/metrics", scheme, net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(*p.Port)))), nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("the metrics Service %s has no ready endpoint yet", nsName)
 }
 
 func crdEstablished(ctx context.Context, c client.Client, name string) error {

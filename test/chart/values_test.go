@@ -257,7 +257,7 @@ func TestHelmTestPodChecksCRDAndAuthorizedScrape(t *testing.T) {
 	if c.Image != d.Spec.Template.Spec.Containers[0].Image {
 		t.Errorf("test image %q, want the manager's %q (a local cluster has no other)", c.Image, d.Spec.Template.Spec.Containers[0].Image)
 	}
-	wantArgs := []string{"check", "--crd=clusternodes.cluster.skycall.io", "--metrics-url=https://skycall-manager-metrics.skycall-system.svc:8443/metrics"}
+	wantArgs := []string{"check", "--crd=clusternodes.cluster.skycall.io", "--metrics-service=skycall-system/skycall-manager-metrics", "--metrics-scheme=https"}
 	if !reflect.DeepEqual(c.Args, wantArgs) {
 		t.Errorf("test args = %q, want %q", c.Args, wantArgs)
 	}
@@ -265,6 +265,11 @@ func TestHelmTestPodChecksCRDAndAuthorizedScrape(t *testing.T) {
 	mustFind(t, objs, "ClusterRoleBinding", "skycall-test").decode(t, &crb)
 	if crb.Subjects[0].Name != pod.Spec.ServiceAccountName {
 		t.Errorf("test binding subject %+v, want the test pod's ServiceAccount %s", crb.Subjects, pod.Spec.ServiceAccountName)
+	}
+	var plain corev1.Pod
+	mustFind(t, render(t, "--set", "metrics.secure=false"), "Pod", "skycall-test").decode(t, &plain)
+	if !slices.Contains(plain.Spec.Containers[0].Args, "--metrics-scheme=http") {
+		t.Errorf("with metrics.secure=false the test scrapes %q, want plain http", plain.Spec.Containers[0].Args)
 	}
 	if _, ok := find(render(t, "--set", "tests.enabled=false"), "Pod", "skycall-test"); ok {
 		t.Error("tests.enabled=false still renders the test pod")
