@@ -20,5 +20,5 @@ FROM gcr.io/distroless/static:nonroot
 COPY --from=builder /manager /manager
 USER 65532:65532
 # Metrics (--metrics-bind-address) and health probes (--health-probe-bind-address).
-EXPOSE 8080/tcp 8081/tcp
+EXPOSE 8443/tcp 8081/tcp
 ENTRYPOINT ["/manager"]

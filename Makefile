@@ -24,10 +24,15 @@ manifests: generate ## Regenerate the CRD, RBAC and the chart's CRD copy.
 .PHONY: verify
 verify: ## Fail if generated files are stale; gofmt, go vet and staticcheck.
 	hack/generate.sh --verify
+	$(GO) run ./hack/chart-values-doc --verify
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
 	"$(TOOLS)/staticcheck" ./...
+
+.PHONY: chart-docs
+chart-docs: ## Regenerate the values reference in charts/skycall/README.md from values.yaml's comments.
+	$(GO) run ./hack/chart-values-doc
 
 .PHONY: staticcheck
 staticcheck: ## staticcheck (built once into the tools cache by hack/control-plane.sh).

@@ -85,6 +85,7 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	if equality.Semantic.DeepEqual(before, &node.Status) {
+		sliceChanges.resolved(req.NamespacedName, false)
 		return ctrl.Result{}, nil
 	}
 	if err := r.Status().Update(ctx, &node); err != nil {
@@ -99,6 +100,7 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, err
 	}
+	sliceChanges.resolved(req.NamespacedName, true)
 	ready := meta.FindStatusCondition(node.Status.Conditions, skycallv1.ConditionReady)
 	log.FromContext(ctx).V(1).Info("Status updated", "node", node.Status.NodeName,
 		"address", node.Status.Address, "ready", ready.Status, "reason", ready.Reason)
@@ -440,6 +442,7 @@ func (r *ClusterNodeReconciler) nodesForEndpointSlice(ctx context.Context, o cli
 		seen[ep.TargetRef.Name] = true
 		reqs = append(reqs, r.nodesMatching(ctx, o.GetNamespace(), indexServicePod, servicePodKey(svc, ep.TargetRef.Name), "")...)
 	}
+	sliceChanges.saw(o, reqs)
 	return reqs
 }
 

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -73,6 +75,7 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	key := types.NamespacedName{Namespace: req.Namespace, Name: RegistryConfigMapName}
+	setClusterNodeCounts(req.Namespace, countByReady(nodes.Items))
 
 	var cm corev1.ConfigMap
 	found := true
@@ -93,6 +96,8 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			logger.Info("Registry removed: no ClusterNodes left", "configmap", key)
 		}
 		r.wrote(req.Namespace, true)
+		setRegistryMetrics(req.Namespace, 0, 0, true)
+		sliceChanges.published(req.Namespace, false)
 		return ctrl.Result{}, nil
 	}
 
@@ -105,6 +110,8 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			return ctrl.Result{}, err
 		}
 		if cm.Data[RegistryLuaKey] == lua && cm.Data[RegistryJSONKey] == current && hasRegistryLabels(&cm) {
+			setRegistryMetrics(req.Namespace, previous, len(lua)+len(current), false)
+			sliceChanges.published(req.Namespace, false)
 			return ctrl.Result{}, nil
 		}
 	}
@@ -131,6 +138,8 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, fmt.Errorf("write registry %s: %w", key, err)
 	}
 	r.wrote(req.Namespace, false)
+	setRegistryMetrics(req.Namespace, generation, len(cm.Data[RegistryLuaKey])+len(cm.Data[RegistryJSONKey]), false)
+	sliceChanges.published(req.Namespace, true)
 	logger.Info("Registry updated", "configmap", key, "nodes", len(entries), "generation", generation)
 	return ctrl.Result{}, nil
 }
@@ -172,6 +181,19 @@ func (r *RegistryReconciler) write(ctx context.Context, key types.NamespacedName
 		return 0, err
 	}
 	return generation, r.Update(ctx, cm)
+}
+
+// countByReady counts nodes by their Ready condition's status and reason.
+func countByReady(nodes []skycallv1.ClusterNode) map[readyCount]int {
+	counts := map[readyCount]int{}
+	for i := range nodes {
+		k := readyCount{status: string(metav1.ConditionUnknown), reason: "Unknown"}
+		if c := meta.FindStatusCondition(nodes[i].Status.Conditions, skycallv1.ConditionReady); c != nil {
+			k = readyCount{status: string(c.Status), reason: c.Reason}
+		}
+		counts[k]++
+	}
+	return counts
 }
 
 // documentGeneration reads the generation of an existing nodes.json; a

@@ -54,6 +54,11 @@ func CacheOptions(cfg *rest.Config, namespaces []string) (cache.Options, error) 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
+// The metrics endpoint (--metrics-secure, the default) asks the API server
+// who a scraper is and whether it may get /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 // Options tune the controllers.
 type Options struct {
 	// Workers is how many ClusterNodes, and how many ClusterNodeSets, are

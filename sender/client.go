@@ -310,8 +310,10 @@ func (c *Client) send(ctx context.Context, n *node, svc *Service, addr uint32, n
 }
 
 func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) ([]byte, error) {
+	start := time.Now()
 	if len(payload) > c.opts.maxMessageSize {
 		n.countCall(resultTooLarge)
+		n.callDone(start, resultTooLarge)
 		return nil, n.tooLarge(len(payload))
 	}
 	if err := ctx.Err(); err != nil {
@@ -333,7 +335,7 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, n
 	}
 	if err != nil {
 		putCall(w)
-		n.countCallErr(err)
+		n.callDone(start, n.countCallErr(err))
 		return nil, err
 	}
 	select {
@@ -342,7 +344,7 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, n
 		if owned, written := n.withdraw(w); owned {
 			putCall(w)
 			err := n.ctxError(ctx.Err(), addr, name, written)
-			n.countCallErr(err)
+			n.callDone(start, n.countCallErr(err))
 			return nil, err
 		}
 		<-w.done // a reply or failure is being delivered: take it
@@ -350,10 +352,11 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, n
 	reply, err := w.reply, w.err
 	putCall(w)
 	if err != nil {
-		n.countCallErr(err)
+		n.callDone(start, n.countCallErr(err))
 		return nil, err
 	}
 	n.m.callsOK.Inc()
+	n.callDone(start, resultOK)
 	return reply, nil
 }
 

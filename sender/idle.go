@@ -108,6 +108,9 @@ func (m *clientMetrics) forget(name string) {
 		m.dropped.DeleteLabelValues(name, r)
 	}
 	m.queueWait.DeleteLabelValues(name)
+	for _, r := range callResults {
+		m.callTime.DeleteLabelValues(name, r)
+	}
 	m.written.DeleteLabelValues(name)
 	m.writtenBytes.DeleteLabelValues(name)
 	m.readBytes.DeleteLabelValues(name)

@@ -1,8 +1,6 @@
 package sender
 
 import (
-	"context"
-	"errors"
 	"fmt"
 
 	"github.com/skycall-io/skycall/sender/registry"
@@ -76,31 +74,15 @@ func (n *node) countCall(result string) {
 	n.c.metrics.calls.WithLabelValues(n.name, result).Inc()
 }
 
-// countCallErr counts a failed call by its result.
-func (n *node) countCallErr(err error) {
-	var re *RemoteError
-	var te *timeoutError
-	switch {
-	case errors.As(err, &re):
+// countCallErr counts a failed call by its result, and returns it.
+func (n *node) countCallErr(err error) string {
+	r := callResultOf(err)
+	switch r {
+	case resultRemoteError:
 		n.m.callsRemote.Inc()
-		return
-	case errors.As(err, &te):
-		n.countCall(resultTimeout)
-	case errors.Is(err, ErrConnectionLost):
-		n.countCall(resultConnectionLost)
-	case errors.Is(err, ErrNodeDown):
-		n.countCall(resultNodeDown)
-	case errors.Is(err, ErrUnknownNode):
-		n.countCall(resultUnknownNode)
-	case errors.Is(err, ErrQueueFull):
-		n.countCall(resultQueueFull)
-	case errors.Is(err, ErrClosed):
-		n.countCall(resultClosed)
-	case errors.Is(err, ErrRegistry):
-		n.countCall(resultRegistry)
-	case errors.Is(err, context.DeadlineExceeded):
-		n.countCall(resultDeadline)
-	case errors.Is(err, context.Canceled):
-		n.countCall(resultCanceled)
+	case "":
+	default:
+		n.countCall(r)
 	}
+	return r
 }

@@ -42,6 +42,7 @@ type Option func(*clientOptions)
 type clientOptions struct {
 	log            logr.Logger
 	registerer     prometheus.Registerer
+	noNodeLabel    bool // WithMetricsNodeLabel(false)
 	queueLimit     int
 	queueBytes     int
 	failWhenFull   bool

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/wire"
@@ -128,7 +129,9 @@ type Request struct {
 // Server, running handlers included, has returned.
 type Server struct {
 	nodeName   string
-	nodePacked []byte // pack(nodeName[, incarnation]): the answer to a node query
+	metrics    *srvMetrics
+	tracer     trace.Tracer // nil unless ServerTracerProvider
+	nodePacked []byte       // pack(nodeName[, incarnation]): the answer to a node query
 	opts       srvOptions
 	log        logr.Logger
 
@@ -194,6 +197,11 @@ func NewServer(nodeName string, opts ...ServerOption) *Server {
 		byHandle: map[uint32]*srvService{},
 		next:     1,
 	})
+	s.metrics = newSrvMetrics(s)
+	if o.tracerProvider != nil {
+		s.tracer = o.tracerProvider.Tracer(tracerName)
+	}
+	s.registerMetrics()
 	return s
 }
 
@@ -240,6 +248,7 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 		handleName:   fmt.Sprintf(":%08x", handle),
 		packedHandle: packedHandle,
 		concurrent:   o.concurrent,
+		m:            s.metrics.forService(name),
 	}
 	if o.concurrent {
 		svc.sem = make(chan struct{}, o.queueSize)
@@ -384,6 +393,7 @@ func (s *Server) srvStop() ([]*srvConn, error) {
 
 // srvFinish stops the service goroutines and waits for every goroutine.
 func (s *Server) srvFinish() {
+	defer s.unregisterMetrics()
 	s.cancel()
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.wg.Wait()

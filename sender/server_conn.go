@@ -182,6 +182,7 @@ func (c *srvConn) readFailed(err error) bool {
 	log := c.s.log
 	var de *wire.DecodeError
 	if errors.As(err, &de) {
+		c.s.metrics.reject(rejectReason(de.Err))
 		if de.Fatal {
 			log.Error(err, "Closing connection: the request stream cannot be decoded", "peer", c.peer,
 				"type", de.Type, "session", de.Session)
@@ -261,6 +262,7 @@ func (c *srvConn) dispatch(r *wire.Request) {
 			log.Info("Message for an unknown service", "peer", c.peer, "name", r.Name, "address", r.Address,
 				"session", r.Session, "push", r.Push)
 		}
+		c.s.metrics.reject(rejectUnknownName)
 		c.reply(r.Session, false, []byte(srvErrInvalidName))
 		return
 	}
@@ -280,6 +282,7 @@ func (c *srvConn) dispatch(r *wire.Request) {
 	c.mu.Unlock()
 	if !svc.enqueue(c, req) {
 		// Stopped while waiting for room: the message was never accepted.
+		c.s.metrics.reject(rejectShuttingDown)
 		if req.Push {
 			c.s.log.Info("Dropped a push received while stopping", "service", service, "peer", c.peer)
 			c.jobDone(nil)

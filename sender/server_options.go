@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/skycall-io/skycall/sender/wire"
 )
@@ -51,6 +53,8 @@ type srvOptions struct {
 	partialBudget  int64
 	queuedBudget   int64
 	incarnation    string
+	registerer     prometheus.Registerer // ServerRegisterer
+	tracerProvider trace.TracerProvider  // ServerTracerProvider
 }
 
 func srvDefaultOptions() srvOptions {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/skycall-io/skycall/sender/wire"
 )
@@ -27,6 +28,7 @@ type srvService struct {
 	handleName   string // ":%08x"
 	packedHandle []byte // pack(handle): the answer to a query
 	concurrent   bool
+	m            *srvServiceMetrics // nil without ServerRegisterer
 
 	queue chan srvJob   // sequential services
 	sem   chan struct{} // Concurrent services: one token per running handler
@@ -111,7 +113,14 @@ func (svc *srvService) serve(j srvJob) {
 		c.jobDone(nil)
 		return
 	}
-	reply, err := svc.call(c.ctx, req)
+	var start time.Time
+	if svc.m != nil {
+		start = time.Now()
+	}
+	ctx, span := svc.s.startSpan(c.ctx, req)
+	reply, err := svc.call(ctx, req)
+	endSpan(span, err)
+	svc.m.handled(req.Push, start, err, len(req.Payload), len(reply))
 	if req.Push {
 		if err != nil {
 			svc.s.log.Error(err, "Push handler failed", "service", req.Service, "peer", c.peer)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/wire"
@@ -1034,8 +1035,16 @@ func srvSelfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 // BenchmarkServerCall measures pipelined calls of 100 bytes on one
 // connection to one sequential service.
-func BenchmarkServerCall(b *testing.B) {
-	s := NewServer("node-a")
+func BenchmarkServerCall(b *testing.B) { benchmarkServerCall(b) }
+
+// BenchmarkServerCallWithMetrics is BenchmarkServerCall with
+// ServerRegisterer: the cost of the per-service metrics.
+func BenchmarkServerCallWithMetrics(b *testing.B) {
+	benchmarkServerCall(b, ServerRegisterer(prometheus.NewRegistry()))
+}
+
+func benchmarkServerCall(b *testing.B, opts ...ServerOption) {
+	s := NewServer("node-a", opts...)
 	if _, err := s.Handle("@echo", HandlerFunc(srvEcho)); err != nil {
 		b.Fatal(err)
 	}

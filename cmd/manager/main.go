@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -18,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
@@ -26,14 +28,29 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		if err := check(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "check failed:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var (
 		metricsAddr, probeAddr, namespaces, leaderNamespace string
-		leaderElect                                         bool
+		metricsCertPath                                     string
+		leaderElect, metricsSecure, enableHTTP2             bool
 		qps                                                 float64
 		burst, workers                                      int
 		lease                                               leaseFlags
 	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS, only to clients whose token the API server authenticates (TokenReview) and allows "+
+			"to get /metrics (SubjectAccessReview). false serves plain HTTP to anyone who can reach the port.")
+	flag.StringVar(&metricsCertPath, "metrics-cert-path", "",
+		"Directory holding tls.crt and tls.key for the metrics endpoint (for example a cert-manager Secret); empty means a self-signed certificate.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false,
+		"Serve metrics over HTTP/2 too; off by default because of the HTTP/2 Rapid Reset and Stream Cancellation vulnerabilities (CVE-2023-44487, CVE-2023-39325).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; required when running more than one replica.")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
@@ -58,7 +75,9 @@ func main() {
 		log.Error(err, "Invalid leader election flags")
 		os.Exit(2)
 	}
-	if err := run(metricsAddr, probeAddr, leaderNamespace, leaderElect, lease, splitList(namespaces), float32(qps), burst, workers); err != nil {
+	metrics := metricsOptions(metricsAddr, metricsSecure, enableHTTP2)
+	metrics.CertDir = metricsCertPath
+	if err := run(metrics, probeAddr, leaderNamespace, leaderElect, lease, splitList(namespaces), float32(qps), burst, workers); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
@@ -86,7 +105,23 @@ func (l leaseFlags) validate() error {
 	return nil
 }
 
-func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease leaseFlags, namespaces []string, qps float32, burst, workers int) error {
+// metricsOptions serves metrics the way kubebuilder v4 and cert-manager do:
+// HTTPS (a self-signed certificate, as Prometheus scrapes pods by IP) with
+// authentication and authorization delegated to the API server, so that
+// only a ServiceAccount bound to the metrics-reader ClusterRole reads them.
+func metricsOptions(addr string, secure, http2 bool) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: addr, SecureServing: secure}
+	if !secure {
+		return opts
+	}
+	opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	if !http2 {
+		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	return opts
+}
+
+func run(metrics metricsserver.Options, probeAddr, leaderNamespace string, leaderElect bool, lease leaseFlags, namespaces []string, qps float32, burst, workers int) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(skycallv1.AddToScheme(scheme))
@@ -103,7 +138,7 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease
 	}
 	mgr, err := newManager(ctx, cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                 metrics,
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "skycall-manager.cluster.skycall.io",
@@ -129,7 +164,7 @@ func run(metricsAddr, probeAddr, leaderNamespace string, leaderElect bool, lease
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "namespaces", namespaces, "leaderElection", leaderElect,
+	ctrl.Log.WithName("setup").Info("Starting manager", "metrics", metrics.BindAddress, "metricsSecure", metrics.SecureServing, "namespaces", namespaces, "leaderElection", leaderElect,
 		"leaseDuration", lease.duration, "renewDeadline", lease.renewDeadline, "retryPeriod", lease.retryPeriod)
 	return mgr.Start(ctx)
 }

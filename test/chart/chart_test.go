@@ -251,9 +251,11 @@ func TestDeploymentRunsLockedDown(t *testing.T) {
 	}
 
 	psc := pod.SecurityContext
-	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != 65532 ||
+	// runAsUser stays unset so that OpenShift-style platforms can assign a
+	// UID; the image's USER (65532) applies otherwise.
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser != nil ||
 		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Errorf("pod securityContext = %+v, want runAsNonRoot, runAsUser 65532, seccomp RuntimeDefault", psc)
+		t.Errorf("pod securityContext = %+v, want runAsNonRoot, no runAsUser, seccomp RuntimeDefault", psc)
 	}
 	sc := c.SecurityContext
 	switch {
@@ -261,8 +263,8 @@ func TestDeploymentRunsLockedDown(t *testing.T) {
 		t.Fatal("manager container has no securityContext")
 	case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
 		t.Error("container securityContext.runAsNonRoot is not true")
-	case sc.RunAsUser == nil || *sc.RunAsUser != 65532:
-		t.Errorf("container securityContext.runAsUser = %v, want 65532", sc.RunAsUser)
+	case sc.RunAsUser != nil:
+		t.Errorf("container securityContext.runAsUser = %v, want unset", *sc.RunAsUser)
 	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
 		t.Error("container securityContext.readOnlyRootFilesystem is not true")
 	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
@@ -286,8 +288,8 @@ func TestDeploymentRunsLockedDown(t *testing.T) {
 			t.Errorf("%s probe = GET %s on port %s, want GET %s on 8081", p.name, p.probe.HTTPGet.Path, p.probe.HTTPGet.Port.String(), p.path)
 		}
 	}
-	if containerPort(c, "metrics") != 8080 {
-		t.Errorf("container ports = %+v, want metrics on 8080", c.Ports)
+	if containerPort(c, "metrics") != 8443 {
+		t.Errorf("container ports = %+v, want metrics on 8443", c.Ports)
 	}
 
 	for _, res := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
@@ -297,10 +299,13 @@ func TestDeploymentRunsLockedDown(t *testing.T) {
 		}
 	}
 
-	for _, want := range []string{"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--zap-log-level=info"} {
+	for _, want := range []string{"--metrics-bind-address=:8443", "--health-probe-bind-address=:8081", "--zap-log-level=info"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("args %q lack %s", c.Args, want)
 		}
+	}
+	if hasPrefix(c.Args, "--metrics-secure") {
+		t.Errorf("args %q change --metrics-secure, want the manager's default (HTTPS with authn/authz)", c.Args)
 	}
 	if hasPrefix(c.Args, "--namespaces") {
 		t.Errorf("args %q restrict namespaces, want all by default", c.Args)
@@ -436,7 +441,8 @@ func TestWatchNamespacesBecomeFlag(t *testing.T) {
 }
 
 func TestSenderRoleBoundPerNamespace(t *testing.T) {
-	objs := render(t, "--set", "sender.namespaces={games,lobby}", "--set", "sender.serviceAccount=gamesrv")
+	// --skip-tests: the helm test hooks have a RoleBinding of their own.
+	objs := render(t, "--skip-tests", "--set", "sender.namespaces={games,lobby}", "--set", "sender.serviceAccount=gamesrv")
 
 	var role rbacv1.ClusterRole
 	mustFind(t, objs, "ClusterRole", "skycall-sender").decode(t, &role)
@@ -463,7 +469,7 @@ func TestSenderRoleBoundPerNamespace(t *testing.T) {
 		t.Errorf("sender RoleBindings in namespaces %q, want [games lobby]", got)
 	}
 
-	if n := len(ofKind(render(t), "RoleBinding")); n != 0 {
+	if n := len(ofKind(render(t, "--skip-tests"), "RoleBinding")); n != 0 {
 		t.Errorf("defaults render %d RoleBindings, want none", n)
 	}
 }
@@ -482,6 +488,22 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"duplicate sender namespace", []string{"--set", "sender.namespaces={a,a}"}, []string{"/sender/namespaces"}},
 		{"lease duration without a unit", []string{"--set-string", "leaderElection.leaseDuration=15"}, []string{"/leaderElection/leaseDuration"}},
 		{"zero retry period", []string{"--set", "leaderElection.retryPeriod=0s"}, []string{"/leaderElection/retryPeriod"}},
+		{"digest that is no sha256", []string{"--set", "image.digest=latest"}, []string{"/image/digest"}},
+		{"metrics port out of range", []string{"--set", "metrics.port=70000"}, []string{"/metrics/port"}},
+		{"metrics.secure not a boolean", []string{"--set-string", "metrics.secure=no"}, []string{"/metrics/secure"}},
+		{"root container", []string{"--set", "securityContext.runAsNonRoot=false"}, []string{"/securityContext/runAsNonRoot"}},
+		{"root pod", []string{"--set", "podSecurityContext.runAsNonRoot=false"}, []string{"/podSecurityContext/runAsNonRoot"}},
+		{"privilege escalation", []string{"--set", "securityContext.allowPrivilegeEscalation=true"}, []string{"/securityContext/allowPrivilegeEscalation"}},
+		{"unknown probe field", []string{"--set", "probes.liveness.path=/x"}, []string{"/probes/liveness", "'path' not allowed"}},
+		{"zero probe period", []string{"--set", "probes.readiness.periodSeconds=0"}, []string{"/probes/readiness/periodSeconds"}},
+		{"negative revisionHistoryLimit", []string{"--set", "revisionHistoryLimit=-1"}, []string{"/revisionHistoryLimit"}},
+		{"env without a name", []string{"--set", "extraEnv[0].value=x"}, []string{"/extraEnv/0", "name"}},
+		{"volume mount without a path", []string{"--set", "volumeMounts[0].name=x"}, []string{"/volumeMounts/0", "mountPath"}},
+		{"spread constraint without topologyKey", []string{"--set", "topologySpreadConstraints[0].maxSkew=1"}, []string{"/topologySpreadConstraints/0"}},
+		{"PDB minAvailable not a count", []string{"--set-string", "podDisruptionBudget.minAvailable=one"}, []string{"/podDisruptionBudget/minAvailable"}},
+		{"unknown networkPolicy key", []string{"--set", "networkPolicy.egress=true"}, []string{"/networkPolicy", "'egress' not allowed"}},
+		{"aggregateRoles not a boolean", []string{"--set-string", "aggregateRoles.enabled=yes"}, []string{"/aggregateRoles/enabled"}},
+		{"tests not a boolean", []string{"--set-string", "tests.enabled=yes"}, []string{"/tests/enabled"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helmTemplate(t, tc.flags...)
@@ -532,8 +554,8 @@ func TestMetricsServiceAndServiceMonitor(t *testing.T) {
 	objs := render(t)
 	var svc corev1.Service
 	mustFind(t, objs, "Service", "skycall-manager-metrics").decode(t, &svc)
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].Port != 8080 {
-		t.Errorf("metrics Service ports = %+v, want one port 8080 named metrics", svc.Spec.Ports)
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].Port != 8443 {
+		t.Errorf("metrics Service ports = %+v, want one port 8443 named metrics", svc.Spec.Ports)
 	}
 	d := managerDeployment(t, objs)
 	for k, v := range svc.Spec.Selector {
@@ -541,8 +563,8 @@ func TestMetricsServiceAndServiceMonitor(t *testing.T) {
 			t.Errorf("metrics Service selects %s=%s, which the manager pods lack", k, v)
 		}
 	}
-	if containerPort(d.Spec.Template.Spec.Containers[0], svc.Spec.Ports[0].TargetPort.String()) != 8080 {
-		t.Errorf("metrics Service targets %s, not the manager's port 8080", svc.Spec.Ports[0].TargetPort.String())
+	if containerPort(d.Spec.Template.Spec.Containers[0], svc.Spec.Ports[0].TargetPort.String()) != 8443 {
+		t.Errorf("metrics Service targets %s, not the manager's port 8443", svc.Spec.Ports[0].TargetPort.String())
 	}
 	if n := len(ofKind(objs, "ServiceMonitor")); n != 0 {
 		t.Errorf("defaults render %d ServiceMonitors, want none", n)

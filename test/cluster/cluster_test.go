@@ -126,6 +126,7 @@ func TestUserJourneyOnARealCluster(t *testing.T) {
 		run  func(*testing.T)
 	}{
 		{"HelmInstallRunsTheOperatorAsAPodWithItsServiceAccount", j.helmInstall},
+		{"HelmTestFindsTheCRDEstablishedAndTheMetricsServedToItsReader", j.helmTest},
 		{"ClusterNodesOfStatefulSetPodsGoReadyWithPodIPs", j.nodesReady},
 		{"SenderPodWithOnlyTheSenderRoleCallsBothNodesByName", j.senderCallsBoth},
 		{"MessagesQueueWhileANodePodIsReplacedAndArriveInOrder", j.podReplaced},
@@ -235,6 +236,19 @@ func (j *journey) helmInstall(t *testing.T) {
 	}
 	if env := j.get(t, system, "pod/"+pod, `{.spec.containers[0].env}`); env != "" {
 		t.Errorf("operator pod has extra environment %s; it should need none", env)
+	}
+}
+
+// helmTest runs `helm test`: the chart's test pod (the manager image's
+// `manager check`) waits for the CRD and scrapes the metrics Service over
+// HTTPS with a ServiceAccount bound to the metrics-reader ClusterRole.
+func (j *journey) helmTest(t *testing.T) {
+	// The pod is deleted once it succeeds (nothing left for helm
+	// uninstall to miss), so its logs are not read: it exits non-zero
+	// unless both checks pass, and then helm test fails with its state.
+	out := j.helm(t, "test", release, "-n", system, "--timeout=3m")
+	if !strings.Contains(out, "skycall-test") || !strings.Contains(out, "Succeeded") {
+		t.Errorf("helm test did not report the test pod succeeded:\n%s", out)
 	}
 }
 

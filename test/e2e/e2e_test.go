@@ -6,9 +6,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -126,8 +128,9 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	managerLog := filepath.Join(cp.Dir, "manager.log")
+	metricsAddr := freeAddr(t)
 	mgr := start(t, "manager", managerLog, []string{"KUBECONFIG=" + managerKubeconfig},
-		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect", "--leader-election-namespace="+system)
+		"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0", "--leader-elect", "--leader-election-namespace="+system)
 	t.Cleanup(func() {
 		if t.Failed() {
 			if b, err := os.ReadFile(managerLog); err == nil {
@@ -150,6 +153,8 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 		"update clusternodesets.cluster.skycall.io --subresource=status": true,
 		"update clusternodesets.cluster.skycall.io":                      false,
 		"delete clusternodesets.cluster.skycall.io":                      false,
+		"create tokenreviews.authentication.k8s.io":                      true,
+		"create subjectaccessreviews.authorization.k8s.io":               true,
 		"get secrets -n app":                                             false,
 		"create pods -n app":                                             false,
 		"delete services -n app":                                         false,
@@ -161,6 +166,8 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 		}
 	}
 
+	scrape := checkMetricsEndpoint(t, system, "https://"+metricsAddr+"/metrics")
+
 	// kubectl apply the samples: statuses and registry as documented.
 	kubectl(t, "apply", "-n", "app", "-k", "config/samples")
 	waitReason(t, "app", "db", "Resolved")
@@ -169,6 +176,23 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 	lua := waitRegistry(t, "app", `db = "10.0.0.7:2528"`+"\n"+`login = false`)
 	if strings.Contains(lua, "game_1") {
 		t.Errorf("game_1 is not ready and must have no line:\n%s", lua)
+	}
+	// The operator's metrics count the samples by their Ready reason.
+	for _, want := range []string{
+		`skycall_operator_clusternodes{namespace="app",reason="Resolved",status="True"} 1`,
+		`skycall_operator_clusternodes{namespace="app",reason="AdministrativelyDown",status="False"} 1`,
+		`skycall_operator_clusternodes{namespace="app",reason="NoReadyEndpoints",status="False"} 1`,
+		`skycall_operator_registry_bytes{namespace="app"}`,
+	} {
+		// The counts follow the statuses within one registry pass.
+		body, deadline := scrape(), time.Now().Add(30*time.Second)
+		for !strings.Contains(body, want) && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			body = scrape()
+		}
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(body, "skycall_operator_"))
+		}
 	}
 
 	// A node process and a ClusterNode for it in namespace app.
@@ -248,6 +272,8 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 		"service/skycall-manager-metrics -n " + system,
 		"clusterrole/skycall-manager",
 		"clusterrole/skycall-sender",
+		"clusterrole/skycall-metrics-reader",
+		"clusterrole/skycall-view",
 		"clusterrolebinding/skycall-manager",
 		"rolebinding/skycall-sender -n app",
 	} {
@@ -456,4 +482,130 @@ func TestLongLivedSenderQueuesUntilTheNodeIsBackAndKeepsOrder(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("/send with first=0: %s, want 400", resp.Status)
 	}
+}
+
+// freeAddr returns a loopback address with a port free at the time.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// checkMetricsEndpoint: the manager's metrics endpoint (HTTPS with the
+// chart's defaults) refuses a scrape without a token and one whose
+// ServiceAccount lacks the chart's metrics-reader ClusterRole, and serves a
+// ServiceAccount bound to it; `manager check` (what `helm test` runs)
+// passes with that ServiceAccount.
+// It returns a scrape as the authorized ServiceAccount.
+func checkMetricsEndpoint(t *testing.T, system, url string) (scrape func() string) {
+	t.Helper()
+	kubectl(t, "create", "serviceaccount", "scraper", "-n", system)
+	kubectl(t, "create", "serviceaccount", "stranger", "-n", system)
+	kubectl(t, "create", "clusterrolebinding", "scraper-metrics", "--clusterrole=skycall-metrics-reader", "--serviceaccount="+system+":scraper")
+	// `manager check` also reads the CRD, as the chart's test ServiceAccount may.
+	kubectl(t, "create", "clusterrole", "scraper-crd", "--verb=get", "--resource=customresourcedefinitions")
+	kubectl(t, "create", "clusterrolebinding", "scraper-crd", "--clusterrole=scraper-crd", "--serviceaccount="+system+":scraper")
+	t.Cleanup(func() {
+		_, _ = cp.Kubectl(context.Background(), "delete", "clusterrolebinding", "scraper-metrics", "scraper-crd", "--ignore-not-found")
+		_, _ = cp.Kubectl(context.Background(), "delete", "clusterrole", "scraper-crd", "--ignore-not-found")
+	})
+	token := func(sa string) string {
+		out := kubectl(t, "create", "token", sa, "-n", system, "--duration=1h")
+		return strings.TrimSpace(out)
+	}
+	// The certificate is self-signed (what this checks is who is let in).
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	get := func(token string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	scraperToken := token("scraper")
+	for _, tc := range []struct {
+		who, token string
+		want       int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		// controller-runtime answers 500 when the TokenReview itself errs
+		// (a token that is no JWT): a refusal all the same.
+		{"a forged token", "not-a-token", 0},
+		{"a ServiceAccount without metrics-reader", token("stranger"), http.StatusForbidden},
+		{"a ServiceAccount bound to metrics-reader", scraperToken, http.StatusOK},
+	} {
+		var code int
+		var body string
+		var err error
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			// The manager may still be starting (connection refused).
+			if code, body, err = get(tc.token); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("scrape %s as %s: %v", url, tc.who, err)
+		}
+		if code != tc.want && (tc.want != 0 || code < 400) {
+			t.Errorf("scrape as %s: HTTP %d, want %d: %.200s", tc.who, code, tc.want, body)
+		}
+		if code == http.StatusOK && !strings.Contains(body, "skycall_operator_endpointslice_to_registry_seconds") {
+			t.Errorf("authorized scrape lacks skycall's operator metrics:\n%.2000s", body)
+		}
+		if code != http.StatusOK && strings.Contains(body, "skycall_operator") {
+			t.Errorf("scrape as %s leaked metrics", tc.who)
+		}
+	}
+
+	// Plain HTTP gets nothing either.
+	if resp, err := hc.Get(strings.Replace(url, "https://", "http://", 1)); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "skycall_operator") {
+			t.Errorf("plain HTTP scrape served metrics")
+		}
+	}
+
+	scraper, err := cp.ServiceAccountKubeconfig(context.Background(), system, "scraper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "manager"), "check", "--metrics-url="+url, "--timeout=60s")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+scraper)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("manager check (what helm test runs) failed: %v\n%s", err, out)
+	}
+	return func() string {
+		_, body, err := get(scraperToken)
+		if err != nil {
+			t.Fatalf("scrape %s: %v", url, err)
+		}
+		return body
+	}
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

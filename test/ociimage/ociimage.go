@@ -61,7 +61,7 @@ var (
 		Path:         "/manager",
 		Entrypoint:   []string{"/manager"},
 		User:         NonRoot,
-		ExposedPorts: []string{"8080/tcp", "8081/tcp"},
+		ExposedPorts: []string{"8443/tcp", "8081/tcp"},
 	}
 	// Demo is cmd/skycall-demo: the node and sender pods of the cluster
 	// tests and `make demo-cluster`.

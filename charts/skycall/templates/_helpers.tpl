@@ -62,3 +62,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "skycall.selectorLabels" . }}
 app.kubernetes.io/component: manager
 {{- end }}
+
+{{/* The manager image: by digest when one is given, else by tag. */}}
+{{- define "skycall.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The ClusterRole that may scrape the manager's metrics. */}}
+{{- define "skycall.metricsReaderName" -}}
+{{- printf "%s-metrics-reader" (include "skycall.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}

@@ -1,0 +1,82 @@
+package sender
+
+import (
+	"context"
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ServerTracerProvider makes the Server start a span (kind server) around
+// every handler, with the handler's ctx carrying it. When the request's
+// trace tag (skynet's request type 0x04) holds a W3C traceparent, the span
+// is its child, so that one trace follows a message across nodes; any other
+// tag, such as skynet's own "(node-node-session)", is kept as the
+// attribute skynet.trace_tag. Without a provider the Server starts no spans
+// and reads no tags.
+func ServerTracerProvider(tp trace.TracerProvider) ServerOption {
+	return func(o *srvOptions) { o.tracerProvider = tp }
+}
+
+// tracerName names the instrumentation, as OpenTelemetry asks.
+const tracerName = "github.com/skycall-io/skycall/sender"
+
+// traceTagCarrier presents a trace tag as the "traceparent" header to the
+// W3C propagator.
+type traceTagCarrier []byte
+
+func (c traceTagCarrier) Get(key string) string {
+	if key == "traceparent" {
+		return string(c)
+	}
+	return ""
+}
+func (traceTagCarrier) Set(string, string) {}
+func (traceTagCarrier) Keys() []string     { return []string{"traceparent"} }
+
+// startSpan starts the server span of req, if the Server traces.
+func (s *Server) startSpan(ctx context.Context, req *Request) (context.Context, trace.Span) {
+	if s.tracer == nil {
+		return ctx, nil
+	}
+	kind := kindCall
+	if req.Push {
+		kind = kindPush
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("rpc.system", "skynet"),
+		attribute.String("rpc.service", req.Service),
+		attribute.String("skycall.node", s.nodeName),
+		attribute.String("skycall.kind", kind),
+		attribute.Int("skycall.payload_size", len(req.Payload)),
+		attribute.String("network.peer.address", req.RemoteAddr.String()),
+	}
+	if req.Trace != nil {
+		parent := propagation.TraceContext{}.Extract(ctx, traceTagCarrier(req.Trace))
+		if trace.SpanContextFromContext(parent).IsValid() {
+			ctx = parent
+		} else {
+			attrs = append(attrs, attribute.String("skynet.trace_tag", string(req.Trace)))
+		}
+	}
+	if !req.Push {
+		attrs = append(attrs, attribute.String("skycall.session", strconv.FormatUint(uint64(req.Session), 10)))
+	}
+	return s.tracer.Start(ctx, req.Service, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+}
+
+// endSpan ends span (nil when the Server does not trace) with the
+// handler's outcome.
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
