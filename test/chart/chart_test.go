@@ -504,6 +504,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"unknown networkPolicy key", []string{"--set", "networkPolicy.egress=true"}, []string{"/networkPolicy", "'egress' not allowed"}},
 		{"aggregateRoles not a boolean", []string{"--set-string", "aggregateRoles.enabled=yes"}, []string{"/aggregateRoles/enabled"}},
 		{"tests not a boolean", []string{"--set-string", "tests.enabled=yes"}, []string{"/tests/enabled"}},
+		{"prometheusRule.enabled not a boolean", []string{"--set-string", "prometheusRule.enabled=yes"}, []string{"/prometheusRule/enabled"}},
+		{"runbook URL with an anchor", []string{"--set", "prometheusRule.runbookBaseURL=https://x/runbook.md#top"}, []string{"/prometheusRule/runbookBaseURL"}},
+		{"grafanaDashboard.enabled not a boolean", []string{"--set-string", "grafanaDashboard.enabled=yes"}, []string{"/grafanaDashboard/enabled"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helmTemplate(t, tc.flags...)
