@@ -159,22 +159,16 @@ func (o *benchOptions) run(ctx context.Context, node, addr string, args []string
 	if err != nil {
 		return usageError{err}
 	}
-	src, err := o.openSource()
+	src, entry, err := o.openNode(ctx, node)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	rctx, cancel := context.WithTimeout(ctx, o.timeout)
-	entry, err := o.resolve(rctx, src, node)
-	cancel()
-	if err != nil {
-		return err
-	}
 	log := newRejectLog(o.logger())
 	metrics := prometheus.NewRegistry()
 	c := o.newClient(src, sender.WithLogger(log.logger()), sender.WithRegisterer(metrics))
 	defer c.Close()
-	rctx, cancel = context.WithTimeout(ctx, o.timeout)
+	rctx, cancel := context.WithTimeout(ctx, o.timeout)
 	err = confirm(rctx, c, node)
 	cancel()
 	if err != nil {

@@ -111,15 +111,11 @@ func (o *callOptions) run(ctx context.Context, node, addr string, args []string)
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	src, err := o.openSource()
+	src, entry, err := o.openNode(ctx, node)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	entry, err := o.resolve(ctx, src, node)
-	if err != nil {
-		return err
-	}
 	log := newRejectLog(o.logger())
 	metrics := prometheus.NewRegistry()
 	c := o.newClient(src, sender.WithLogger(log.logger()), sender.WithRegisterer(metrics))

@@ -72,17 +72,11 @@ func newPingCommand(g *globalOptions) *cobra.Command {
 }
 
 func (o *pingOptions) run(ctx context.Context, node string) error {
-	src, err := o.openSource()
+	src, entry, err := o.openNode(ctx, node)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	rctx, cancel := context.WithTimeout(ctx, o.timeout)
-	entry, err := o.resolve(rctx, src, node)
-	cancel()
-	if err != nil {
-		return err
-	}
 	c := o.newClient(src)
 	defer c.Close()
 	text := o.output == "text"
@@ -92,7 +86,7 @@ func (o *pingOptions) run(ctx context.Context, node string) error {
 		fmt.Fprintf(o.out, "PING %s at %s (%s)\n", node, orNone(entry.Address), src.desc)
 	}
 	start := time.Now()
-	rctx, cancel = context.WithTimeout(ctx, o.timeout)
+	rctx, cancel := context.WithTimeout(ctx, o.timeout)
 	err = confirm(rctx, c, node)
 	cancel()
 	if err != nil {

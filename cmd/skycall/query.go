@@ -40,15 +40,11 @@ func newQueryCommand(g *globalOptions) *cobra.Command {
 func (o *globalOptions) query(ctx context.Context, node, name, output string) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	src, err := o.openSource()
+	src, entry, err := o.openNode(ctx, node)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	entry, err := o.resolve(ctx, src, node)
-	if err != nil {
-		return err
-	}
 	c := o.newClient(src)
 	defer c.Close()
 	h, err := c.Query(ctx, node, name)

@@ -218,6 +218,24 @@ func (s *source) lookup(ctx context.Context, node string) (registry.Entry, error
 	}
 }
 
+// openNode opens the registry and resolves node in it within --timeout
+// (see resolve): the start of every command that talks to one node. The
+// caller closes the source.
+func (o *globalOptions) openNode(ctx context.Context, node string) (*source, registry.Entry, error) {
+	src, err := o.openSource()
+	if err != nil {
+		return nil, registry.Entry{}, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	entry, err := o.resolve(rctx, src, node)
+	if err != nil {
+		src.Close()
+		return nil, entry, err
+	}
+	return src, entry, nil
+}
+
 // resolve checks node before a command uses it, so that a typo fails at
 // once with the names the registry does know, instead of waiting for a node
 // that will never appear. A node that is not ready is waited for (the
