@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skycall-io/skycall/test/repo"
+
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -228,23 +230,7 @@ func (cp *ControlPlane) ServiceAccountKubeconfig(ctx context.Context, namespace,
 
 // RepoRoot finds the repository root: the nearest directory upward from the
 // working directory whose go.mod declares the skycall module.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			bytes.Contains(b, []byte("module github.com/skycall-io/skycall\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("localcp: not inside the skycall repository (no go.mod of github.com/skycall-io/skycall above the working directory)")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return repo.Root() }
 
 // Tools returns the directory of the control-plane binaries and tools:
 // $SKYCALL_TOOLS or $KUBEBUILDER_ASSETS when set, else the last line printed

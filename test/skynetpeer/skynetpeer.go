@@ -41,6 +41,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/skycall-io/skycall/test/repo"
 )
 
 // Commit is the skynet commit hack/skynet.sh builds.
@@ -115,23 +117,7 @@ func locate() (string, error) {
 // RepoRoot finds the skycall repository root: the nearest directory upward
 // from the working directory whose go.mod declares the skycall module (the
 // bench module's go.mod, one level down, is passed over).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			bytes.Contains(b, []byte("module github.com/skycall-io/skycall\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("skynetpeer: not inside the skycall repository (no go.mod of github.com/skycall-io/skycall above the working directory)")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return repo.Root() }
 
 // Config describes one skynet node.
 type Config struct {
