@@ -65,9 +65,12 @@ func (n *node) connect(addr, incarnation string) error {
 // name (another name is the wrong node) and, if it has one, its
 // incarnation (another than the registry's is another process at a reused
 // address, or a registry behind a replacement: refused, retried with
-// backoff). skynet answers "name not found", which still proves the peer
-// speaks the protocol but says nothing of its name or incarnation: a skynet
-// peer is checked by address only.
+// backoff). A plain skynet node answers "name not found", which still
+// proves the peer speaks the protocol but says nothing of its name or
+// incarnation: it is checked by address only. A skynet node running
+// skycall's Lua service (lua/skycall) answers with the handle of the service
+// registered under the name, and a call to that handle tells the node name
+// and incarnation, checked as a Server's.
 func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation string) (*nodeConn, error) {
 	query, err := luaseri.Pack(wire.NodeQueryName)
 	if err != nil {
@@ -86,6 +89,7 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 		interrupted.Store(true)
 		_ = nc.SetDeadline(time.Unix(1, 0))
 	})
+	defer stop()
 	fail := func(err error) (*nodeConn, error) {
 		stop()
 		if interrupted.Load() && ctx.Err() != nil {
@@ -102,11 +106,8 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 	if err != nil {
 		return fail(fmt.Errorf("confirming %s: no answer to the node query: %w", addr, err))
 	}
-	if !stop() {
-		return fail(fmt.Errorf("confirming %s: %w", addr, ctx.Err()))
-	}
-	_ = nc.SetDeadline(time.Time{})
 	if resp.Session != session {
+		stop()
 		return nil, fmt.Errorf("confirming %s: answer for session %d, want %d: not a skynet cluster peer", addr, resp.Session, session)
 	}
 	peer := ""
@@ -121,14 +122,23 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 		if err != nil || len(vals) == 0 {
 			return nil, fmt.Errorf("confirming %s: unreadable answer to the node query: %v", addr, err)
 		}
+		if h, ok := vals[0].(int64); ok && h > 0 && h <= 0xffffffff {
+			// A skynet node answers a query with the handle of the
+			// service registered under the name: skycall's Lua service
+			// (lua/skycall) registers one there that tells the node
+			// name and incarnation when called.
+			if vals, err = n.askHandle(nc, dec, uint32(h), query); err != nil {
+				return fail(fmt.Errorf("confirming %s: %w", addr, err))
+			}
+		}
 		switch v := vals[0].(type) {
 		case string:
 			peer = v
 		case []byte:
 			peer = string(v)
 		default:
-			// A skynet node with a service registered under the reserved
-			// name answers with its handle: still the protocol.
+			// A skynet node with another service under the reserved name
+			// answers something else: still the protocol.
 		}
 		if peer != "" && peer != n.name {
 			return nil, newNodeError(ErrWrongNode, nil,
@@ -149,12 +159,44 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 			}
 		}
 	}
+	if !stop() {
+		return fail(fmt.Errorf("confirming %s: %w", addr, ctx.Err()))
+	}
+	_ = nc.SetDeadline(time.Time{})
 	if n.c.opts.tlsNodeIdentity {
 		if err := n.checkCertIdentity(nc, addr); err != nil {
 			return nil, err
 		}
 	}
 	return newNodeConn(n, nc, addr, peer, incarnation, dec), nil
+}
+
+// askHandle calls the skynet service at handle with query (the second
+// round trip of a confirmation, see confirm) and returns its answer.
+func (n *node) askHandle(nc net.Conn, dec *wire.ResponseDecoder, handle uint32, query []byte) ([]any, error) {
+	n.mu.Lock()
+	session := n.sessions.Next()
+	n.mu.Unlock()
+	if _, err := nc.Write(appendRequest(nil, handle, "", session, false, query)); err != nil {
+		return nil, err
+	}
+	resp, err := dec.Next()
+	if err != nil {
+		return nil, fmt.Errorf("no answer from the node's confirmation service :%08x: %w", handle, err)
+	}
+	if resp.Session != session {
+		return nil, fmt.Errorf("answer for session %d, want %d: not a skynet cluster peer", resp.Session, session)
+	}
+	if !resp.OK {
+		// Another service took the reserved name: skynet's error text.
+		n.log.Info("The node's confirmation service did not answer; checking the peer by address only", "handle", handle, "answer", string(resp.Payload))
+		return []any{nil}, nil
+	}
+	vals, err := luaseri.Unpack(resp.Payload)
+	if err != nil || len(vals) == 0 {
+		return nil, fmt.Errorf("unreadable answer from the node's confirmation service :%08x: %v", handle, err)
+	}
+	return vals, nil
 }
 
 // checkCertIdentity makes sure the certificate the peer presented names

@@ -1,0 +1,358 @@
+-- skycall: keeps this skynet node's cluster config current, by push (from
+-- skycall-agent or any skycall Client) or by polling a mounted
+-- clustername.lua, and answers skycall's node confirmation. See README.md.
+--
+-- Started by the node's bootstrap with one line:
+--
+--	skynet.uniqueservice "skycall"
+--
+-- It reads these keys of the skynet config (skynet.getenv), each falling
+-- back to an environment variable:
+--
+--	skycall_node         SKYCALL_NODE          this node's cluster name (needed
+--	                                           for the node confirmation)
+--	skycall_incarnation  SKYCALL_INCARNATION   this process's identity (a pod's
+--	                                           UID); default: made up at start
+--	skycall_name         SKYCALL_NAME          the name it registers for pushes
+--	                                           (default "skycall": @skycall)
+--	skycall_poll         SKYCALL_POLL          a clustername.lua to poll instead
+--	                                           of (or besides) pushes
+--	skycall_poll_interval SKYCALL_POLL_INTERVAL seconds between polls (default 1)
+--
+-- Commands (skynet "lua" protocol, also over the cluster as @skycall):
+--
+--	"reload", config [, meta]  validate config (the table skynet's cluster
+--	                           config file makes) and apply it with
+--	                           cluster.reload; meta.generation (integer) and
+--	                           meta.hash (string) are recorded for "status".
+--	                           Replies true, generation; or false, reason
+--	                           (the previous config stays in force).
+--	"status"                   replies a table: node, incarnation,
+--	                           generation, hash, source, applied, refused,
+--	                           last_error
+--
+-- Nothing here raises to the caller or stops the node: a bad config, an
+-- unreadable file or an unknown command is an answer and a skynet.error line.
+local skynet = require "skynet"
+local cluster = require "skynet.cluster"
+
+local function setting(key, env, default)
+	local v = skynet.getenv(key)
+	if v == nil or v == "" then
+		v = os.getenv(env)
+	end
+	if v == nil or v == "" then
+		return default
+	end
+	return v
+end
+
+local function log(fmt, ...)
+	skynet.error("skycall: " .. string.format(fmt, ...))
+end
+
+-- Validation ------------------------------------------------------------
+
+-- Names skynet's cluster config file cannot hold as a node (they mean the
+-- table itself, a keyword, or an option): the list of registry.ReservedNodeName.
+local reserved = {}
+for w in string.gmatch("and break do else elseif end false for function global goto if in local nil not " ..
+	"or repeat return then true until while _ENV _G", "%S+") do
+	reserved[w] = true
+end
+
+-- The options skynet's clusterd reads (config.<name> from __<name>) and the
+-- type each must have. Any other __ key is refused: it would only be stored,
+-- and a typo (__nowating) would silently mean nothing.
+local options = { nowaiting = "boolean" }
+
+local MAX_NODES = 65536
+
+local function check_host(host)
+	if host:sub(1, 1) == "[" then
+		if host:sub(-1) ~= "]" or not host:match("^%[[%x:.]+%]$") or not host:find(":", 1, true) then
+			return "invalid IPv6 address " .. host
+		end
+		return nil
+	end
+	if host:match("^%d+%.%d+%.%d+%.%d+$") then
+		for part in host:gmatch("%d+") do
+			if #part > 3 or tonumber(part) > 255 then
+				return "invalid IPv4 address " .. host
+			end
+		end
+		return nil
+	end
+	if #host > 253 then
+		return "host name longer than 253 bytes"
+	end
+	for label in (host .. "."):gmatch("([^.]*)%.") do
+		if not label:match("^[%w]$") and not label:match("^[%w][%w-]*[%w]$") or #label > 63 then
+			return string.format("host %q is not an IPv4 address, a DNS name or [IPv6]", host)
+		end
+	end
+	return nil
+end
+
+-- check_address mirrors registry.CheckAddress: host:port, port 1 to 65535.
+local function check_address(addr)
+	local host, port = addr:match("^(.+):(%d+)$")
+	if not host then
+		return string.format("address %q is not host:port", addr)
+	end
+	local p = tonumber(port)
+	if #port > 5 or p < 1 or p > 65535 then
+		return string.format("address %q has an invalid port (want 1 to 65535)", addr)
+	end
+	local err = check_host(host)
+	if err then
+		return string.format("address %q: %s", addr, err)
+	end
+	return nil
+end
+
+local function check_name(name)
+	if #name == 0 or #name > 253 then
+		return string.format("node name %q must be 1 to 253 bytes", name)
+	end
+	if reserved[name] then
+		return string.format("node name %q is reserved (a Lua keyword, _ENV or _G)", name)
+	end
+	if not name:match("^[%w_][%w_.-]*$") then
+		return string.format("node name %q has characters other than letters, digits, _ . - (or starts with . or -)", name)
+	end
+	return nil
+end
+
+-- validate returns nil, or the first reason config cannot be applied. It
+-- checks everything before anything is applied: all or nothing.
+local function validate(config)
+	if type(config) ~= "table" then
+		return "config is a " .. type(config) .. ", want a table of node = \"host:port\" or false"
+	end
+	local n = 0
+	for k, v in pairs(config) do
+		n = n + 1
+		if n > MAX_NODES then
+			return string.format("config has more than %d entries", MAX_NODES)
+		end
+		if type(k) ~= "string" then
+			return string.format("key %s is a %s, want a node name (string)", tostring(k), type(k))
+		end
+		if k:sub(1, 2) == "__" then
+			local want = options[k:sub(3)]
+			if not want then
+				return string.format("unknown cluster option %q (skynet reads only __nowaiting)", k)
+			end
+			if type(v) ~= want then
+				return string.format("cluster option %s is a %s, want a %s", k, type(v), want)
+			end
+		else
+			local err = check_name(k)
+			if err then
+				return err
+			end
+			if v == false then
+				-- down: callers fail at once
+			elseif type(v) == "string" then
+				err = check_address(v)
+				if err then
+					return string.format("node %q: %s", k, err)
+				end
+			else
+				return string.format("node %q: value is a %s, want \"host:port\" or false", k, type(v))
+			end
+		end
+	end
+	return nil
+end
+
+-- State -----------------------------------------------------------------
+
+local node = setting("skycall_node", "SKYCALL_NODE")
+local incarnation = setting("skycall_incarnation", "SKYCALL_INCARNATION")
+local regname = setting("skycall_name", "SKYCALL_NAME", "skycall")
+local pollpath = setting("skycall_poll", "SKYCALL_POLL")
+local pollinterval = tonumber(setting("skycall_poll_interval", "SKYCALL_POLL_INTERVAL", "1")) or 1
+
+local state = {
+	generation = 0,  -- meta.generation of the config in force (0: none applied)
+	hash = "",       -- meta.hash of the config in force
+	source = "",     -- "push" or the polled file
+	applied = 0,     -- configs applied
+	refused = 0,     -- configs refused
+	last_error = "", -- why the last refused config was refused
+}
+local current = {} -- node name -> address or false, as last applied
+
+-- apply validates config and hands it to clusterd. A node in force before
+-- and missing now is set to false (down): clusterd cannot forget an
+-- address, and the process behind a stale one may be gone, or be another
+-- node by now, so its callers must fail rather than reach it.
+local function apply(config, meta, source)
+	local err = validate(config)
+	if err then
+		state.refused = state.refused + 1
+		state.last_error = err
+		log("refused the cluster config from %s, the previous one stays in force: %s", source, err)
+		return false, err
+	end
+	local full = {}
+	for k, v in pairs(current) do
+		if config[k] == nil then
+			full[k] = false
+		end
+	end
+	local nodes = {}
+	for k, v in pairs(config) do
+		full[k] = v
+		if k:sub(1, 2) ~= "__" then
+			nodes[k] = v
+		end
+	end
+	local ok, rerr = pcall(cluster.reload, full)
+	if not ok then
+		state.refused = state.refused + 1
+		state.last_error = "cluster.reload failed: " .. tostring(rerr)
+		log("cluster.reload of the config from %s failed: %s", source, tostring(rerr))
+		return false, state.last_error
+	end
+	current = nodes
+	state.applied = state.applied + 1
+	state.generation = meta and math.tointeger(meta.generation) or state.generation + 1
+	state.hash = meta and type(meta.hash) == "string" and meta.hash or ""
+	state.source = source
+	state.last_error = ""
+	local count = 0
+	for _ in pairs(nodes) do
+		count = count + 1
+	end
+	log("applied cluster config generation %d from %s (%d nodes)", state.generation, source, count)
+	return true, state.generation
+end
+
+-- Poll mode ---------------------------------------------------------------
+
+local MAX_FILE = 4 << 20
+
+local function load_file(path)
+	local f, err = io.open(path, "rb")
+	if not f then
+		return nil, err
+	end
+	local source = f:read(MAX_FILE + 1)
+	f:close()
+	source = source or ""
+	if #source > MAX_FILE then
+		return nil, string.format("%s is larger than %d bytes", path, MAX_FILE)
+	end
+	return source
+end
+
+-- parse reads a clustername.lua the way clusterd does: a chunk run with an
+-- empty table as its environment; the table it fills is the config.
+local function parse(source, path)
+	local env = {}
+	local chunk, err = load(source, "@" .. path, "t", env)
+	if not chunk then
+		return nil, err
+	end
+	local ok, rerr = pcall(chunk)
+	if not ok then
+		return nil, tostring(rerr)
+	end
+	return env
+end
+
+local function poll()
+	local seen -- the content last acted on, good or bad
+	local failing -- the last read error logged
+	while true do
+		local source, err = load_file(pollpath)
+		if not source then
+			if err ~= failing then
+				log("cannot read %s, the config in force stays: %s", pollpath, tostring(err))
+				failing = err
+			end
+		elseif source ~= seen then
+			failing = nil
+			seen = source
+			local config, perr = parse(source, pollpath)
+			if config then
+				apply(config, nil, pollpath)
+			else
+				state.refused = state.refused + 1
+				state.last_error = perr
+				log("refused %s, the previous config stays in force: %s", pollpath, perr)
+			end
+		end
+		skynet.sleep(math.max(1, math.floor(pollinterval * 100)))
+	end
+end
+
+-- Commands ----------------------------------------------------------------
+
+local command = {}
+
+function command.reload(config, meta)
+	if meta ~= nil and type(meta) ~= "table" then
+		return false, "meta is a " .. type(meta) .. ", want a table {generation=, hash=}"
+	end
+	return apply(config, meta, "push")
+end
+
+function command.status()
+	return {
+		node = node or "",
+		incarnation = incarnation,
+		generation = state.generation,
+		hash = state.hash,
+		source = state.source,
+		applied = state.applied,
+		refused = state.refused,
+		last_error = state.last_error,
+	}
+end
+
+skynet.start(function()
+	if not incarnation then
+		-- A skynet process restarted under the same name must not pass
+		-- for the one before: start time plus a random part.
+		math.randomseed(os.time(), skynet.self())
+		incarnation = string.format("skynet-%d-%08x", skynet.starttime(), math.random(0, 0x7fffffff))
+	end
+	skynet.dispatch("lua", function(session, _, cmd, ...)
+		local f = command[cmd]
+		local res
+		if f then
+			res = table.pack(pcall(f, ...))
+			if not res[1] then
+				log("command %s failed: %s", tostring(cmd), tostring(res[2]))
+				res = { n = 3, true, false, "skycall: " .. tostring(cmd) .. " failed: " .. tostring(res[2]) }
+			end
+		else
+			res = { n = 3, true, false, "skycall: unknown command " .. tostring(cmd) .. " (want reload or status)" }
+		end
+		if session ~= 0 then
+			skynet.retpack(table.unpack(res, 2, res.n))
+		end
+	end)
+	local ok, err = pcall(cluster.register, regname)
+	if not ok then
+		log("cannot register @%s (is another service using the name?): %s", regname, tostring(err))
+	end
+	if node then
+		local confirm = skynet.newservice("skycall_confirm", node, incarnation)
+		ok, err = pcall(cluster.register, "__skycall_node", confirm)
+		if not ok then
+			log("cannot register the node confirmation: %s", tostring(err))
+		end
+	else
+		log("skycall_node (or SKYCALL_NODE) is not set: skycall clients check this node by address only")
+	end
+	log("ready as @%s, node %s, incarnation %s%s", regname, tostring(node), incarnation,
+		pollpath and (", polling " .. pollpath .. " every " .. pollinterval .. "s") or "")
+	if pollpath then
+		skynet.fork(poll)
+	end
+end)
