@@ -63,7 +63,8 @@ type Kubernetes struct {
 	err    error
 	closed bool
 
-	w watchers
+	w   watchers
+	all watchers // WatchAll's, under the key ""
 }
 
 const indexNodeName = "nodeName"
@@ -149,6 +150,36 @@ func (k *Kubernetes) Lookup(node string) (Entry, error) {
 // Watch implements Registry.
 func (k *Kubernetes) Watch(node string, notify func()) (stop func()) {
 	return k.w.add(node, notify)
+}
+
+// Entries returns one entry per node name the namespace's live
+// ClusterNodes claim, sorted by name: ClusterNodeEntries, what the operator
+// writes into the registry ConfigMap (skycall-agent pushes it to skynet).
+// synced is false until the first list has arrived (entries is then nil:
+// not an empty namespace); err is what Lookup would return.
+func (k *Kubernetes) Entries() (entries []Entry, synced bool, err error) {
+	k.start()
+	k.mu.RLock()
+	synced, err = k.synced, k.err
+	k.mu.RUnlock()
+	if !synced {
+		return nil, false, err
+	}
+	objs := k.inf.GetStore().List()
+	nodes := make([]skycallv1.ClusterNode, 0, len(objs))
+	for _, o := range objs {
+		if cn, ok := o.(*skycallv1.ClusterNode); ok {
+			nodes = append(nodes, *cn)
+		}
+	}
+	return ClusterNodeEntries(nodes), true, nil
+}
+
+// WatchAll arranges for notify to be called whenever any entry of Entries,
+// or the registry's error, may have changed, until stop is called; the
+// rules of Watch apply.
+func (k *Kubernetes) WatchAll(notify func()) (stop func()) {
+	return k.all.add("", notify)
 }
 
 // Close stops the informer, if it started.
@@ -247,6 +278,7 @@ func (k *Kubernetes) startInformer() error {
 		k.mu.Unlock()
 		k.log.V(1).Info("ClusterNodes loaded", "namespace", k.ns, "count", len(inf.GetStore().ListKeys()))
 		k.w.notifyAll()
+		k.all.notifyAll()
 	}()
 	go func() {
 		wg.Wait()
@@ -270,6 +302,7 @@ func (k *Kubernetes) changed(objs ...any) {
 		}
 	}
 	k.w.notify(names...)
+	k.all.notifyAll()
 }
 
 // listFailed records a list or watch failure that callers must hear about:
@@ -305,5 +338,6 @@ func (k *Kubernetes) listFailed(err error) {
 	if first {
 		k.log.Error(wrapped, "Kubernetes registry unavailable")
 		k.w.notifyAll()
+		k.all.notifyAll()
 	}
 }

@@ -1,0 +1,124 @@
+// Command skycall-agent is a sidecar for skynet pods: it follows the
+// namespace's ClusterNodes (with the skycall-sender role's get, list and
+// watch, nothing else) and pushes the whole cluster config to the local
+// skynet node over loopback, where skycall's Lua service (lua/skycall)
+// validates it and applies it with cluster.reload. It pushes on every
+// change (coalesced) and again when skynet restarts, and serves /readyz
+// (ready once skynet has the current config), /healthz and /metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/registry"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "skycall-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		o              Options
+		skynetAddr     string
+		listen         string
+		verbose        int
+		connectTimeout time.Duration
+	)
+	flag.StringVar(&o.Node, "node", os.Getenv("SKYCALL_NODE"),
+		"The local skynet node's cluster name (default $SKYCALL_NODE); the agent checks skynet answers as this node.")
+	flag.StringVar(&skynetAddr, "skynet", "127.0.0.1:2526", "The local skynet node's cluster address (its cluster.open port).")
+	flag.StringVar(&o.Service, "service", "@skycall", "The name skycall's Lua service registered in skynet.")
+	flag.BoolVar(&o.NoWait, "nowaiting", false,
+		"Push __nowaiting = true: skynet callers of a name the namespace has no ClusterNode for fail at once instead of waiting.")
+	flag.DurationVar(&o.Interval, "interval", time.Second,
+		"How often to ask skynet what config it has; bounds how long a restarted skynet runs without its config.")
+	flag.DurationVar(&o.CallTimeout, "call-timeout", 5*time.Second, "Bound on one call to skynet.")
+	flag.DurationVar(&o.ReadyLag, "ready-lag", 10*time.Second,
+		"How long skynet may be behind a change and the agent still report ready.")
+	flag.DurationVar(&connectTimeout, "connect-timeout", 2*time.Second, "Bound on one attempt to connect to skynet.")
+	flag.StringVar(&listen, "listen", ":9090", "Address of /readyz, /healthz and /metrics (plain HTTP).")
+	flag.IntVar(&verbose, "v", 0, "Log verbosity: 1 logs every change and retry.")
+	flag.Parse()
+	if o.Node == "" {
+		return errors.New("no node name: set --node or SKYCALL_NODE (the local skynet node's cluster name)")
+	}
+	if registry.ReservedNodeName(o.Node) != "" {
+		return fmt.Errorf("--node: %s", registry.ReservedNodeName(o.Node))
+	}
+	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(os.Stderr, obj) }, funcr.Options{Verbosity: verbose})
+	o.Log = log
+
+	cfg, ns, err := registry.InClusterConfig()
+	if err != nil {
+		return err
+	}
+	src, err := registry.NewKubernetes(cfg, ns, registry.KubernetesLogger(log))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	client := sender.New(registry.NewStatic(map[string]string{o.Node: skynetAddr}),
+		sender.WithLogger(log.V(1)), sender.WithConnectTimeout(connectTimeout),
+		sender.WithBackoff(50*time.Millisecond, time.Second))
+	defer client.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := New(src, client, o, reg)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen for probes and metrics: %w", err)
+	}
+	srv := &http.Server{Handler: Handler(a, reg), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(err, "Probe and metrics server stopped")
+		}
+	}()
+	log.Info("Pushing the namespace's cluster config to skynet", "namespace", ns, "node", o.Node, "skynet", skynetAddr,
+		"service", o.Service, "listen", l.Addr().String())
+	a.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return nil
+}
+
+// Handler serves /readyz (200 once skynet has the current config, 503 with
+// the reason otherwise), /healthz and /metrics.
+func Handler(a *Agent, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := a.Ready(); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
