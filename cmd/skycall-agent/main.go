@@ -121,4 +121,3 @@ func Handler(a *Agent, reg *prometheus.Registry) http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
 }
-
