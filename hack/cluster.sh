@@ -9,7 +9,7 @@
 # Usage (as root, on Linux):
 #   hack/cluster.sh up       start it; the last line printed is the admin
 #                            kubeconfig (valid until `down`)
-#   hack/cluster.sh images   build the pause, manager and demo images from this
+#   hack/cluster.sh images   build the pause, manager, demo, agent and skynet images from this
 #                            work tree and import them into the cluster
 #   hack/cluster.sh down     tear it down: workloads first, then processes,
 #                            mounts, nftables, the bridge, cgroups and host
@@ -444,7 +444,7 @@ images() {
   preflight
   [ -f "$state/tools" ] && alive containerd || die "no cluster is up in $state (hack/cluster.sh up)"
   tools=$(cat "$state/tools")
-  (cd "$root" && go run ./hack/ociimage -out "$state/images" pause manager demo)
+  (cd "$root" && go run ./hack/ociimage -out "$state/images" pause manager demo agent skynet)
   local t
   for t in "$state"/images/*.tar; do
     import_image "$t"

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"time"
 
@@ -83,8 +84,30 @@ var (
 		Entrypoint: []string{"/pause"},
 		User:       NonRoot,
 	}
+	// Agent is cmd/skycall-agent, the sidecar of skynet pods.
+	Agent = Spec{
+		Name:         "agent",
+		Ref:          "localhost/skycall/skycall-agent:dev",
+		Package:      "./cmd/skycall-agent",
+		Path:         "/skycall-agent",
+		Entrypoint:   []string{"/skycall-agent"},
+		User:         NonRoot,
+		ExposedPorts: []string{"9090/tcp"},
+	}
+	// Skynet is a skynet build (hack/skynet.sh) with skycall's Lua service
+	// (lua/skycall, in /skynet/skycall): no Go binary (Package is empty);
+	// its files come from SkynetFiles. It runs from /skynet, so that the
+	// relative paths of skynet's usual config (./service/?.lua, ...) hold.
+	Skynet = Spec{
+		Name:         "skynet",
+		Ref:          "localhost/skycall/skynet:dev",
+		Path:         "/skynet/skynet",
+		Entrypoint:   []string{"/skynet/skynet"},
+		User:         NonRoot,
+		ExposedPorts: []string{"2528/tcp"},
+	}
 	// All is every image, by Name.
-	All = []Spec{Pause, Manager, Demo}
+	All = []Spec{Pause, Manager, Demo, Agent, Skynet}
 )
 
 // epoch is every file's time, so that the same inputs give the same digest.
@@ -128,7 +151,54 @@ func Base(caFile string) (v1.Image, error) {
 
 // Build puts the binary at spec.Path on base, with spec's configuration.
 func Build(spec Spec, base v1.Image, binary []byte) (v1.Image, error) {
-	layer, err := layerOf([]file{{path: spec.Path[1:], mode: 0o755, data: binary}})
+	return build(spec, base, []file{{path: spec.Path[1:], mode: 0o755, data: binary}}, "/")
+}
+
+// File is a file (or, with Dir, a directory) of an image built with
+// BuildFiles. Path is absolute.
+type File struct {
+	Path string
+	Mode int64
+	Dir  bool
+	Data []byte
+}
+
+// BuildFiles puts files on base with spec's configuration, running in
+// workDir. Parent directories missing from files are added (0755).
+func BuildFiles(spec Spec, base v1.Image, files []File, workDir string) (v1.Image, error) {
+	var out []file
+	seen := map[string]bool{}
+	var addDirs func(p string)
+	addDirs = func(p string) {
+		dir := path.Dir(p)
+		if dir == "/" || dir == "." || seen[dir] {
+			return
+		}
+		addDirs(dir)
+		seen[dir] = true
+		out = append(out, file{path: dir[1:], mode: 0o755, dir: true})
+	}
+	sorted := append([]File(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+	for _, f := range sorted {
+		if !path.IsAbs(f.Path) {
+			return nil, fmt.Errorf("image %s: file path %q is not absolute", spec.Name, f.Path)
+		}
+		addDirs(f.Path)
+		if f.Dir {
+			if !seen[f.Path] {
+				seen[f.Path] = true
+				out = append(out, file{path: f.Path[1:], mode: f.Mode, dir: true})
+			}
+			continue
+		}
+		out = append(out, file{path: f.Path[1:], mode: f.Mode, data: f.Data})
+	}
+	return build(spec, base, out, workDir)
+}
+
+func build(spec Spec, base v1.Image, files []file, workDir string) (v1.Image, error) {
+	layer, err := layerOf(files)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +216,7 @@ func Build(spec Spec, base v1.Image, binary []byte) (v1.Image, error) {
 	cf.Config.Entrypoint = spec.Entrypoint
 	cf.Config.Cmd = nil
 	cf.Config.User = spec.User
-	cf.Config.WorkingDir = "/"
+	cf.Config.WorkingDir = workDir
 	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=" + CACertificates}
 	cf.Config.ExposedPorts = nil
 	if len(spec.ExposedPorts) > 0 {
