@@ -41,10 +41,11 @@ staticcheck: ## staticcheck (built once into the tools cache by hack/control-pla
 	"$(TOOLS)/staticcheck" ./...
 
 .PHONY: build
-build: ## Build the manager and demo binaries into bin/.
+build: ## Build the manager, demo, skycall and skycall-agent binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/skycall-demo ./cmd/skycall-demo
 	$(GO) build -o bin/skycall ./cmd/skycall
+	$(GO) build -o bin/skycall-agent ./cmd/skycall-agent
 
 .PHONY: demo
 demo: build ## The main job: control plane, operator, two nodes and a sender, end to end.

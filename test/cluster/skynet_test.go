@@ -1,0 +1,363 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/test/cluster"
+)
+
+// skynetNS is the skynet test's namespace.
+const skynetNS = "skynet"
+
+// goNodeManifest is a Go node (skycall-demo node: a sender.Server with
+// @echo) named gonode, in the skynet namespace, behind its ClusterNode.
+const goNodeManifest = `apiVersion: v1
+kind: Service
+metadata: {name: gonode, namespace: skynet}
+spec:
+  clusterIP: None
+  selector: {app: gonode}
+  ports: [{name: cluster, port: 2528, targetPort: cluster}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: gonode, namespace: skynet}
+spec:
+  replicas: 1
+  serviceName: gonode
+  selector: {matchLabels: {app: gonode}}
+  template:
+    metadata: {labels: {app: gonode}}
+    spec:
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: 5
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+      containers:
+      - name: node
+        image: ` + cluster.DemoImage + `:` + cluster.ImageTag + `
+        imagePullPolicy: Never
+        args: ["node", "--name=gonode", "--listen=:2528"]
+        ports: [{name: cluster, containerPort: 2528}]
+        readinessProbe: {tcpSocket: {port: cluster}, periodSeconds: 1}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}]
+      volumes: [{name: tmp, emptyDir: {}}]
+---
+apiVersion: cluster.skycall.io/v1
+kind: ClusterNode
+metadata: {name: gonode, namespace: skynet}
+spec:
+  service: {name: gonode, port: cluster, pod: gonode-0}
+`
+
+// TestSkynetPodsFollowTheRegistry applies config/samples/skynet as it is
+// (a StatefulSet of 3 skynet nodes with the skycall-agent sidecar, under a
+// ClusterNodeSet) beside a Go node, and checks that skynet nodes call each
+// other and the Go node by name, and that Go calls them (this test's
+// process, a skycall Client on the Kubernetes registry, which confirms each
+// skynet pod's name and UID). It then measures, over three scale-ups, the
+// time from a new pod Ready to the first successful cluster.call to it
+// from every skynet node, and counts what a rolling restart of the skynet
+// StatefulSet under traffic costs each side. Figures are logged, not
+// asserted.
+func TestSkynetPodsFollowTheRegistry(t *testing.T) {
+	c := sharedCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	j := &journey{c: c}
+	t.Cleanup(func() {
+		if t.Failed() {
+			var b strings.Builder
+			c.DumpPods(context.Background(), &b)
+			t.Logf("state of the cluster:\n%s", b.String())
+		}
+		_, _ = c.Kubectl(context.Background(), "delete", "namespace", skynetNS, "--wait=false")
+	})
+
+	j.kubectl(t, "create", "namespace", skynetNS)
+	j.helm(t, "upgrade", "--install", release, "charts/skycall", "-n", system, "--create-namespace",
+		"--set", "image.repository="+cluster.ManagerImage, "--set", "image.tag="+cluster.ImageTag,
+		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={"+skynetNS+"}", "--wait", "--timeout=3m")
+	j.kubectl(t, "apply", "-n", skynetNS, "-f", filepath.Join(c.Root, "config", "samples", "skynet"))
+	j.apply(t, goNodeManifest)
+	eventually(t, 3*time.Minute, "ClusterNodeSet sky 3/3 ready and ClusterNode gonode Ready", func() (bool, string) {
+		ready := j.get(t, skynetNS, "clusternodeset/sky", `{.status.ready}`)
+		gn := j.get(t, skynetNS, "clusternode/gonode", `{.status.conditions[?(@.type=="Ready")].status}`)
+		return ready == "3" && gn == "True", fmt.Sprintf("set ready %q, gonode Ready=%q", ready, gn)
+	})
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.NewKubernetes(restCfg, skynetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	goc := sender.New(reg, sender.WithBackoff(50*time.Millisecond, time.Second))
+	t.Cleanup(func() { goc.Close() })
+	call := func(timeout time.Duration, node, addr string, args ...any) ([]any, error) {
+		cctx, ccancel := context.WithTimeout(ctx, timeout)
+		defer ccancel()
+		return goc.CallValues(cctx, node, addr, args...)
+	}
+	relay := func(timeout time.Duration, from, to string) bool {
+		got, err := call(timeout, from, "@relay", "call", to, "@echo", "x")
+		return err == nil && reflect.DeepEqual(got, []any{true, "x"})
+	}
+	sky := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, "sky-"+strconv.Itoa(i))
+		}
+		return out
+	}
+
+	// Go calls every skynet node by name (and the Client confirms each is
+	// the pod the registry names); skynet nodes call each other and the Go
+	// node by name, from the config their agents pushed.
+	for _, n := range sky(3) {
+		if got, err := call(time.Minute, n, "@echo", "from go"); err != nil || !reflect.DeepEqual(got, []any{"from go"}) {
+			t.Fatalf("Go -> %s: %#v, %v", n, got, err)
+		}
+	}
+	for _, from := range sky(3) {
+		for _, to := range append(sky(3), "gonode") {
+			if to == from {
+				continue
+			}
+			eventually(t, time.Minute, from+" calls "+to+" by name", func() (bool, string) {
+				got, err := call(10*time.Second, from, "@relay", "call", to, "@echo", "x")
+				return err == nil && reflect.DeepEqual(got, []any{true, "x"}), fmt.Sprintf("%#v, %v", got, err)
+			})
+		}
+	}
+	t.Logf("3 skynet nodes and gonode call each other by name")
+
+	// Scale-ups: from the new pod's Ready (seen on a watch) to the first
+	// successful cluster.call to it from each skynet node.
+	var samples []time.Duration
+	for replicas := 4; replicas <= 6; replicas++ {
+		newPod := "sky-" + strconv.Itoa(replicas-1)
+		readyAt := make(chan time.Time, 1)
+		go func() { readyAt <- waitPodReady(ctx, t, kube, skynetNS, newPod) }()
+		type hit struct {
+			from string
+			at   time.Time
+		}
+		hits := make(chan hit, replicas)
+		var wg sync.WaitGroup
+		for _, from := range sky(replicas - 1) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// A call to a name skynet does not know yet waits in
+				// clusterd until a config names it: each attempt is
+				// bounded, and the one waiting when the push lands
+				// returns at once.
+				for ctx.Err() == nil {
+					if relay(3*time.Second, from, newPod) {
+						hits <- hit{from, time.Now()}
+						return
+					}
+				}
+			}()
+		}
+		j.kubectl(t, "scale", "statefulset/sky", "-n", skynetNS, "--replicas="+strconv.Itoa(replicas))
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Minute):
+			t.Fatalf("scale to %d: not every skynet node called %s within 3 minutes", replicas, newPod)
+		}
+		close(hits)
+		ready := <-readyAt
+		var line []string
+		for h := range hits {
+			d := h.at.Sub(ready)
+			samples = append(samples, d)
+			line = append(line, fmt.Sprintf("%s %v", h.from, d.Round(time.Millisecond)))
+		}
+		sort.Strings(line)
+		t.Logf("scale to %d: %s Ready, then first successful cluster.call to it from: %s", replicas, newPod, strings.Join(line, ", "))
+	}
+	slices.Sort(samples)
+	t.Logf("pod Ready -> callable from every skynet node, %d samples: p50 %v, p99 %v, max %v (goal p99 < 1s)",
+		len(samples), percentile(samples, 50).Round(time.Millisecond), percentile(samples, 99).Round(time.Millisecond),
+		samples[len(samples)-1].Round(time.Millisecond))
+	j.kubectl(t, "scale", "statefulset/sky", "-n", skynetNS, "--replicas=3")
+	eventually(t, 2*time.Minute, "back to 3 skynet pods", func() (bool, string) {
+		n := j.get(t, skynetNS, "statefulset/sky", `{.status.replicas}`)
+		return n == "3", "replicas " + n
+	})
+
+	// A rolling restart under traffic: Go -> skynet calls (skycall's side)
+	// and skynet -> skynet and skynet -> Go calls, driven through each
+	// node's relay (skynet's side).
+	var (
+		mu       sync.Mutex
+		counts   = map[string]int{}
+		loadStop = make(chan struct{})
+		loadWG   sync.WaitGroup
+	)
+	count := func(k string) {
+		mu.Lock()
+		counts[k]++
+		mu.Unlock()
+	}
+	for i, n := range sky(3) {
+		loadWG.Add(2)
+		go func() { // Go -> skynet
+			defer loadWG.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-loadStop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				got, err := call(20*time.Second, n, "@echo", k)
+				switch {
+				case err == nil && reflect.DeepEqual(got, []any{int64(k)}):
+					count("go->skynet ok")
+				case err != nil:
+					count("go->skynet failed: " + errorKind(err))
+				default:
+					count("go->skynet wrong answer")
+				}
+			}
+		}()
+		go func() { // skynet -> skynet and skynet -> Go
+			defer loadWG.Done()
+			targets := []string{sky(3)[(i+1)%3], "gonode"}
+			for k := 0; ; k++ {
+				select {
+				case <-loadStop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				to := targets[k%2]
+				kind := "skynet->skynet"
+				if to == "gonode" {
+					kind = "skynet->go"
+				}
+				got, err := call(20*time.Second, n, "@relay", "call", to, "@echo", "x")
+				switch {
+				case err != nil:
+					count("relay unreachable (go->skynet " + errorKind(err) + ")")
+				case reflect.DeepEqual(got, []any{true, "x"}):
+					count(kind + " ok")
+				default:
+					count(kind + " failed in skynet")
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second) // traffic before the rollout, for a baseline
+	began := time.Now()
+	j.kubectl(t, "rollout", "restart", "statefulset/sky", "-n", skynetNS)
+	j.kubectl(t, "rollout", "status", "statefulset/sky", "-n", skynetNS, "--timeout=5m")
+	rollout := time.Since(began)
+	eventually(t, time.Minute, "every skynet node calls the others again", func() (bool, string) {
+		for _, from := range sky(3) {
+			for _, to := range append(sky(3), "gonode") {
+				if to != from && !relay(5*time.Second, from, to) {
+					return false, from + " -> " + to + " fails"
+				}
+			}
+		}
+		return true, ""
+	})
+	close(loadStop)
+	loadWG.Wait()
+	var keys []string
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var report []string
+	for _, k := range keys {
+		report = append(report, fmt.Sprintf("%s: %d", k, counts[k]))
+	}
+	t.Logf("rolling restart of 3 skynet pods in %v under traffic:\n  %s", rollout.Round(100*time.Millisecond), strings.Join(report, "\n  "))
+	if counts["go->skynet ok"] == 0 || counts["skynet->skynet ok"] == 0 || counts["skynet->go ok"] == 0 {
+		t.Errorf("a kind of call never succeeded during the rolling restart: %v", counts)
+	}
+	if counts["go->skynet wrong answer"] != 0 {
+		t.Errorf("Go calls got wrong answers: %v", counts)
+	}
+}
+
+// waitPodReady watches pod until its Ready condition is True and returns
+// when the watch saw it.
+func waitPodReady(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, pod string) time.Time {
+	for ctx.Err() == nil {
+		w, err := kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod})
+		if err != nil {
+			t.Logf("watching pod %s: %v; retrying", pod, err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					w.Stop()
+					return time.Now()
+				}
+			}
+		}
+	}
+	return time.Now()
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline"
+	case errors.Is(err, sender.ErrWrongNode):
+		return "wrong node"
+	case errors.Is(err, sender.ErrNodeDown):
+		return "node down"
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
