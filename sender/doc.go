@@ -21,7 +21,9 @@
 // ready once TCP is connected and one protocol round trip has been answered:
 // a query for the reserved name wire.NodeQueryName, which a skycall Server
 // answers with its node name (another name is the wrong node: ErrWrongNode,
-// disconnect, look up again) and a skynet node with "name not found".
+// disconnect, look up again) and a skynet node with "name not found" (or,
+// with skycall's Lua service, lua/skycall, with the handle of a service
+// that tells its node name and incarnation in a second round trip).
 // Broken connections are reopened with exponential backoff and jitter
 // (WithBackoff); a registry change of address moves the node, and the old
 // connection closes once the calls written on it have their replies. A node

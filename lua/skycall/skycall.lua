@@ -35,6 +35,7 @@
 -- unreadable file or an unknown command is an answer and a skynet.error line.
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
+local queue = require "skynet.queue"
 
 local function setting(key, env, default)
 	local v = skynet.getenv(key)
@@ -185,6 +186,10 @@ local state = {
 }
 local current = {} -- node name -> address or false, as last applied
 
+-- One apply at a time: cluster.reload yields, and a push and a poll
+-- interleaved would each compute the nodes to set down from a stale current.
+local critical = queue()
+
 -- apply validates config and hands it to clusterd. A node in force before
 -- and missing now is set to false (down): clusterd cannot forget an
 -- address, and the process behind a stale one may be gone, or be another
@@ -279,7 +284,7 @@ local function poll()
 			seen = source
 			local config, perr = parse(source, pollpath)
 			if config then
-				apply(config, nil, pollpath)
+				critical(apply, config, nil, pollpath)
 			else
 				state.refused = state.refused + 1
 				state.last_error = perr
@@ -298,7 +303,7 @@ function command.reload(config, meta)
 	if meta ~= nil and type(meta) ~= "table" then
 		return false, "meta is a " .. type(meta) .. ", want a table {generation=, hash=}"
 	end
-	return apply(config, meta, "push")
+	return critical(apply, config, meta, "push")
 end
 
 function command.status()
