@@ -241,22 +241,24 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	// outage tracks, per caller and target, how long calls kept failing:
 	// skynet fails a call to a peer that is away at once (no queue), so
 	// its failure count says more about the callers' pace than the time
-	// the peer was unreachable; the longest run of failures says that.
+	// the peer was unreachable. A run of failures spans from its first
+	// failed call to its last (not to the next success, which may come
+	// late because the caller itself was being replaced meanwhile).
 	longest := map[string]time.Duration{}
-	type run struct{ since time.Time }
+	type run struct{ first, last time.Time }
 	outage := func(kind string, r *run, ok bool) {
 		if !ok {
-			if r.since.IsZero() {
-				r.since = time.Now()
+			if r.first.IsZero() {
+				r.first = time.Now()
 			}
+			r.last = time.Now()
 			return
 		}
-		if !r.since.IsZero() {
-			d := time.Since(r.since)
+		if !r.first.IsZero() {
 			mu.Lock()
-			longest[kind] = max(longest[kind], d)
+			longest[kind] = max(longest[kind], r.last.Sub(r.first))
 			mu.Unlock()
-			r.since = time.Time{}
+			*r = run{}
 		}
 	}
 	for i, n := range sky(3) {
@@ -336,7 +338,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 		report = append(report, fmt.Sprintf("%s: %d", k, counts[k]))
 	}
 	for _, k := range []string{"skynet->skynet", "skynet->go"} {
-		report = append(report, fmt.Sprintf("%s: longest run of failed calls from one caller to one peer %v", k, longest[k].Round(time.Millisecond)))
+		report = append(report, fmt.Sprintf("%s: longest run of failed calls from one caller to one peer, first to last failure: %v", k, longest[k].Round(time.Millisecond)))
 	}
 	t.Logf("rolling restart of 3 skynet pods in %v under traffic (each caller paced at one call per 20 ms):\n  %s",
 		rollout.Round(100*time.Millisecond), strings.Join(report, "\n  "))
