@@ -207,4 +207,18 @@ func toString(v any) string {
 	return ""
 }
 
-var _ = skynetpeer.Require
+
+// TestReservedNameHeldByAnotherServiceStillConnects: a skynet node whose
+// __skycall_node is some other service (it raises when called) is still a
+// skynet peer: the Client checks it by address only, as a plain skynet
+// node, and calls go through.
+func TestReservedNameHeldByAnotherServiceStillConnects(t *testing.T) {
+	sky := skynetpeer.Start(t, skynetpeer.Config{
+		Name: "sky1", Start: "reserved_main",
+		LuaPath: []string{"lua", "../interop/lua"},
+	})
+	c := newClient(t, registry.NewStatic(map[string]string{"sky1": sky.Addr}))
+	if got, err := c.CallValues(testCtx(t), "sky1", "@echo", "x"); err != nil || !equal(got, []any{"x"}) {
+		t.Fatalf("call to a skynet node whose reserved name answers an error: %#v, %v", got, err)
+	}
+}
