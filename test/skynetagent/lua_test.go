@@ -207,7 +207,6 @@ func toString(v any) string {
 	return ""
 }
 
-
 // TestReservedNameHeldByAnotherServiceStillConnects: a skynet node whose
 // __skycall_node is some other service (it raises when called) is still a
 // skynet peer: the Client checks it by address only, as a plain skynet
