@@ -45,7 +45,7 @@ func run() error {
 	)
 	flag.StringVar(&o.Node, "node", os.Getenv("SKYCALL_NODE"),
 		"The local skynet node's cluster name (default $SKYCALL_NODE); the agent checks skynet answers as this node.")
-	flag.StringVar(&skynetAddr, "skynet", "127.0.0.1:2526", "The local skynet node's cluster address (its cluster.open port).")
+	flag.StringVar(&skynetAddr, "skynet", "127.0.0.1:2528", "The local skynet node's cluster address (its cluster.open port).")
 	flag.StringVar(&o.Service, "service", "@skycall", "The name skycall's Lua service registered in skynet.")
 	flag.BoolVar(&o.NoWait, "nowaiting", false,
 		"Push __nowaiting = true: skynet callers of a name the namespace has no ClusterNode for fail at once instead of waiting.")
