@@ -200,7 +200,8 @@ func (a *Agent) sync(ctx context.Context) {
 		return
 	}
 	a.mu.Lock()
-	if a.incarnation != "" && st.incarnation != a.incarnation {
+	restarted := st.incarnation != a.incarnation
+	if a.incarnation != "" && restarted {
 		a.o.Log.Info("skynet node restarted; pushing the config again", "node", a.o.Node,
 			"old", a.incarnation, "new", st.incarnation)
 		a.m.restarts.Inc()
@@ -213,7 +214,10 @@ func (a *Agent) sync(ctx context.Context) {
 		a.mu.Unlock()
 		return
 	}
-	a.applied, a.appliedHash = 0, st.hash
+	if st.hash == "" || restarted {
+		a.applied = 0 // a skynet with none of this agent's configs
+	}
+	a.appliedHash = st.hash
 	a.mu.Unlock()
 
 	start := time.Now()
