@@ -76,7 +76,7 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 	n.mu.Lock()
 	session := n.sessions.Next()
 	n.mu.Unlock()
-	frame := appendRequest(nil, 0, "", session, false, query)
+	frame := appendRequest(nil, 0, "", session, false, query, nil)
 
 	if d, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(d)
