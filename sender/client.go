@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
@@ -27,6 +28,7 @@ type Client struct {
 	opts    clientOptions
 	log     logr.Logger
 	metrics *clientMetrics
+	tracer  trace.Tracer // WithTracerProvider's, else the global provider's (tracing.go)
 
 	// nodesMu serialises making a node and forgetting one (idle.go), so
 	// that a name has one live node and its metric series are deleted
@@ -57,6 +59,7 @@ func New(reg registry.Registry, opts ...Option) *Client {
 	c := &Client{reg: reg, opts: o, log: o.log, done: make(chan struct{}), start: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newClientMetrics(c)
+	c.tracer = o.tracer()
 	if o.registerer != nil {
 		if err := o.registerer.Register(c.metrics); err != nil {
 			c.log.Error(err, "Cannot register the sender's metrics; continuing without them")
@@ -280,7 +283,7 @@ func (c *Client) node(name string) *node {
 // idle to the node that replaced it, which a Service (svc non-nil) then
 // keeps. It returns the node that took the message. It is off the hot
 // path: send and call try n.submit first.
-func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, addr uint32, name string, push bool, payload []byte, w *call) (*node, error) {
+func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, addr uint32, name string, push bool, payload []byte, w *call, tag []byte) (*node, error) {
 	err := errForgotten
 	for err == errForgotten {
 		// forget removes n from nodes under nodesMu, which node takes when
@@ -290,26 +293,44 @@ func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, addr uint3
 		if svc != nil {
 			svc.n.CompareAndSwap(old, n)
 		}
-		err = n.submit(ctx, addr, name, push, payload, w)
+		err = n.submit(ctx, addr, name, push, payload, w, tag)
 	}
 	return n, err
 }
 
 func (c *Client) send(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) error {
+	if trace.SpanContextFromContext(ctx).IsValid() { // the one cost of tracing when off
+		return c.tracedSend(ctx, n, svc, addr, name, payload)
+	}
+	return c.sendTagged(ctx, n, svc, addr, name, payload, nil)
+}
+
+// sendTagged is send, with the trace tag to write before the message (nil
+// for none).
+func (c *Client) sendTagged(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, tag []byte) error {
 	if len(payload) > c.opts.maxMessageSize {
 		return n.tooLarge(len(payload))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := n.submit(ctx, addr, name, true, payload, nil)
+	err := n.submit(ctx, addr, name, true, payload, nil, tag)
 	if err == errForgotten {
-		_, err = c.resubmit(ctx, n, svc, addr, name, true, payload, nil)
+		_, err = c.resubmit(ctx, n, svc, addr, name, true, payload, nil, tag)
 	}
 	return err
 }
 
 func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) ([]byte, error) {
+	if trace.SpanContextFromContext(ctx).IsValid() { // the one cost of tracing when off
+		return c.tracedCall(ctx, n, svc, addr, name, payload)
+	}
+	return c.callTagged(ctx, n, svc, addr, name, payload, nil)
+}
+
+// callTagged is call, with the trace tag to write before the request (nil
+// for none).
+func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, tag []byte) ([]byte, error) {
 	start := time.Now()
 	if len(payload) > c.opts.maxMessageSize {
 		n.countCall(resultTooLarge)
@@ -329,9 +350,9 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, n
 			w.deadline = c.now() + uint64(c.opts.callTimeout)
 		}
 	}
-	err := n.submit(ctx, addr, name, false, payload, w)
+	err := n.submit(ctx, addr, name, false, payload, w, tag)
 	if err == errForgotten {
-		n, err = c.resubmit(ctx, n, svc, addr, name, false, payload, w)
+		n, err = c.resubmit(ctx, n, svc, addr, name, false, payload, w, tag)
 	}
 	if err != nil {
 		putCall(w)
@@ -400,10 +421,11 @@ func (c *Client) sweep() {
 	}
 }
 
-// appendRequest encodes one request; the wire.Request lives on its stack,
-// so encoding allocates nothing.
-func appendRequest(dst []byte, addr uint32, name string, session uint32, push bool, payload []byte) []byte {
-	r := wire.Request{Address: addr, Name: name, Session: session, Push: push, Payload: payload}
+// appendRequest encodes one request, after its trace tag frame when tag is
+// not nil; the wire.Request lives on its stack, so encoding allocates
+// nothing.
+func appendRequest(dst []byte, addr uint32, name string, session uint32, push bool, payload, tag []byte) []byte {
+	r := wire.Request{Address: addr, Name: name, Session: session, Push: push, Payload: payload, Trace: tag}
 	out, err := wire.AppendRequest(dst, &r)
 	if err != nil {
 		// Sizes, names and sessions were checked before queueing.

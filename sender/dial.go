@@ -79,7 +79,7 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 	n.mu.Lock()
 	session := n.sessions.Next()
 	n.mu.Unlock()
-	frame := appendRequest(nil, 0, "", session, false, query)
+	frame := appendRequest(nil, 0, "", session, false, query, nil)
 
 	if d, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(d)
@@ -177,7 +177,7 @@ func (n *node) askHandle(nc net.Conn, dec *wire.ResponseDecoder, handle uint32, 
 	n.mu.Lock()
 	session := n.sessions.Next()
 	n.mu.Unlock()
-	if _, err := nc.Write(appendRequest(nil, handle, "", session, false, query)); err != nil {
+	if _, err := nc.Write(appendRequest(nil, handle, "", session, false, query, nil)); err != nil {
 		return nil, err
 	}
 	resp, err := dec.Next()

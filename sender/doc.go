@@ -156,5 +156,9 @@
 // _queue_wait_seconds, _calls_total by result, _written_messages_total,
 // _written_bytes_total, _reply_bytes_total, _reconnects_total,
 // _dropped_total by reason); none are registered by default. WithLogger
-// takes a logr.Logger.
+// takes a logr.Logger. A Send or Call whose ctx carries an OpenTelemetry
+// span starts a client span and writes its W3C traceparent as skynet's
+// trace tag before the message (WithTracerProvider, else the global
+// provider; ServerTracerProvider on the other side); skynet passes it on
+// to its onward cluster.calls. See docs/tracing.md.
 package sender

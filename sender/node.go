@@ -149,8 +149,9 @@ func (n *node) failFast(e registry.Entry, err error, connected bool) error {
 }
 
 // submit admits one message: straight into the outbox when the node is
-// ready (the FIFO is then empty), else into the FIFO.
-func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, payload []byte, w *call) error {
+// ready (the FIFO is then empty), else into the FIFO. tag, when not nil, is
+// the trace tag written just before the message (tracing.go).
+func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, payload []byte, w *call, tag []byte) error {
 	size := len(payload)
 	o := &n.c.opts
 	n.mu.Lock()
@@ -189,7 +190,7 @@ func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, 
 	}
 	n.quota.add(size)
 	if n.state == StateReady {
-		n.appendLocked(addr, name, push, payload, w)
+		n.appendLocked(addr, name, push, payload, w, tag)
 		if !n.signaled {
 			n.signaled = true
 			n.conn.wakeWriter()
@@ -198,6 +199,9 @@ func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, 
 		return nil
 	}
 	q := &queued{addr: addr, name: name, push: push, payload: append([]byte(nil), payload...), size: size, call: w, enq: time.Now()}
+	if tag != nil {
+		q.tag = append([]byte(nil), tag...)
+	}
 	if w != nil {
 		w.where, w.q = whereFIFO, q
 	}
@@ -226,12 +230,18 @@ func (n *node) recheckLocked() bool {
 	return true
 }
 
-// appendLocked encodes one message into the outbox and, for a call, enters
-// it in the in-flight table.
-func (n *node) appendLocked(addr uint32, name string, push bool, payload []byte, w *call) {
+// appendLocked encodes one message, after its trace tag if any, into the
+// outbox and, for a call, enters it in the in-flight table.
+func (n *node) appendLocked(addr uint32, name string, push bool, payload []byte, w *call, tag []byte) {
+	if push && n.conn != nil && n.conn.peer == "" {
+		// skynet's clusteragent ignores the tag of a push and keeps it for
+		// the next call on the connection, which it would then trace
+		// under this push's trace (see docs/tracing.md).
+		tag = nil
+	}
 	s := n.sessions.Next()
 	n.seq++
-	n.out.append(addr, name, s, push, payload, w, n.seq)
+	n.out.append(addr, name, s, push, payload, w, n.seq, tag)
 	if w != nil {
 		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
 		n.inflight.add(w)
@@ -587,7 +597,7 @@ func (n *node) becomeReady(c *nodeConn) {
 			if q.canceled {
 				continue
 			}
-			n.appendLocked(q.addr, q.name, q.push, q.payload, q.call)
+			n.appendLocked(q.addr, q.name, q.push, q.payload, q.call, q.tag)
 			n.m.queueWait.Observe(now.Sub(q.enq).Seconds())
 			drained++
 		}

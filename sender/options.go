@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/skycall-io/skycall/sender/wire"
 )
@@ -42,7 +43,8 @@ type Option func(*clientOptions)
 type clientOptions struct {
 	log            logr.Logger
 	registerer     prometheus.Registerer
-	noNodeLabel    bool // WithMetricsNodeLabel(false)
+	noNodeLabel    bool                 // WithMetricsNodeLabel(false)
+	tracerProvider trace.TracerProvider // WithTracerProvider; nil: the global one
 	queueLimit     int
 	queueBytes     int
 	failWhenFull   bool

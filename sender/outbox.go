@@ -28,11 +28,12 @@ type outCall struct {
 
 func newOutbox() outbox { return outbox{gen: 1} }
 
-// append encodes one message. A call (w non-nil) records its generation and
-// place, for withdraw.
-func (o *outbox) append(addr uint32, name string, session uint32, push bool, payload []byte, w *call, seq uint64) {
+// append encodes one message, after its trace tag when tag is not nil. A
+// call (w non-nil) records its generation and place, tag included, for
+// withdraw.
+func (o *outbox) append(addr uint32, name string, session uint32, push bool, payload []byte, w *call, seq uint64, tag []byte) {
 	start := len(o.buf)
-	o.buf = appendRequest(o.buf, addr, name, session, push, payload)
+	o.buf = appendRequest(o.buf, addr, name, session, push, payload, tag)
 	o.msgs++
 	o.bytes += len(payload)
 	if w == nil {

@@ -25,9 +25,9 @@ func outboxPayloads(t *testing.T, frames []byte) []string {
 func TestOutboxTakeStartsANewGenerationWithoutWithdrawnCalls(t *testing.T) {
 	o := newOutbox()
 	a, b := &call{}, &call{}
-	o.append(0, "@s", 1, true, []byte("send-1"), nil, 0)
-	o.append(0, "@s", 2, false, []byte("call-a"), a, 0)
-	o.append(0, "@s", 3, false, []byte("call-b"), b, 0)
+	o.append(0, "@s", 1, true, []byte("send-1"), nil, 0, nil)
+	o.append(0, "@s", 2, false, []byte("call-a"), a, 0, nil)
+	o.append(0, "@s", 3, false, []byte("call-b"), b, 0, nil)
 	if !o.holds(a) || !o.holds(b) {
 		t.Fatal("calls just appended are not held")
 	}
@@ -50,10 +50,10 @@ func TestOutboxTakeStartsANewGenerationWithoutWithdrawnCalls(t *testing.T) {
 
 func TestOutboxTakeReusesTheSpareBuffer(t *testing.T) {
 	o := newOutbox()
-	o.append(0, "@s", 1, true, []byte("one"), nil, 0)
+	o.append(0, "@s", 1, true, []byte("one"), nil, 0, nil)
 	spare := make([]byte, 0, 4096)
 	first := o.take(spare)
-	o.append(0, "@s", 2, true, []byte("two"), nil, 0)
+	o.append(0, "@s", 2, true, []byte("two"), nil, 0, nil)
 	if &o.buf[0] != &spare[:1][0] {
 		t.Fatal("the next generation does not reuse the spare buffer")
 	}
@@ -63,9 +63,9 @@ func TestOutboxTakeReusesTheSpareBuffer(t *testing.T) {
 func TestOutboxDropReturnsLiveCallsAndCounts(t *testing.T) {
 	o := newOutbox()
 	a, b := &call{}, &call{}
-	o.append(0, "@s", 1, false, []byte("a"), a, 0)
-	o.append(0, "@s", 2, true, []byte("send"), nil, 0)
-	o.append(0, "@s", 3, false, []byte("b"), b, 0)
+	o.append(0, "@s", 1, false, []byte("a"), a, 0, nil)
+	o.append(0, "@s", 2, true, []byte("send"), nil, 0, nil)
+	o.append(0, "@s", 3, false, []byte("b"), b, 0, nil)
 	o.withdraw(a)
 	calls, msgs, sends, bytes := o.drop(nil)
 	if len(calls) != 1 || calls[0] != b || msgs != 2 || sends != 1 || bytes != len("send")+1 {

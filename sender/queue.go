@@ -9,6 +9,7 @@ type queued struct {
 	name     string
 	push     bool
 	payload  []byte // the Client's own copy
+	tag      []byte // the trace tag to write before it, nil for none (the Client's own copy)
 	size     int    // len(payload), kept after a cancel frees payload
 	call     *call  // nil for a Send
 	enq      time.Time

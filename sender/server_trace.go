@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 
@@ -15,8 +16,9 @@ import (
 // trace tag (skynet's request type 0x04) holds a W3C traceparent, the span
 // is its child, so that one trace follows a message across nodes; any other
 // tag, such as skynet's own "(node-node-session)", is kept as the
-// attribute skynet.trace_tag. Without a provider the Server starts no spans
-// and reads no tags.
+// attribute skynet.trace_tag. A traceparent that skynet passed on, behind
+// its "(node-node-session)" prefix, is both: the parent, and the attribute.
+// Without a provider the Server starts no spans and reads no tags.
 func ServerTracerProvider(tp trace.TracerProvider) ServerOption {
 	return func(o *srvOptions) { o.tracerProvider = tp }
 }
@@ -37,6 +39,20 @@ func (c traceTagCarrier) Get(key string) string {
 func (traceTagCarrier) Set(string, string) {}
 func (traceTagCarrier) Keys() []string     { return []string{"traceparent"} }
 
+// skynetHopless returns tag without the "(node-node-session)" prefix
+// skynet's clustersender puts before a tag it forwards on a cluster.call
+// (service/clustersender.lua: "(%s-%s-%d)%s"), so that a traceparent a Go
+// Client sent to skynet, and skynet passed on to this Server, is still
+// found: one trace crosses Go, skynet and Go again.
+func skynetHopless(tag []byte) []byte {
+	if len(tag) > 0 && tag[0] == '(' {
+		if i := bytes.LastIndexByte(tag, ')'); i > 0 {
+			return tag[i+1:]
+		}
+	}
+	return tag
+}
+
 // startSpan starts the server span of req, if the Server traces.
 func (s *Server) startSpan(ctx context.Context, req *Request) (context.Context, trace.Span) {
 	if s.tracer == nil {
@@ -55,10 +71,12 @@ func (s *Server) startSpan(ctx context.Context, req *Request) (context.Context, 
 		attribute.String("network.peer.address", req.RemoteAddr.String()),
 	}
 	if req.Trace != nil {
-		parent := propagation.TraceContext{}.Extract(ctx, traceTagCarrier(req.Trace))
-		if trace.SpanContextFromContext(parent).IsValid() {
+		parent := propagation.TraceContext{}.Extract(ctx, traceTagCarrier(skynetHopless(req.Trace)))
+		valid := trace.SpanContextFromContext(parent).IsValid()
+		if valid {
 			ctx = parent
-		} else {
+		}
+		if !valid || req.Trace[0] == '(' {
 			attrs = append(attrs, attribute.String("skynet.trace_tag", string(req.Trace)))
 		}
 	}
