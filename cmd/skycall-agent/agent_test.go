@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/internal/sendertest"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/localcp"
@@ -157,22 +157,7 @@ func startSky(t *testing.T, node string, port int) *skynetpeer.Node {
 }
 
 // goNode is a skycall Server named name answering @echo.
-func goNode(t *testing.T, name string) string {
-	t.Helper()
-	srv := sender.NewServer(name)
-	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
-		return req.Payload, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
-}
+func goNode(t *testing.T, name string) string { return sendertest.EchoNode(t, name) }
 
 // readyNode creates ClusterNode name with a fixed address, resolved Ready
 // as the operator would; addr "" makes it spec.down instead.

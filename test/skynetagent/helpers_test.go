@@ -9,13 +9,13 @@ package skynetagent
 
 import (
 	"context"
-	"net"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 
+	"github.com/skycall-io/skycall/internal/sendertest"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/skynetpeer"
@@ -57,22 +57,7 @@ func newClient(t *testing.T, reg registry.Registry) *sender.Client {
 }
 
 // goNode is a skycall Server named name answering @echo.
-func goNode(t *testing.T, name string) string {
-	t.Helper()
-	srv := sender.NewServer(name)
-	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
-		return req.Payload, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
-}
+func goNode(t *testing.T, name string) string { return sendertest.EchoNode(t, name) }
 
 // push sends config to the skycall service of node, as skycall-agent does.
 func push(t *testing.T, c *sender.Client, node string, config map[string]any, generation int) []any {

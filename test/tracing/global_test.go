@@ -5,7 +5,6 @@ package tracing
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/skycall-io/skycall/internal/sendertest"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
 )
@@ -36,13 +36,7 @@ func TestClientTracesWithTheGlobalProviderSetAfterNew(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Close()
-	c := sender.New(registry.NewStatic(map[string]string{"db": l.Addr().String()}))
+	c := sender.New(registry.NewStatic(map[string]string{"db": sendertest.Serve(t, srv)}))
 	defer c.Close()
 
 	otel.SetTracerProvider(tp)
