@@ -12,6 +12,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +38,11 @@ type opts struct {
 	memNodes   int
 	queued     int
 	cpuprofile string
+	systems    map[string]bool // measured systems; nil: all, with memory, allocations and pre-ready
 }
+
+// measures reports whether the run measures sys.
+func (o opts) measures(sys string) bool { return o.systems == nil || o.systems[sys] }
 
 // maxSends bounds one send measurement: Proto.Actor's Send only enqueues
 // (its endpoint queue is unbounded), so without a bound a fast loop would
@@ -53,7 +58,20 @@ func main() {
 	flag.IntVar(&o.memNodes, "idle-nodes", 100, "idle connected nodes for the per-node memory figure")
 	flag.IntVar(&o.queued, "queued-sends", 10000, "32-byte Sends queued for a not-ready node, for the memory figure")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of skycall Call c=64 32 B (rounds x duration) to this file, and measure nothing else")
+	systems := flag.String("systems", "", "comma-separated systems to measure (skycall, grpc, protoactor, ceiling), for quick A/B runs; memory, allocations and the pre-ready path are then skipped. Default: everything")
 	flag.Parse()
+	if *systems != "" {
+		o.systems = map[string]bool{}
+		for _, sys := range strings.Split(*systems, ",") {
+			switch sys = strings.TrimSpace(sys); sys {
+			case sysSky, sysGRPC, sysPA, sysCeil:
+				o.systems[sys] = true
+			default:
+				fmt.Fprintf(os.Stderr, "skybench: -systems: unknown system %q (want skycall, grpc, protoactor, ceiling)\n", sys)
+				os.Exit(2)
+			}
+		}
+	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.quick {
@@ -186,23 +204,36 @@ func run(o opts, w io.Writer) error {
 		return fmt.Errorf("skycall: %w", err)
 	}
 	defer b.sky.close()
-	fmt.Fprintln(w, "measuring memory and allocations...")
-	mem := measureIdleNodes(peer, o.memNodes)
-	if mem.err == nil {
-		b.sky.measureQueuedSends(o.queued, &mem)
+	var mem memResult
+	var allocs allocResult
+	if o.systems == nil {
+		fmt.Fprintln(w, "measuring memory and allocations...")
+		mem = measureIdleNodes(peer, o.memNodes)
+		if mem.err == nil {
+			b.sky.measureQueuedSends(o.queued, &mem)
+		}
+		allocs = measureAllocs(peer, o.quick)
+	} else {
+		mem.err = errors.New("not measured (-systems)")
+		allocs.err = mem.err
 	}
-	allocs := measureAllocs(peer, o.quick)
 
 	// Proto.Actor first: its remote replaces gRPC's global logger, which
 	// must happen before any gRPC use.
-	b.pa, b.paNo = startProtoActor()
-	if b.paNo == nil {
-		defer b.pa.close()
+	if o.measures(sysPA) {
+		b.pa, b.paNo = startProtoActor()
+		if b.paNo == nil {
+			defer b.pa.close()
+		}
+	} else {
+		b.paNo = errors.New("not measured (-systems)")
 	}
-	if b.grpc, err = startGRPC(); err != nil {
-		return fmt.Errorf("grpc: %w", err)
+	if o.measures(sysGRPC) {
+		if b.grpc, err = startGRPC(); err != nil {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		defer b.grpc.close()
 	}
-	defer b.grpc.close()
 	if b.ceil, err = startCeiling(); err != nil {
 		return fmt.Errorf("ceiling: %w", err)
 	}
@@ -217,7 +248,9 @@ func run(o opts, w io.Writer) error {
 	for i := range o.rounds {
 		fmt.Fprintf(w, "round %d/%d...\n", i+1, o.rounds)
 		b.round(o.duration, true)
-		b.pre = append(b.pre, b.sky.preReady(o.preN))
+		if o.systems == nil {
+			b.pre = append(b.pre, b.sky.preReady(o.preN))
+		}
 	}
 	fmt.Fprintf(w, "load average at end: %s\n\n", loadAvg())
 	b.print(w, mem, allocs)
@@ -239,25 +272,35 @@ func (b *bench) round(d time.Duration, keep bool) {
 		for i := range payload {
 			payload[i] = byte(i)
 		}
-		put(callKey(sysSky, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.sky.caller(payload)))
-		put(callKey(sysGRPC, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.grpc.caller(payload)))
+		if o.measures(sysSky) {
+			put(callKey(sysSky, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.sky.caller(payload)))
+		}
+		if b.grpc != nil {
+			put(callKey(sysGRPC, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.grpc.caller(payload)))
+		}
 		if b.pa != nil {
 			put(callKey(sysPA, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.pa.caller(payload)))
 		}
-		if cc.conc == 1 {
+		switch {
+		case !o.measures(sysCeil):
+		case cc.conc == 1:
 			put(callKey(sysCeil, 1, cc.payload), closedLoop(1, d, cc.payload, func(int) error { return b.seq.roundTrip(payload) }))
-		} else {
+		default:
 			put(callKey(sysCeil, cc.conc, cc.payload), b.ceil.pipelined(payload, d))
 		}
 	}
 	for _, p := range sendPayloads {
 		payload := make([]byte, p)
-		put(sendKey(sysSky, p), b.sky.sendThroughput(payload, o))
+		if o.measures(sysSky) {
+			put(sendKey(sysSky, p), b.sky.sendThroughput(payload, o))
+		}
 		if p == 32 {
 			if b.pa != nil {
 				put(sendKey(sysPA, p), b.pa.sendThroughput(payload, o))
 			}
-			put(sendKey(sysCeil, p), b.ceil.oneWay(payload, o))
+			if o.measures(sysCeil) {
+				put(sendKey(sysCeil, p), b.ceil.oneWay(payload, o))
+			}
 		}
 	}
 }
@@ -525,6 +568,7 @@ func (b *bench) print(w io.Writer, mem memResult, al allocResult) {
 			mark(mem.queuedBytes*10000/float64(mem.queued) <= 2<<20 && mem.delivered == int64(mem.queued)), mem.queuedBytes/(1<<20), mem.queued)
 	}
 	tw.Flush()
+	b.printCeilingTargets(w, rat)
 
 	var noisy []string
 	for key := range b.results {
@@ -610,4 +654,49 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// printCeilingTargets prints the goals of issue 16: how close skycall comes
+// to plain TCP with the same framing (the ceiling), as PASS/MISS lines.
+func (b *bench) printCeilingTargets(w io.Writer, rat map[string]ratio) {
+	fmt.Fprintf(w, "\n== Targets against the ceiling (plain Go TCP, same framing, no library; issue 16), medians of the per-round ratios over %d rounds\n", b.o.rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(label string, r ratio, ok bool) {
+		switch {
+		case math.IsNaN(r.med):
+			fmt.Fprintf(tw, "n/a\t%s\tno measurement\n", label)
+		case ok:
+			fmt.Fprintf(tw, "PASS\t%s\t%v\n", label, r)
+		default:
+			fmt.Fprintf(tw, "MISS\t%s\t%v\n", label, r)
+		}
+	}
+	for _, g := range []struct {
+		label, key string
+		want       float64
+	}{
+		{"Call c=1 32 B >= 0.80x ceiling", "ceil Call c=1 32 B", 0.80},
+		{"Call c=1 4 KiB >= 0.75x ceiling", "ceil Call c=1 4 KiB", 0.75},
+		{"Call c=64 4 KiB >= 0.80x ceiling (pipelined frames)", "ceil Call c=64 4 KiB", 0.80},
+		{"Send 32 B >= 0.30x ceiling (one-way frames)", "ceil Send 32 B", 0.30},
+	} {
+		r := rat[g.key]
+		line(g.label, r, r.med >= g.want)
+	}
+	// Latency: skycall's p50 over the ceiling's, per round (lower is better).
+	sky, ceil := b.results[callKey(sysSky, 1, 32)], b.results[callKey(sysCeil, 1, 32)]
+	var v []float64
+	for i := range min(len(sky), len(ceil)) {
+		if sky[i].err == nil && ceil[i].err == nil && ceil[i].p50 > 0 {
+			v = append(v, float64(sky[i].p50)/float64(ceil[i].p50))
+		}
+	}
+	r := ratio{med: math.NaN()}
+	if len(v) > 0 {
+		r = ratio{med: median(v), lo: slices.Min(v), hi: slices.Max(v), n: len(v)}
+	}
+	s, _ := b.stats(callKey(sysSky, 1, 32))
+	c, _ := b.stats(callKey(sysCeil, 1, 32))
+	line(fmt.Sprintf("Call c=1 32 B p50 <= 1.25x ceiling p50 (%s vs %s)", dur(s.p50), dur(c.p50)), r, r.med <= 1.25)
+	tw.Flush()
 }
