@@ -132,6 +132,7 @@ type srvConn struct {
 	pending  []byte    // encoded replies waiting for the writer
 	spare    []byte    // the writer's previous buffer, reused
 	writing  bool      // a Write is in progress (writer goroutine or replyNow)
+	full     int       // handlers waiting in appendLocked for room in pending
 	inflight int       // messages handed to services and not yet done
 }
 
@@ -367,7 +368,9 @@ func (c *srvConn) writePendingLocked() error {
 	buf := c.pending
 	c.pending = c.spare[:0]
 	c.spare = nil
-	c.cond.Broadcast() // room for handlers waiting in appendLocked
+	if c.full > 0 {
+		c.cond.Broadcast() // room for handlers waiting in appendLocked
+	}
 	c.mu.Unlock()
 	_, err := c.nc.Write(buf)
 	c.mu.Lock()
@@ -376,8 +379,11 @@ func (c *srvConn) writePendingLocked() error {
 		c.spare = buf[:0]
 	}
 	// Wake the writer goroutine for what came meanwhile, or to close a
-	// drained connection.
-	c.cond.Broadcast()
+	// drained connection; not for nothing, which would cost a goroutine
+	// wake-up per reply written by replyNow (issue 16).
+	if len(c.pending) > 0 || c.state != connOpen || c.full > 0 {
+		c.cond.Broadcast()
+	}
 	return err
 }
 
@@ -392,7 +398,9 @@ func (c *srvConn) writeFailed(err error) {
 // buffer is over its limit (a peer that does not read).
 func (c *srvConn) appendLocked(resp *wire.Response) {
 	for c.state != connClosed && len(c.pending) >= srvPendingLimit {
+		c.full++
 		c.cond.Wait()
+		c.full--
 	}
 	if c.state == connClosed {
 		return
