@@ -38,6 +38,7 @@ type opts struct {
 	memNodes   int
 	queued     int
 	cpuprofile string
+	profile    string          // what -cpuprofile profiles
 	systems    map[string]bool // measured systems; nil: all, with memory, allocations and pre-ready
 }
 
@@ -57,7 +58,8 @@ func main() {
 	flag.IntVar(&o.preN, "prequeue", 1000, "calls queued before the node is ready, in the pre-ready measurement")
 	flag.IntVar(&o.memNodes, "idle-nodes", 100, "idle connected nodes for the per-node memory figure")
 	flag.IntVar(&o.queued, "queued-sends", 10000, "32-byte Sends queued for a not-ready node, for the memory figure")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of skycall Call c=64 32 B (rounds x duration) to this file, and measure nothing else")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the skycall row named by -profile (rounds x duration) to this file, and measure nothing else")
+	flag.StringVar(&o.profile, "profile", "call-c64-32", "the row -cpuprofile profiles: call-c<conc>-<payload bytes> (call-c1-32, call-c1-4096, call-c64-4096, ...) or send-<payload bytes>")
 	systems := flag.String("systems", "", "comma-separated systems to measure (skycall, grpc, protoactor, ceiling), for quick A/B runs; memory, allocations and the pre-ready path are then skipped. Default: everything")
 	flag.Parse()
 	if *systems != "" {
@@ -93,7 +95,7 @@ func main() {
 
 	var err error
 	if o.cpuprofile != "" {
-		err = profileCall64(o)
+		err = profileRow(o)
 	} else {
 		err = run(o, os.Stdout)
 	}
@@ -103,14 +105,25 @@ func main() {
 	}
 }
 
-func profileCall64(o opts) error {
+func profileRow(o opts) error {
+	var conc, payload int
+	send := false
+	if _, err := fmt.Sscanf(o.profile, "call-c%d-%d", &conc, &payload); err != nil || conc < 1 || payload < 0 {
+		if _, err := fmt.Sscanf(o.profile, "send-%d", &payload); err != nil || payload < 0 {
+			return fmt.Errorf("-profile %q: want call-c<conc>-<payload bytes> or send-<payload bytes>", o.profile)
+		}
+		send = true
+	}
 	sky, err := startSkycall()
 	if err != nil {
 		return fmt.Errorf("skycall: %w", err)
 	}
 	defer sky.close()
-	call := sky.caller(make([]byte, 32))
-	closedLoop(64, o.warmup, 32, call)
+	if send {
+		return profileSend(o, sky, payload)
+	}
+	call := sky.caller(make([]byte, payload))
+	closedLoop(conc, o.warmup, payload, call)
 	f, err := os.Create(o.cpuprofile)
 	if err != nil {
 		return err
@@ -120,14 +133,14 @@ func profileCall64(o opts) error {
 		return err
 	}
 	r0, w0 := syscallCounts()
-	r := closedLoop(64, time.Duration(o.rounds)*o.duration, 32, call)
+	r := closedLoop(conc, time.Duration(o.rounds)*o.duration, payload, call)
 	r1, w1 := syscallCounts()
 	pprof.StopCPUProfile()
 	if r.err != nil {
 		return r.err
 	}
-	fmt.Printf("skycall Call c=64 32 B under the profiler: %.0f calls/s, p50 %v, p99 %v; profile in %s\n",
-		r.rate(), r.p50, r.p99, o.cpuprofile)
+	fmt.Printf("skycall Call c=%d %s under the profiler: %.0f calls/s, p50 %v, p99 %v; profile in %s\n",
+		conc, size(payload), r.rate(), r.p50, r.p99, o.cpuprofile)
 	if w1 > w0 {
 		fmt.Printf("syscalls per call, Client and Server together: %.2f writes, %.2f reads (from /proc/self/io)\n",
 			float64(w1-w0)/float64(r.ops), float64(r1-r0)/float64(r.ops))
@@ -699,4 +712,36 @@ func (b *bench) printCeilingTargets(w io.Writer, rat map[string]ratio) {
 	c, _ := b.stats(callKey(sysCeil, 1, 32))
 	line(fmt.Sprintf("Call c=1 32 B p50 <= 1.25x ceiling p50 (%s vs %s)", dur(s.p50), dur(c.p50)), r, r.med <= 1.25)
 	tw.Flush()
+}
+
+// profileSend profiles skycall Send of payload bytes, the Server's @count
+// included (one process), as sendThroughput measures it.
+func profileSend(o opts, sky *skySys, payload int) error {
+	p := make([]byte, payload)
+	warm := o
+	warm.duration = o.warmup
+	sky.sendThroughput(p, warm)
+	f, err := os.Create(o.cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	r0, w0 := syscallCounts()
+	long := o
+	long.duration = time.Duration(o.rounds) * o.duration
+	r := sky.sendThroughput(p, long)
+	r1, w1 := syscallCounts()
+	pprof.StopCPUProfile()
+	if r.err != nil {
+		return r.err
+	}
+	fmt.Printf("skycall Send %s under the profiler: %.0f msgs/s delivered; profile in %s\n", size(payload), r.rate(), o.cpuprofile)
+	if r.ops > 0 {
+		fmt.Printf("syscalls per message, Client and Server together: %.3f writes, %.3f reads (from /proc/self/io)\n",
+			float64(w1-w0)/float64(r.ops), float64(r1-r0)/float64(r.ops))
+	}
+	return nil
 }
