@@ -72,6 +72,7 @@ func main() {
 	flag.IntVar(&o.sends, "sends", 100000, "sends per measurement")
 	flag.StringVar(&o.only, "case", "", `measure one case only: "call c=1", "call c=64" or "send" (default: all)`)
 	flag.StringVar(&o.profile, "server-cpuprofile", "", "write a CPU profile of the skycall Server process (the whole run) to this file")
+	clientProfile := flag.String("client-cpuprofile", "", "write a CPU profile of this process, which hosts the skycall Client (the whole run), to this file")
 	flag.Parse()
 	if *serve {
 		if err := serveChild(o.profile); err != nil {
@@ -93,7 +94,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "skynetbench: -rounds, -calls1 and -sends must be positive, -calls64 at least 64")
 		os.Exit(2)
 	}
-	if err := run(o, os.Stdout); err != nil {
+	if *clientProfile != "" {
+		f, err := os.Create(*clientProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "skynetbench: -client-cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+	}
+	err := run(o, os.Stdout)
+	pprof.StopCPUProfile()
+	if err != nil {
 		if errors.Is(err, skynetpeer.ErrUnavailable) {
 			fmt.Printf("== skynet rows: SKIPPED, %v\n%s\n", err, skynetpeer.HowToEnable)
 			return
