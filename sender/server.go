@@ -96,9 +96,14 @@ type Request struct {
 // connection to one service are therefore handled in the order they were
 // completed on the wire; a multipart message counts when its last part
 // arrives, so a small message written after a large one may be handled
-// first, as in skynet. A service registered with Concurrent gives up
-// ordering: each message runs on its own goroutine, up to its queue size at
-// once.
+// first, as in skynet. When a sequential service has nothing queued or
+// running, the connection's reader runs the handler itself instead of
+// waking the service's goroutine (a hand-off that costs more than a small
+// handler): that connection's next messages are read once the handler
+// returns, so keep handlers short or make them Concurrent; a handler must
+// not wait for a later message of its own connection. A service
+// registered with Concurrent gives up ordering: each message runs on its
+// own goroutine, up to its queue size at once.
 //
 // # Backpressure and memory
 //
@@ -254,6 +259,8 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 		svc.sem = make(chan struct{}, o.queueSize)
 	} else {
 		svc.queue = make(chan srvJob, o.queueSize)
+		svc.turn = make(chan struct{}, 1)
+		svc.waiting = make(chan struct{}, o.queueSize)
 	}
 	tab := &serviceTable{
 		byName:   make(map[string]*srvService, len(old.byName)+1),

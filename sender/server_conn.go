@@ -26,6 +26,13 @@ const srvPendingLimit = 4 << 20
 // srvKeepBuffer is the largest write buffer kept for reuse after a write.
 const srvKeepBuffer = 256 << 10
 
+// srvInlineFor is how long (up to twice that) a handler may run on a
+// connection's reader goroutine (see srvService.enqueue) before reading
+// moves to a new goroutine, so that a slow or blocked handler holds up neither the
+// connection's messages for other services nor a later message it waits
+// for.
+const srvInlineFor = time.Millisecond
+
 // errSrvStopped is what the reader sees once Shutdown stopped reading.
 var errSrvStopped = errors.New("skycall: server stopped reading")
 
@@ -121,6 +128,16 @@ type srvConn struct {
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
 
+	// The reader: one goroutine at a time reads the connection, readLoop
+	// or, after a hand-off, the goroutine handOffReading started; these
+	// belong to it.
+	br      *bufio.Reader
+	dec     *wire.RequestDecoder
+	handOff *time.Timer   // ticks handOffTick while handlers run on the reader
+	inline  atomic.Uint64 // odd while a handler runs on the reader goroutine; +2 per run
+	seen    atomic.Uint64 // inline at handOffTick's last tick
+	armed   atomic.Bool   // handOff is ticking
+
 	stopRead atomic.Bool   // Shutdown: read no further request
 	stopCh   chan struct{} // closed by stopReading and close: stop waiting for queues
 	stopOnce sync.Once
@@ -132,6 +149,7 @@ type srvConn struct {
 	pending  []byte    // encoded replies waiting for the writer
 	spare    []byte    // the writer's previous buffer, reused
 	writing  bool      // a Write is in progress (writer goroutine or replyNow)
+	full     int       // handlers waiting in appendLocked for room in pending
 	inflight int       // messages handed to services and not yet done
 }
 
@@ -149,30 +167,86 @@ func (c *srvConn) setStateLocked(s connState) bool {
 }
 
 func (c *srvConn) readLoop() {
-	defer c.s.wg.Done()
 	// The decoder copies frames into its own buffer; reads of large frames
 	// bypass this one.
-	br := bufio.NewReaderSize(srvReader{c}, 16<<10)
-	dec := wire.NewRequestDecoder(br, wire.Limits{
+	c.br = bufio.NewReaderSize(srvReader{c}, 16<<10)
+	c.dec = wire.NewRequestDecoder(c.br, wire.Limits{
 		MaxMessageSize: c.s.opts.maxMessageSize,
 		MaxPartial:     c.s.opts.maxPartial,
 		Budget:         c.s.partial,
 	})
-	defer dec.Close() // give its reassembly bytes back to the Server's budget
+	c.handOff = time.AfterFunc(time.Hour, c.handOffTick)
+	c.handOff.Stop()
+	c.read()
+}
+
+// read reads and dispatches requests until the connection ends, or until
+// reading was handed to another goroutine while this one ran a handler.
+func (c *srvConn) read() {
+	defer c.s.wg.Done()
 	for {
-		r, err := dec.Next()
+		r, err := c.dec.Next()
 		if err != nil {
 			if c.readFailed(err) {
 				continue
 			}
 			break
 		}
-		c.dispatch(r)
+		if !c.dispatch(r) {
+			return
+		}
 	}
+	c.handOff.Stop()
+	c.dec.Close() // give its reassembly bytes back to the Server's budget
 	if c.stopRead.Load() {
 		c.drain()
 	} else {
 		c.close()
+	}
+}
+
+// inlineStart marks a handler running on the reader goroutine and makes
+// sure handOffTick watches it; it returns the run's mark, for inlineEnd.
+// Not a timer reset per run: resetting a timer to fire sooner wakes the
+// netpoller, a syscall that costs more than the hand-off it replaces.
+func (c *srvConn) inlineStart() uint64 {
+	run := c.inline.Add(1)
+	if !c.armed.Load() && c.armed.CompareAndSwap(false, true) {
+		c.seen.Store(0)
+		c.handOff.Reset(srvInlineFor)
+	}
+	return run
+}
+
+// inlineEnd ends the run started by inlineStart and reports whether the
+// calling goroutine is still the reader: false when the handler ran so
+// long that handOffTick gave reading to another goroutine.
+func (c *srvConn) inlineEnd(run uint64) bool {
+	return c.inline.CompareAndSwap(run, run+1)
+}
+
+// handOffTick runs every srvInlineFor while handlers run on the reader. A
+// run seen at two ticks in a row has lasted at least srvInlineFor: it
+// starts a new reader, and the goroutine running the handler stops reading
+// when the handler returns. Without runs since the last tick it stops
+// ticking until the next run.
+func (c *srvConn) handOffTick() {
+	run := c.inline.Load()
+	if run%2 == 1 && run == c.seen.Load() && c.inline.CompareAndSwap(run, run+1) {
+		// The goroutine running the handler is counted in wg: Add is safe
+		// even while Close waits.
+		c.s.wg.Add(1)
+		go c.read()
+		run++
+	}
+	if prev := c.seen.Swap(run); run%2 == 1 || run != prev {
+		c.handOff.Reset(srvInlineFor)
+		return
+	}
+	c.armed.Store(false)
+	// A run that started meanwhile saw armed and did not arm.
+	if c.inline.Load() != run && c.armed.CompareAndSwap(false, true) {
+		c.handOff.Reset(srvInlineFor)
 	}
 }
 
@@ -229,15 +303,16 @@ func (c *srvConn) readFailed(err error) bool {
 }
 
 // dispatch answers queries and unknown addresses at once and hands every
-// other request to its service.
-func (c *srvConn) dispatch(r *wire.Request) {
+// other request to its service. It reports false when the calling goroutine
+// is no longer the reader (srvHandedOff).
+func (c *srvConn) dispatch(r *wire.Request) bool {
 	tab := c.s.services.Load()
 	var svc *srvService
 	var service string
 	switch {
 	case r.Name == "" && r.Address == 0:
 		c.query(tab, r)
-		return
+		return true
 	case r.Name == "":
 		svc = tab.byHandle[r.Address]
 		if svc != nil {
@@ -264,7 +339,7 @@ func (c *srvConn) dispatch(r *wire.Request) {
 		}
 		c.s.metrics.reject(rejectUnknownName)
 		c.reply(r.Session, false, []byte(srvErrInvalidName))
-		return
+		return true
 	}
 	req := &Request{
 		Service:    service,
@@ -280,17 +355,21 @@ func (c *srvConn) dispatch(r *wire.Request) {
 	c.mu.Lock()
 	c.inflight++
 	c.mu.Unlock()
-	if !svc.enqueue(c, req) {
+	switch svc.enqueue(c, req) {
+	case srvHandedOff:
+		return false
+	case srvStopped:
 		// Stopped while waiting for room: the message was never accepted.
 		c.s.metrics.reject(rejectShuttingDown)
 		if req.Push {
 			c.s.log.Info("Dropped a push received while stopping", "service", service, "peer", c.peer)
 			c.jobDone(nil)
-			return
+			return true
 		}
 		c.jobDone(&wire.Response{Session: req.Session,
 			Payload: fmt.Appendf(nil, "skycall: node %s is shutting down", c.s.nodeName)})
 	}
+	return true
 }
 
 // query answers a request to address 0: the payload is pack(name).
@@ -367,7 +446,9 @@ func (c *srvConn) writePendingLocked() error {
 	buf := c.pending
 	c.pending = c.spare[:0]
 	c.spare = nil
-	c.cond.Broadcast() // room for handlers waiting in appendLocked
+	if c.full > 0 {
+		c.cond.Broadcast() // room for handlers waiting in appendLocked
+	}
 	c.mu.Unlock()
 	_, err := c.nc.Write(buf)
 	c.mu.Lock()
@@ -376,8 +457,11 @@ func (c *srvConn) writePendingLocked() error {
 		c.spare = buf[:0]
 	}
 	// Wake the writer goroutine for what came meanwhile, or to close a
-	// drained connection.
-	c.cond.Broadcast()
+	// drained connection; not for nothing, which would cost a goroutine
+	// wake-up per reply written by replyNow (issue 16).
+	if len(c.pending) > 0 || c.state != connOpen || c.full > 0 {
+		c.cond.Broadcast()
+	}
 	return err
 }
 
@@ -392,7 +476,9 @@ func (c *srvConn) writeFailed(err error) {
 // buffer is over its limit (a peer that does not read).
 func (c *srvConn) appendLocked(resp *wire.Response) {
 	for c.state != connClosed && len(c.pending) >= srvPendingLimit {
+		c.full++
 		c.cond.Wait()
+		c.full--
 	}
 	if c.state == connClosed {
 		return

@@ -157,9 +157,9 @@ func (m *srvMetrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *srvMetrics) Collect(ch chan<- prometheus.Metric) {
 	for name, svc := range m.s.services.Load().byName {
-		depth := len(svc.queue)
-		if svc.concurrent {
-			depth = len(svc.sem)
+		depth := len(svc.sem)
+		if !svc.concurrent {
+			depth = len(svc.waiting)
 		}
 		ch <- prometheus.MustNewConstMetric(m.queue, prometheus.GaugeValue, float64(depth), name)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skycall-io/skycall/sender/wire"
@@ -33,32 +34,55 @@ type srvService struct {
 	queue chan srvJob   // sequential services
 	sem   chan struct{} // Concurrent services: one token per running handler
 	start sync.Once     // starts the sequential worker on first use
+
+	// Sequential services: turn (1-buffered) is held by whoever runs the
+	// handler, the worker or a reader running a message itself, so that it
+	// never runs twice at once; pending counts the messages accepted and
+	// not yet handled (queued or running), and is decremented only after
+	// turn is released, so pending == 0 means turn is free and nothing
+	// waits before a new message. waiting holds one token per queued
+	// message until the worker has turn for it: the bound of QueueSize,
+	// which queue alone would exceed by the message the worker holds while
+	// a reader runs the handler.
+	turn    chan struct{}
+	waiting chan struct{}
+	pending atomic.Int64
 }
 
 type srvJob struct {
 	c   *srvConn
 	req *Request
+	run uint64 // non-zero: served on the connection's reader goroutine, this run of it (srvConn.inlineStart)
 }
 
+// What enqueue did with a message.
+type srvEnqueued uint8
+
+const (
+	srvAccepted  srvEnqueued = iota // handled, or queued for the service
+	srvStopped                      // the connection stopped reading while waiting for room: never accepted
+	srvHandedOff                    // handled on the reader goroutine, which meanwhile handed reading to another: stop reading
+)
+
 // enqueue hands req to the service, waiting for room in its queue (the
-// backpressure point). It reports false if the connection stopped reading
-// while waiting.
+// backpressure point), or runs it at once on the calling reader goroutine
+// when a sequential service has nothing queued or running.
 //
 // The request's bytes count against the Server's queued budget from here
 // until its handler returns: past the budget the reader waits here too, so
 // that many connections cannot together queue more than the budget.
-func (svc *srvService) enqueue(c *srvConn, req *Request) bool {
+func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
 	s := svc.s
 	size := int64(len(req.Payload))
 	if !s.queued.acquire(size, c.stopCh) {
-		return false
+		return srvStopped
 	}
 	if svc.concurrent {
 		select {
 		case svc.sem <- struct{}{}:
 		case <-c.stopCh:
 			s.queued.release(size)
-			return false
+			return srvStopped
 		}
 		// The reader calling this is itself counted in wg, so Add is safe
 		// even while Close waits.
@@ -69,18 +93,46 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) bool {
 			defer s.queued.release(size)
 			svc.serve(srvJob{c: c, req: req})
 		}()
-		return true
+		return srvAccepted
 	}
+	if svc.pending.CompareAndSwap(0, 1) {
+		// Nothing queued or running: the reader runs the handler itself,
+		// sparing the hand-off to the worker and its wake-up, which cost
+		// more than a small handler (issue 16). A message queued after this
+		// one, from another connection, waits for turn like any other. A
+		// handler that runs long hands reading to a new goroutine
+		// (srvConn.inlineStart), so the connection's other messages do not
+		// wait for it.
+		select {
+		case svc.turn <- struct{}{}:
+		case <-c.stopCh:
+			svc.pending.Add(-1)
+			s.queued.release(size)
+			return srvStopped
+		}
+		reader := svc.serve(srvJob{c: c, req: req, run: c.inlineStart()})
+		<-svc.turn
+		svc.pending.Add(-1)
+		s.queued.release(size)
+		if !reader {
+			return srvHandedOff
+		}
+		return srvAccepted
+	}
+	svc.pending.Add(1)
 	svc.start.Do(func() {
 		s.wg.Add(1)
 		go svc.work()
 	})
 	select {
-	case svc.queue <- srvJob{c: c, req: req}:
-		return true
+	case svc.waiting <- struct{}{}:
+		// Room: queue has as much as waiting, so this never blocks.
+		svc.queue <- srvJob{c: c, req: req}
+		return srvAccepted
 	case <-c.stopCh:
+		svc.pending.Add(-1)
 		s.queued.release(size)
-		return false
+		return srvStopped
 	}
 }
 
@@ -99,26 +151,40 @@ func (svc *srvService) work() {
 			return
 		case j := <-svc.queue:
 			size := int64(len(j.req.Payload))
+			select {
+			case svc.turn <- struct{}{}:
+			case <-svc.s.quit:
+				return
+			}
+			<-svc.waiting
 			svc.serve(j)
+			<-svc.turn
+			svc.pending.Add(-1)
 			svc.s.queued.release(size)
 		}
 	}
 }
 
-// serve runs the handler for one message and queues its reply.
-func (svc *srvService) serve(j srvJob) {
+// serve runs the handler for one message and queues its reply. Served on
+// the reader (j.run non-zero), it ends the run as the handler returns and
+// reports whether the goroutine is still the connection's reader.
+func (svc *srvService) serve(j srvJob) (reader bool) {
 	c, req := j.c, j.req
 	if !req.Push && c.ctx.Err() != nil {
 		// The connection is gone: no one would read the reply.
 		c.jobDone(nil)
-		return
+		return j.run == 0 || c.inlineEnd(j.run)
 	}
+	reader = true
 	var start time.Time
 	if svc.m != nil {
 		start = time.Now()
 	}
 	ctx, span := svc.s.startSpan(c.ctx, req)
 	reply, err := svc.call(ctx, req)
+	if j.run != 0 {
+		reader = c.inlineEnd(j.run)
+	}
 	endSpan(span, err)
 	svc.m.handled(req.Push, start, err, len(req.Payload), len(reply))
 	if req.Push {
@@ -126,7 +192,7 @@ func (svc *srvService) serve(j srvJob) {
 			svc.s.log.Error(err, "Push handler failed", "service", req.Service, "peer", c.peer)
 		}
 		c.jobDone(nil)
-		return
+		return reader
 	}
 	resp := wire.Response{Session: req.Session}
 	switch {
@@ -143,12 +209,18 @@ func (svc *srvService) serve(j srvJob) {
 	}
 	// A handler goroutine with nothing else queued writes its reply itself
 	// when the connection's writer is idle: one hand-off less per call on a
-	// quiet connection. Under load the writer goroutine batches as usual.
-	if (svc.concurrent && len(svc.sem) <= 1) || (!svc.concurrent && len(svc.queue) == 0) {
+	// quiet connection. Under load the writer goroutine batches as usual;
+	// on the reader, load is requests already read and not yet handled.
+	alone := (svc.concurrent && len(svc.sem) <= 1) || (!svc.concurrent && len(svc.queue) == 0)
+	if j.run != 0 && reader {
+		alone = c.br.Buffered() == 0
+	}
+	if alone {
 		c.replyNow(&resp)
-		return
+		return reader
 	}
 	c.jobDone(&resp)
+	return reader
 }
 
 // call runs the handler, turning a panic into a logged error.

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +38,12 @@ type opts struct {
 	memNodes   int
 	queued     int
 	cpuprofile string
+	profile    string          // what -cpuprofile profiles
+	systems    map[string]bool // measured systems; nil: all, with memory, allocations and pre-ready
 }
+
+// measures reports whether the run measures sys.
+func (o opts) measures(sys string) bool { return o.systems == nil || o.systems[sys] }
 
 // maxSends bounds one send measurement: Proto.Actor's Send only enqueues
 // (its endpoint queue is unbounded), so without a bound a fast loop would
@@ -52,8 +58,22 @@ func main() {
 	flag.IntVar(&o.preN, "prequeue", 1000, "calls queued before the node is ready, in the pre-ready measurement")
 	flag.IntVar(&o.memNodes, "idle-nodes", 100, "idle connected nodes for the per-node memory figure")
 	flag.IntVar(&o.queued, "queued-sends", 10000, "32-byte Sends queued for a not-ready node, for the memory figure")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of skycall Call c=64 32 B (rounds x duration) to this file, and measure nothing else")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the skycall row named by -profile (rounds x duration) to this file, and measure nothing else")
+	flag.StringVar(&o.profile, "profile", "call-c64-32", "the row -cpuprofile profiles: call-c<conc>-<payload bytes> (call-c1-32, call-c1-4096, call-c64-4096, ...) or send-<payload bytes>")
+	systems := flag.String("systems", "", "comma-separated systems to measure (skycall, grpc, protoactor, ceiling), for quick A/B runs; memory, allocations and the pre-ready path are then skipped. Default: everything")
 	flag.Parse()
+	if *systems != "" {
+		o.systems = map[string]bool{}
+		for _, sys := range strings.Split(*systems, ",") {
+			switch sys = strings.TrimSpace(sys); sys {
+			case sysSky, sysGRPC, sysPA, sysCeil:
+				o.systems[sys] = true
+			default:
+				fmt.Fprintf(os.Stderr, "skybench: -systems: unknown system %q (want skycall, grpc, protoactor, ceiling)\n", sys)
+				os.Exit(2)
+			}
+		}
+	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.quick {
@@ -75,7 +95,7 @@ func main() {
 
 	var err error
 	if o.cpuprofile != "" {
-		err = profileCall64(o)
+		err = profileRow(o)
 	} else {
 		err = run(o, os.Stdout)
 	}
@@ -85,14 +105,25 @@ func main() {
 	}
 }
 
-func profileCall64(o opts) error {
+func profileRow(o opts) error {
+	var conc, payload int
+	send := false
+	if _, err := fmt.Sscanf(o.profile, "call-c%d-%d", &conc, &payload); err != nil || conc < 1 || payload < 0 {
+		if _, err := fmt.Sscanf(o.profile, "send-%d", &payload); err != nil || payload < 0 {
+			return fmt.Errorf("-profile %q: want call-c<conc>-<payload bytes> or send-<payload bytes>", o.profile)
+		}
+		send = true
+	}
 	sky, err := startSkycall()
 	if err != nil {
 		return fmt.Errorf("skycall: %w", err)
 	}
 	defer sky.close()
-	call := sky.caller(make([]byte, 32))
-	closedLoop(64, o.warmup, 32, call)
+	if send {
+		return profileSend(o, sky, payload)
+	}
+	call := sky.caller(make([]byte, payload))
+	closedLoop(conc, o.warmup, payload, call)
 	f, err := os.Create(o.cpuprofile)
 	if err != nil {
 		return err
@@ -102,14 +133,14 @@ func profileCall64(o opts) error {
 		return err
 	}
 	r0, w0 := syscallCounts()
-	r := closedLoop(64, time.Duration(o.rounds)*o.duration, 32, call)
+	r := closedLoop(conc, time.Duration(o.rounds)*o.duration, payload, call)
 	r1, w1 := syscallCounts()
 	pprof.StopCPUProfile()
 	if r.err != nil {
 		return r.err
 	}
-	fmt.Printf("skycall Call c=64 32 B under the profiler: %.0f calls/s, p50 %v, p99 %v; profile in %s\n",
-		r.rate(), r.p50, r.p99, o.cpuprofile)
+	fmt.Printf("skycall Call c=%d %s under the profiler: %.0f calls/s, p50 %v, p99 %v; profile in %s\n",
+		conc, size(payload), r.rate(), r.p50, r.p99, o.cpuprofile)
 	if w1 > w0 {
 		fmt.Printf("syscalls per call, Client and Server together: %.2f writes, %.2f reads (from /proc/self/io)\n",
 			float64(w1-w0)/float64(r.ops), float64(r1-r0)/float64(r.ops))
@@ -186,23 +217,36 @@ func run(o opts, w io.Writer) error {
 		return fmt.Errorf("skycall: %w", err)
 	}
 	defer b.sky.close()
-	fmt.Fprintln(w, "measuring memory and allocations...")
-	mem := measureIdleNodes(peer, o.memNodes)
-	if mem.err == nil {
-		b.sky.measureQueuedSends(o.queued, &mem)
+	var mem memResult
+	var allocs allocResult
+	if o.systems == nil {
+		fmt.Fprintln(w, "measuring memory and allocations...")
+		mem = measureIdleNodes(peer, o.memNodes)
+		if mem.err == nil {
+			b.sky.measureQueuedSends(o.queued, &mem)
+		}
+		allocs = measureAllocs(peer, o.quick)
+	} else {
+		mem.err = errors.New("not measured (-systems)")
+		allocs.err = mem.err
 	}
-	allocs := measureAllocs(peer, o.quick)
 
 	// Proto.Actor first: its remote replaces gRPC's global logger, which
 	// must happen before any gRPC use.
-	b.pa, b.paNo = startProtoActor()
-	if b.paNo == nil {
-		defer b.pa.close()
+	if o.measures(sysPA) {
+		b.pa, b.paNo = startProtoActor()
+		if b.paNo == nil {
+			defer b.pa.close()
+		}
+	} else {
+		b.paNo = errors.New("not measured (-systems)")
 	}
-	if b.grpc, err = startGRPC(); err != nil {
-		return fmt.Errorf("grpc: %w", err)
+	if o.measures(sysGRPC) {
+		if b.grpc, err = startGRPC(); err != nil {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		defer b.grpc.close()
 	}
-	defer b.grpc.close()
 	if b.ceil, err = startCeiling(); err != nil {
 		return fmt.Errorf("ceiling: %w", err)
 	}
@@ -217,7 +261,9 @@ func run(o opts, w io.Writer) error {
 	for i := range o.rounds {
 		fmt.Fprintf(w, "round %d/%d...\n", i+1, o.rounds)
 		b.round(o.duration, true)
-		b.pre = append(b.pre, b.sky.preReady(o.preN))
+		if o.systems == nil {
+			b.pre = append(b.pre, b.sky.preReady(o.preN))
+		}
 	}
 	fmt.Fprintf(w, "load average at end: %s\n\n", loadAvg())
 	b.print(w, mem, allocs)
@@ -239,25 +285,35 @@ func (b *bench) round(d time.Duration, keep bool) {
 		for i := range payload {
 			payload[i] = byte(i)
 		}
-		put(callKey(sysSky, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.sky.caller(payload)))
-		put(callKey(sysGRPC, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.grpc.caller(payload)))
+		if o.measures(sysSky) {
+			put(callKey(sysSky, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.sky.caller(payload)))
+		}
+		if b.grpc != nil {
+			put(callKey(sysGRPC, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.grpc.caller(payload)))
+		}
 		if b.pa != nil {
 			put(callKey(sysPA, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.pa.caller(payload)))
 		}
-		if cc.conc == 1 {
+		switch {
+		case !o.measures(sysCeil):
+		case cc.conc == 1:
 			put(callKey(sysCeil, 1, cc.payload), closedLoop(1, d, cc.payload, func(int) error { return b.seq.roundTrip(payload) }))
-		} else {
+		default:
 			put(callKey(sysCeil, cc.conc, cc.payload), b.ceil.pipelined(payload, d))
 		}
 	}
 	for _, p := range sendPayloads {
 		payload := make([]byte, p)
-		put(sendKey(sysSky, p), b.sky.sendThroughput(payload, o))
+		if o.measures(sysSky) {
+			put(sendKey(sysSky, p), b.sky.sendThroughput(payload, o))
+		}
 		if p == 32 {
 			if b.pa != nil {
 				put(sendKey(sysPA, p), b.pa.sendThroughput(payload, o))
 			}
-			put(sendKey(sysCeil, p), b.ceil.oneWay(payload, o))
+			if o.measures(sysCeil) {
+				put(sendKey(sysCeil, p), b.ceil.oneWay(payload, o))
+			}
 		}
 	}
 }
@@ -525,6 +581,7 @@ func (b *bench) print(w io.Writer, mem memResult, al allocResult) {
 			mark(mem.queuedBytes*10000/float64(mem.queued) <= 2<<20 && mem.delivered == int64(mem.queued)), mem.queuedBytes/(1<<20), mem.queued)
 	}
 	tw.Flush()
+	b.printCeilingTargets(w, rat)
 
 	var noisy []string
 	for key := range b.results {
@@ -610,4 +667,81 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// printCeilingTargets prints the goals of issue 16: how close skycall comes
+// to plain TCP with the same framing (the ceiling), as PASS/MISS lines.
+func (b *bench) printCeilingTargets(w io.Writer, rat map[string]ratio) {
+	fmt.Fprintf(w, "\n== Targets against the ceiling (plain Go TCP, same framing, no library; issue 16), medians of the per-round ratios over %d rounds\n", b.o.rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(label string, r ratio, ok bool) {
+		switch {
+		case math.IsNaN(r.med):
+			fmt.Fprintf(tw, "n/a\t%s\tno measurement\n", label)
+		case ok:
+			fmt.Fprintf(tw, "PASS\t%s\t%v\n", label, r)
+		default:
+			fmt.Fprintf(tw, "MISS\t%s\t%v\n", label, r)
+		}
+	}
+	for _, g := range []struct {
+		label, key string
+		want       float64
+	}{
+		{"Call c=1 32 B >= 0.80x ceiling", "ceil Call c=1 32 B", 0.80},
+		{"Call c=1 4 KiB >= 0.75x ceiling", "ceil Call c=1 4 KiB", 0.75},
+		{"Call c=64 4 KiB >= 0.80x ceiling (pipelined frames)", "ceil Call c=64 4 KiB", 0.80},
+		{"Send 32 B >= 0.30x ceiling (one-way frames)", "ceil Send 32 B", 0.30},
+	} {
+		r := rat[g.key]
+		line(g.label, r, r.med >= g.want)
+	}
+	// Latency: skycall's p50 over the ceiling's, per round (lower is better).
+	sky, ceil := b.results[callKey(sysSky, 1, 32)], b.results[callKey(sysCeil, 1, 32)]
+	var v []float64
+	for i := range min(len(sky), len(ceil)) {
+		if sky[i].err == nil && ceil[i].err == nil && ceil[i].p50 > 0 {
+			v = append(v, float64(sky[i].p50)/float64(ceil[i].p50))
+		}
+	}
+	r := ratio{med: math.NaN()}
+	if len(v) > 0 {
+		r = ratio{med: median(v), lo: slices.Min(v), hi: slices.Max(v), n: len(v)}
+	}
+	s, _ := b.stats(callKey(sysSky, 1, 32))
+	c, _ := b.stats(callKey(sysCeil, 1, 32))
+	line(fmt.Sprintf("Call c=1 32 B p50 <= 1.25x ceiling p50 (%s vs %s)", dur(s.p50), dur(c.p50)), r, r.med <= 1.25)
+	tw.Flush()
+}
+
+// profileSend profiles skycall Send of payload bytes, the Server's @count
+// included (one process), as sendThroughput measures it.
+func profileSend(o opts, sky *skySys, payload int) error {
+	p := make([]byte, payload)
+	warm := o
+	warm.duration = o.warmup
+	sky.sendThroughput(p, warm)
+	f, err := os.Create(o.cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	r0, w0 := syscallCounts()
+	long := o
+	long.duration = time.Duration(o.rounds) * o.duration
+	r := sky.sendThroughput(p, long)
+	r1, w1 := syscallCounts()
+	pprof.StopCPUProfile()
+	if r.err != nil {
+		return r.err
+	}
+	fmt.Printf("skycall Send %s under the profiler: %.0f msgs/s delivered; profile in %s\n", size(payload), r.rate(), o.cpuprofile)
+	if r.ops > 0 {
+		fmt.Printf("syscalls per message, Client and Server together: %.3f writes, %.3f reads (from /proc/self/io)\n",
+			float64(w1-w0)/float64(r.ops), float64(r1-r0)/float64(r.ops))
+	}
+	return nil
 }

@@ -16,7 +16,7 @@
 // which side is the bottleneck. Each side runs in its own process; the
 // process driving a skynet sender only waits for one call meanwhile.
 //
-//	go run ./cmd/skynetbench          # 3 rounds
+//	go run ./cmd/skynetbench          # 5 rounds
 //	go run ./cmd/skynetbench -quick   # smoke run
 //
 // skynet comes from hack/skynet.sh (see test/skynetpeer); without it the
@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -57,19 +58,24 @@ type opts struct {
 	calls1  int
 	calls64 int
 	sends   int
+	only    string // measure this case only ("call c=1", "call c=64", "send"); "": all
+	profile string // the skycall Server process writes its CPU profile here
 }
 
 func main() {
 	var o opts
 	serve := flag.Bool("serve", false, "internal: run the skycall Server under measurement and print its address")
 	quick := flag.Bool("quick", false, "smoke run: 1 round, fewer messages")
-	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds; every figure is the median over them")
+	flag.IntVar(&o.rounds, "rounds", 5, "alternating rounds; every figure is the median over them")
 	flag.IntVar(&o.calls1, "calls1", 10000, "calls per measurement with one caller")
 	flag.IntVar(&o.calls64, "calls64", 50000, "calls per measurement with 64 concurrent callers")
 	flag.IntVar(&o.sends, "sends", 100000, "sends per measurement")
+	flag.StringVar(&o.only, "case", "", `measure one case only: "call c=1", "call c=64" or "send" (default: all)`)
+	flag.StringVar(&o.profile, "server-cpuprofile", "", "write a CPU profile of the skycall Server process (the whole run) to this file")
+	clientProfile := flag.String("client-cpuprofile", "", "write a CPU profile of this process, which hosts the skycall Client (the whole run), to this file")
 	flag.Parse()
 	if *serve {
-		if err := serveChild(); err != nil {
+		if err := serveChild(o.profile); err != nil {
 			fmt.Fprintln(os.Stderr, "skynetbench -serve:", err)
 			os.Exit(1)
 		}
@@ -88,7 +94,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "skynetbench: -rounds, -calls1 and -sends must be positive, -calls64 at least 64")
 		os.Exit(2)
 	}
-	if err := run(o, os.Stdout); err != nil {
+	if *clientProfile != "" {
+		f, err := os.Create(*clientProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "skynetbench: -client-cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+	}
+	err := run(o, os.Stdout)
+	pprof.StopCPUProfile()
+	if err != nil {
 		if errors.Is(err, skynetpeer.ErrUnavailable) {
 			fmt.Printf("== skynet rows: SKIPPED, %v\n%s\n", err, skynetpeer.HowToEnable)
 			return
@@ -144,13 +163,19 @@ func run(o opts, w io.Writer) error {
 	}
 	e := &env{ctx: context.Background()}
 	defer e.close()
-	if err := e.start(root); err != nil {
+	if err := e.start(root, o.profile); err != nil {
 		return err
 	}
 	cases := []benchCase{
 		{"call c=1", false, 1, o.calls1},
 		{"call c=64", false, 64, o.calls64},
 		{"send", true, 1, o.sends},
+	}
+	if o.only != "" {
+		cases = slices.DeleteFunc(cases, func(bc benchCase) bool { return bc.label != o.only })
+		if len(cases) == 0 {
+			return fmt.Errorf(`-case %q: want "call c=1", "call c=64" or "send"`, o.only)
+		}
 	}
 	fmt.Fprintf(w, "skynetbench: skynet %s vs skycall, %d B payload (skynet.pack'ed \"echo\"/\"push\" + string), %d rounds; %s, NumCPU=%d; load average %s\n",
 		skynetpeer.Commit[:8], payloadSize, o.rounds, runtime.Version(), runtime.NumCPU(), loadAvg())
@@ -179,10 +204,10 @@ func run(o opts, w io.Writer) error {
 	return nil
 }
 
-func (e *env) start(root string) error {
+func (e *env) start(root, profile string) error {
 	lua := filepath.Join(root, "test", "interop", "lua")
 	// The skycall Server in a process of its own, so its CPU is its own.
-	e.child = exec.Command(os.Args[0], "-serve")
+	e.child = exec.Command(os.Args[0], "-serve", "-server-cpuprofile", profile)
 	e.child.Stderr = os.Stderr
 	// Held open (a dropped *os.File would be closed by its finalizer) until
 	// close, or until this process dies: either way the child then exits.
@@ -367,7 +392,18 @@ func selfCPU() (time.Duration, error) {
 // its payload and @seq counts pushes ("count", "reset"), both sequential
 // like a skynet service. It prints "addr host:port" and serves until its
 // standard input closes (the parent exited).
-func serveChild() error {
+func serveChild(profile string) error {
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	srv := sender.NewServer("go")
 	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
 		return req.Payload, nil
@@ -462,6 +498,59 @@ func print(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "CPU times come from /proc/<pid>/stat (10 ms ticks) for skynet and the skycall Server's process, getrusage for the skycall Client's (this) process; everything shares the machine's cores.")
+	printTargets(w, o, cases, results)
+}
+
+// printTargets prints the goals of issue 16 for skycall on either side of
+// a skynet link as PASS/MISS lines: the rate against skynet -> skynet, and
+// the skycall Server's CPU per message against a skynet receiving node's,
+// each the median of per-round ratios (both sides measured in the same
+// round).
+func printTargets(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]result) {
+	fmt.Fprintf(w, "\n== Targets against skynet -> skynet (issue 16), medians of the per-round ratios over %d rounds; load average now %s\n", o.rounds, loadAvg())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// perRound is the median, smallest and largest over the rounds of
+	// f(system's result, skynet -> skynet's result).
+	perRound := func(rs [numSys][]result, sys int, f func(r, ref result) float64) (med, lo, hi float64, n int) {
+		var v []float64
+		for i, r := range rs[sys] {
+			if ref := rs[sysSkySky][i]; r.err == nil && ref.err == nil {
+				v = append(v, f(r, ref))
+			}
+		}
+		if len(v) == 0 {
+			return math.NaN(), 0, 0, 0
+		}
+		return median(v), slices.Min(v), slices.Max(v), len(v)
+	}
+	line := func(label string, med, lo, hi float64, n int, ok bool) {
+		switch {
+		case n == 0:
+			fmt.Fprintf(tw, "n/a\t%s\tno measurement\n", label)
+		case ok:
+			fmt.Fprintf(tw, "PASS\t%s\t%.2fx (rounds %.2f..%.2f, n=%d)\n", label, med, lo, hi, n)
+		default:
+			fmt.Fprintf(tw, "MISS\t%s\t%.2fx (rounds %.2f..%.2f, n=%d)\n", label, med, lo, hi, n)
+		}
+	}
+	rate := func(r, ref result) float64 { return r.rate() / ref.rate() }
+	for _, bc := range cases {
+		if bc.conc != 1 {
+			continue
+		}
+		for _, sys := range []int{sysGoSky, sysSkyGo} {
+			med, lo, hi, n := perRound(results[bc.label], sys, rate)
+			line(fmt.Sprintf("%s: %s >= 1.3x skynet -> skynet", bc.label, sysLabel[sys]), med, lo, hi, n, med >= 1.3)
+		}
+	}
+	recvCPU := func(r, ref result) float64 {
+		return (float64(r.recvCPU) / float64(r.n)) / (float64(ref.recvCPU) / float64(ref.n))
+	}
+	for _, bc := range cases {
+		med, lo, hi, n := perRound(results[bc.label], sysSkyGo, recvCPU)
+		line(fmt.Sprintf("%s: skycall Server fed by skynet, CPU/msg <= 0.25x a skynet receiving node's", bc.label), med, lo, hi, n, med <= 0.25)
+	}
+	tw.Flush()
 }
 
 func us(ns float64) string {
