@@ -99,9 +99,10 @@ type Request struct {
 // first, as in skynet. When a sequential service has nothing queued or
 // running, the connection's reader runs the handler itself instead of
 // waking the service's goroutine (a hand-off that costs more than a small
-// handler): that connection's next messages are read once the handler
-// returns, so keep handlers short or make them Concurrent; a handler must
-// not wait for a later message of its own connection. A service
+// handler). A handler still running after about a millisecond (at most
+// two) hands reading to a new goroutine, so that connection's next
+// messages wait that long at most, and a handler may wait for a later
+// message of its own connection. A service
 // registered with Concurrent gives up ordering: each message runs on its
 // own goroutine, up to its queue size at once.
 //
