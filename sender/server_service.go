@@ -78,9 +78,7 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
 		return srvStopped
 	}
 	if svc.concurrent {
-		select {
-		case svc.sem <- struct{}{}:
-		case <-c.stopCh:
+		if !chanSend(svc.sem, c.stopCh) {
 			s.queued.release(size)
 			return srvStopped
 		}
