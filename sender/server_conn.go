@@ -341,14 +341,12 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 		c.reply(r.Session, false, []byte(srvErrInvalidName))
 		return true
 	}
-	req := &Request{
-		Service:    service,
-		Handle:     svc.handle,
-		Session:    r.Session,
-		Push:       r.Push,
-		Payload:    append([]byte(nil), r.Payload...),
-		RemoteAddr: c.remote,
-	}
+	req := newRequest(r.Payload)
+	req.Service = service
+	req.Handle = svc.handle
+	req.Session = r.Session
+	req.Push = r.Push
+	req.RemoteAddr = c.remote
 	if r.Trace != nil {
 		req.Trace = append([]byte{}, r.Trace...)
 	}
@@ -370,6 +368,35 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 			Payload: fmt.Appendf(nil, "skycall: node %s is shutting down", c.s.nodeName)})
 	}
 	return true
+}
+
+// srvSmallPayload is the largest payload copied into the same allocation
+// as its Request.
+const srvSmallPayload = 64
+
+// srvSmallRequest is a Request with room for a small payload: one heap
+// allocation per message instead of two (issue 16: allocation was 13% of
+// the Server's CPU on 32-byte sends). The payload still belongs to the
+// handler, which may keep it: the garbage collector keeps the box alive as
+// long as either is referenced.
+type srvSmallRequest struct {
+	req Request
+	buf [srvSmallPayload]byte
+}
+
+// newRequest returns a Request whose Payload is a copy of payload.
+func newRequest(payload []byte) *Request {
+	if len(payload) <= srvSmallPayload {
+		b := new(srvSmallRequest)
+		n := copy(b.buf[:], payload)
+		// Capacity n: a handler appending to its payload gets a new array
+		// instead of writing into the rest of the box.
+		if n > 0 { // an empty payload stays nil, as before
+			b.req.Payload = b.buf[:n:n]
+		}
+		return &b.req
+	}
+	return &Request{Payload: append([]byte(nil), payload...)}
 }
 
 // query answers a request to address 0: the payload is pack(name).

@@ -3,6 +3,7 @@ package sender
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,11 +80,16 @@ func (s *Server) releaseSlotLocked(ip string) {
 // requests handed to services and not yet handled. One request is always
 // admitted when nothing is held, so that a request larger than the budget
 // is still served (alone).
+//
+// Taking and giving back bytes is one atomic operation while there is room
+// and no one waits: a mutex taken twice per message was 13% of the
+// Server's CPU on 32-byte sends (issue 16). mu and cond are for waiting.
 type srvBytes struct {
-	max  int64
-	mu   sync.Mutex
-	cond sync.Cond
-	used int64
+	max     int64
+	used    atomic.Int64
+	waiters atomic.Int32 // acquirers inside the slow path of acquire
+	mu      sync.Mutex
+	cond    sync.Cond
 }
 
 func newSrvBytes(max int64) *srvBytes {
@@ -92,11 +98,33 @@ func newSrvBytes(max int64) *srvBytes {
 	return b
 }
 
+// take adds n if it fits.
+func (b *srvBytes) take(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u > 0 && u+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
 // acquire waits until n bytes fit, or stop is closed (false).
 func (b *srvBytes) acquire(n int64, stop <-chan struct{}) bool {
+	if b.take(n) {
+		return true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.used > 0 && b.used+n > b.max {
+	// Counted before looking at used again: release gives back its bytes
+	// before it looks at waiters, so either this sees the bytes or release
+	// sees the waiter, and then broadcasts under mu, which this holds until
+	// Wait has registered it.
+	b.waiters.Add(1)
+	defer b.waiters.Add(-1)
+	for !b.take(n) {
 		select {
 		case <-stop:
 			return false
@@ -104,15 +132,16 @@ func (b *srvBytes) acquire(n int64, stop <-chan struct{}) bool {
 		}
 		b.cond.Wait()
 	}
-	b.used += n
 	return true
 }
 
 func (b *srvBytes) release(n int64) {
-	b.mu.Lock()
-	b.used -= n
-	b.mu.Unlock()
-	b.cond.Broadcast()
+	b.used.Add(-n)
+	if b.waiters.Load() > 0 {
+		b.mu.Lock()
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	}
 }
 
 // wake makes waiters look at their stop channels again. Broadcasting under
@@ -124,7 +153,5 @@ func (b *srvBytes) wake() {
 }
 
 func (b *srvBytes) usedBytes() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
+	return b.used.Load()
 }

@@ -2,7 +2,12 @@ package sender
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/skycall-io/skycall/sender/wire"
 )
@@ -72,5 +77,84 @@ func TestHandlerWaitingForALaterMessageOfItsConnection(t *testing.T) {
 	}
 	if got[waiter] != "woken" || got[waker] != "woke" {
 		t.Fatalf("replies %v, want @waiter woken by the later @waker", got)
+	}
+}
+
+// Several connections feeding one busy sequential service with a tiny
+// queue: every message is handled, one at a time, each connection's in the
+// order sent, and no more than QueueSize wait at any moment. Readers wait
+// for room in turn (the worker signals room once however many wait), so a
+// lost signal would leave a connection stuck here.
+func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) {
+	const conns, perConn, queueSize = 4, 200, 2
+	s := NewServer("node-a")
+	var (
+		mu      sync.Mutex
+		running bool
+		last    = map[byte]int{}
+		handled int
+		bad     []string
+	)
+	srvMustHandle(t, s, "@seq", func(_ context.Context, req *Request) ([]byte, error) {
+		svc := s.services.Load().byName["@seq"]
+		mu.Lock()
+		defer mu.Unlock()
+		if running {
+			bad = append(bad, "two handlers at once")
+		}
+		if n := len(svc.waiting); n > queueSize {
+			bad = append(bad, fmt.Sprintf("%d messages queued, bound %d", n, queueSize))
+		}
+		running = true
+		conn, seq := req.Payload[0], int(binary.BigEndian.Uint32(req.Payload[1:]))
+		if seq != last[conn]+1 {
+			bad = append(bad, fmt.Sprintf("connection %d: message %d after %d", conn, seq, last[conn]))
+		}
+		last[conn] = seq
+		handled++
+		mu.Unlock()
+		runtime.Gosched() // let the readers fill the queue
+		mu.Lock()
+		running = false
+		return nil, nil
+	}, QueueSize(queueSize))
+	addr, _ := srvServe(t, s)
+	writeErr := make(chan error, conns)
+	for i := range conns {
+		c := srvDial(t, addr)
+		var frames [][]byte
+		for seq := 1; seq <= perConn; seq++ {
+			b, err := wire.AppendRequest(nil, &wire.Request{Name: "@seq", Push: true, Session: uint32(seq),
+				Payload: binary.BigEndian.AppendUint32([]byte{byte(i)}, uint32(seq))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, b)
+		}
+		go func() {
+			// One write per message, as skynet writes them.
+			c.nc.SetWriteDeadline(time.Now().Add(srvTestTimeout))
+			for _, b := range frames {
+				if _, err := c.nc.Write(b); err != nil {
+					writeErr <- err
+					return
+				}
+			}
+		}()
+	}
+	eventually(t, "every message handled", func() bool {
+		select {
+		case err := <-writeErr:
+			t.Fatalf("write: %v", err)
+		default:
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return handled == conns*perConn
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("%d violations, first: %s", len(bad), bad[0])
 	}
 }
