@@ -69,15 +69,37 @@ spec:
   service: {name: gonode, port: cluster, pod: gonode-0}
 `
 
+// goCallerManifest is a Go pod that calls the skynet nodes by name once and
+// exits: skycall-demo send, whose Client comes from sender.NewInCluster.
+const goCallerManifest = `apiVersion: v1
+kind: Pod
+metadata: {name: gocaller, namespace: skynet}
+spec:
+  restartPolicy: Never
+  enableServiceLinks: false
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+  containers:
+  - name: send
+    image: ` + cluster.DemoImage + `:` + cluster.ImageTag + `
+    imagePullPolicy: Never
+    args: ["send", "--to=sky-0,sky-1,sky-2", "--count=4", "--timeout=90s"]
+    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+    # skycall-demo links controller-runtime's envtest (its run mode), whose
+    # init makes a directory under /tmp.
+    volumeMounts: [{name: tmp, mountPath: /tmp}]
+  volumes: [{name: tmp, emptyDir: {}}]
+`
+
 // TestSkynetPodsFollowTheRegistry applies config/samples/skynet as it is
 // (a StatefulSet of 3 skynet nodes with the skycall-agent sidecar, under a
 // ClusterNodeSet) beside a Go node, and checks that skynet nodes call each
-// other and the Go node by name, and that Go calls them (this test's
-// process, a skycall Client on the Kubernetes registry, which confirms each
-// skynet pod's name and UID). It then measures, over three scale-ups, the
-// time from a new pod Ready to the first successful cluster.call to it
-// from every skynet node, and counts what a rolling restart of the skynet
-// StatefulSet under traffic costs each side. Figures are logged, not
+// other and the Go node by name, and that Go calls them: a Go pod
+// (sender.NewInCluster) and this test's process (a skycall Client on the
+// Kubernetes registry, which confirms each skynet pod's name and UID). It
+// then measures, over three scale-ups, the time from a new pod Ready to the
+// first successful cluster.call to it from every skynet node, and counts
+// what a rolling restart of the skynet StatefulSet under traffic costs each
+// side. Figures are logged, not
 // asserted.
 func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	c := sharedCluster(t)
@@ -165,6 +187,28 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 		}
 	}
 	t.Logf("3 skynet nodes and gonode call each other by name")
+
+	// A Go pod calls the skynet nodes by name too: skycall-demo send, a
+	// skycall Client from sender.NewInCluster with the namespace's default
+	// ServiceAccount (the chart's sender.namespaces binds skycall-sender to
+	// it), alternating sends and calls to each node's @echo, in order.
+	j.apply(t, goCallerManifest)
+	eventually(t, 2*time.Minute, "the Go caller pod finishes", func() (bool, string) {
+		phase := j.get(t, skynetNS, "pod/gocaller", `{.status.phase}`)
+		return phase == "Succeeded" || phase == "Failed", "phase " + phase
+	})
+	out := j.kubectl(t, "logs", "-n", skynetNS, "gocaller")
+	if phase := j.get(t, skynetNS, "pod/gocaller", `{.status.phase}`); phase != "Succeeded" || !strings.Contains(out, "all replies received") {
+		t.Fatalf("the Go caller pod (%s) did not get every reply from the skynet nodes:\n%s", phase, out)
+	}
+	for _, n := range sky(3) {
+		for _, i := range []int{2, 4} { // the calls; the odd numbers are sends
+			if want := fmt.Sprintf("%s: call #%d replied [msg %d]", n, i, i); !strings.Contains(out, want) {
+				t.Errorf("the Go caller pod's output lacks %q:\n%s", want, out)
+			}
+		}
+	}
+	t.Logf("a Go pod (sender.NewInCluster) called and sent to sky-0..2 by name")
 
 	// Scale-ups: from the new pod's Ready (seen on a watch) to the first
 	// successful cluster.call to it from each skynet node.
