@@ -76,11 +76,6 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 	if err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	session := n.sessions.Next()
-	n.mu.Unlock()
-	frame := appendRequest(nil, 0, "", session, false, query, nil)
-
 	if d, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(d)
 	}
@@ -97,18 +92,11 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 		}
 		return nil, err
 	}
-	if _, err := nc.Write(frame); err != nil {
-		return fail(fmt.Errorf("confirming %s: %w", addr, err))
-	}
 	br := bufio.NewReaderSize(nc, 16<<10)
 	dec := wire.NewResponseDecoder(br, wire.Limits{MaxMessageSize: n.c.opts.maxMessageSize})
-	resp, err := dec.Next()
+	resp, err := n.roundTrip(nc, dec, 0, query, "the node query")
 	if err != nil {
-		return fail(fmt.Errorf("confirming %s: no answer to the node query: %w", addr, err))
-	}
-	if resp.Session != session {
-		stop()
-		return nil, fmt.Errorf("confirming %s: answer for session %d, want %d: not a skynet cluster peer", addr, resp.Session, session)
+		return fail(fmt.Errorf("confirming %s: %w", addr, err))
 	}
 	peer := ""
 	if !resp.OK {
@@ -171,21 +159,32 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 	return newNodeConn(n, nc, addr, peer, incarnation, dec), nil
 }
 
-// askHandle calls the skynet service at handle with query (the second
-// round trip of a confirmation, see confirm) and returns its answer.
-func (n *node) askHandle(nc net.Conn, dec *wire.ResponseDecoder, handle uint32, query []byte) ([]any, error) {
+// roundTrip writes one request to handle (0: the node query) and reads
+// its answer, which must be for the request's session; what names the
+// request in errors.
+func (n *node) roundTrip(nc net.Conn, dec *wire.ResponseDecoder, handle uint32, payload []byte, what string) (*wire.Response, error) {
 	n.mu.Lock()
 	session := n.sessions.Next()
 	n.mu.Unlock()
-	if _, err := nc.Write(appendRequest(nil, handle, "", session, false, query, nil)); err != nil {
+	if _, err := nc.Write(appendRequest(nil, handle, "", session, false, payload, nil)); err != nil {
 		return nil, err
 	}
 	resp, err := dec.Next()
 	if err != nil {
-		return nil, fmt.Errorf("no answer from the node's confirmation service :%08x: %w", handle, err)
+		return nil, fmt.Errorf("no answer to %s: %w", what, err)
 	}
 	if resp.Session != session {
 		return nil, fmt.Errorf("answer for session %d, want %d: not a skynet cluster peer", resp.Session, session)
+	}
+	return resp, nil
+}
+
+// askHandle calls the skynet service at handle with query (the second
+// round trip of a confirmation, see confirm) and returns its answer.
+func (n *node) askHandle(nc net.Conn, dec *wire.ResponseDecoder, handle uint32, query []byte) ([]any, error) {
+	resp, err := n.roundTrip(nc, dec, handle, query, fmt.Sprintf("the node's confirmation service :%08x", handle))
+	if err != nil {
+		return nil, err
 	}
 	if !resp.OK {
 		// Another service took the reserved name: skynet's error text.

@@ -29,39 +29,7 @@ const skynetNS = "skynet"
 
 // goNodeManifest is a Go node (skycall-demo node: a sender.Server with
 // @echo) named gonode, in the skynet namespace, behind its ClusterNode.
-const goNodeManifest = `apiVersion: v1
-kind: Service
-metadata: {name: gonode, namespace: skynet}
-spec:
-  clusterIP: None
-  selector: {app: gonode}
-  ports: [{name: cluster, port: 2528, targetPort: cluster}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: gonode, namespace: skynet}
-spec:
-  replicas: 1
-  serviceName: gonode
-  selector: {matchLabels: {app: gonode}}
-  template:
-    metadata: {labels: {app: gonode}}
-    spec:
-      automountServiceAccountToken: false
-      enableServiceLinks: false
-      terminationGracePeriodSeconds: 5
-      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
-      containers:
-      - name: node
-        image: ` + cluster.DemoImage + `:` + cluster.ImageTag + `
-        imagePullPolicy: Never
-        args: ["node", "--name=gonode", "--listen=:2528"]
-        ports: [{name: cluster, containerPort: 2528}]
-        readinessProbe: {tcpSocket: {port: cluster}, periodSeconds: 1}
-        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
-        volumeMounts: [{name: tmp, mountPath: /tmp}]
-      volumes: [{name: tmp, emptyDir: {}}]
----
+var goNodeManifest = cluster.GoNodesManifest(skynetNS, "gonode", "gonode", 1) + `---
 apiVersion: cluster.skycall.io/v1
 kind: ClusterNode
 metadata: {name: gonode, namespace: skynet}

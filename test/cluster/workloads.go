@@ -26,24 +26,34 @@ const (
 
 // NodesManifest is the headless Service "node" and StatefulSet "node"
 // (pods node-0 and node-1, each serving as the node named like its pod).
-const NodesManifest = `apiVersion: v1
+var NodesManifest = GoNodesManifest(Namespace, "node", "", 2)
+
+// GoNodesManifest is a headless Service and a StatefulSet, both named app,
+// of replicas Go nodes (skycall-demo node: a sender.Server with @echo) in
+// namespace ns, each serving as nodeName, or as the node named like its pod
+// when nodeName is empty.
+func GoNodesManifest(ns, app, nodeName string, replicas int) string {
+	if nodeName == "" {
+		nodeName = "$(POD_NAME)"
+	}
+	return fmt.Sprintf(`apiVersion: v1
 kind: Service
-metadata: {name: node, namespace: game}
+metadata: {name: %[2]s, namespace: %[1]s}
 spec:
   clusterIP: None
-  selector: {app: node}
+  selector: {app: %[2]s}
   ports: [{name: cluster, port: 2528, targetPort: cluster}]
 ---
 apiVersion: apps/v1
 kind: StatefulSet
-metadata: {name: node, namespace: game}
+metadata: {name: %[2]s, namespace: %[1]s}
 spec:
-  replicas: 2
-  serviceName: node
+  replicas: %[4]d
+  serviceName: %[2]s
   podManagementPolicy: Parallel
-  selector: {matchLabels: {app: node}}
+  selector: {matchLabels: {app: %[2]s}}
   template:
-    metadata: {labels: {app: node}}
+    metadata: {labels: {app: %[2]s}}
     spec:
       automountServiceAccountToken: false
       enableServiceLinks: false
@@ -51,9 +61,9 @@ spec:
       securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
       containers:
       - name: node
-        image: ` + DemoImage + `:` + ImageTag + `
+        image: %[5]s
         imagePullPolicy: Never
-        args: ["node", "--name=$(POD_NAME)", "--listen=:2528"]
+        args: ["node", "--name=%[3]s", "--listen=:2528"]
         env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
         ports: [{name: cluster, containerPort: 2528}]
         readinessProbe: {tcpSocket: {port: cluster}, periodSeconds: 1}
@@ -62,7 +72,8 @@ spec:
       # skycall-demo links envtest (for its loopback demo), whose init
       # creates a directory in /tmp; the root filesystem is read-only.
       volumes: [{name: tmp, emptyDir: {}}]
-`
+`, ns, app, nodeName, replicas, DemoImage+":"+ImageTag)
+}
 
 // ClusterNodeManifest is a ClusterNode named after its first argument that
 // follows the endpoint of the pod named by the second in Service node.
