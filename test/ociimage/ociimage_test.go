@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/skycall-io/skycall/test/ociimage"
+	"github.com/skycall-io/skycall/test/repo"
 )
 
 // dockerStage is what a Dockerfile stage gives the image Docker users run.
@@ -31,7 +31,7 @@ type dockerStage struct {
 // (what a plain `docker build .` makes) when name is "".
 func dockerfileStage(t *testing.T, name string) dockerStage {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(), "Dockerfile"))
+	f, err := os.Open(filepath.Join(repoRoot(t), "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +86,14 @@ func dockerfileStage(t *testing.T, name string) dockerStage {
 	return st
 }
 
-// repoRoot is the repository root, from this file's place in it.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+// repoRoot is the repository root (test/repo).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // baseImage is the base from this machine's CA bundle; without one the test
@@ -196,7 +200,7 @@ func dockerignored(t *testing.T, patterns []string, path string) bool {
 // Dockerfile copies, so `docker build` does not fail on a user's machine
 // (there is no Docker engine here to try it).
 func TestDockerBuildContextHoldsWhatTheImagesAreBuiltFrom(t *testing.T) {
-	root := repoRoot()
+	root := repoRoot(t)
 	raw, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
 	if err != nil {
 		t.Fatal(err)
