@@ -35,7 +35,7 @@ type nodeConn struct {
 
 	ackMu   sync.Mutex // guards acked and unacked (acks.go)
 	acked   uint64     // highest write ordinal a reply proved received
-	unacked []uint64   // ordinals of pushes written and not proven received, ascending
+	unacked seqRanges  // ordinals of pushes written and not proven received
 
 	draining   atomic.Bool // retired after a move or a drain; see node.startDrain
 	drainTimer *time.Timer // guarded by n.mu
@@ -95,7 +95,7 @@ func (c *nodeConn) close() {
 func (c *nodeConn) writeLoop() {
 	n := c.n
 	defer n.c.wg.Done()
-	var spare []byte
+	var spare batch // the last batch written: its buffers are reused
 	for {
 		n.mu.Lock()
 		for n.conn == c && n.out.msgs == 0 {
@@ -121,7 +121,7 @@ func (c *nodeConn) writeLoop() {
 			n.mu.Unlock()
 			return
 		}
-		b := n.out.take(spare)
+		b := n.out.take(&spare)
 		c.lastGen = b.gen
 		n.quota.release(b.msgs, b.bytes)
 		n.mu.Unlock()
@@ -131,20 +131,20 @@ func (c *nodeConn) writeLoop() {
 			if wrote > 0 {
 				// Some of the batch may have arrived: its pushes are
 				// unconfirmed, not certainly lost.
-				c.written(b.pushes)
+				c.written(&b.pushes)
 				n.connLost(c, err, 0)
 			} else {
 				n.connLost(c, err, b.sends)
 			}
 			return
 		}
-		c.written(b.pushes)
+		c.written(&b.pushes)
 		n.m.written.Add(float64(b.msgs))
 		n.m.writtenBytes.Add(float64(len(buf)))
 		if cap(buf) > 4<<20 && len(buf) < cap(buf)/4 {
-			buf = nil // do not keep a huge buffer after the burst that grew it
+			b.frames = nil // do not keep a huge buffer after the burst that grew it
 		}
-		spare = buf
+		spare = b
 	}
 }
 

@@ -14,7 +14,7 @@ type outbox struct {
 	sends    int       // of which Sends
 	bytes    int       // their payload bytes
 	canceled int       // withdrawn calls whose frames are still in buf
-	pushes   []uint64  // the write ordinals (node.seq) of the Sends in buf
+	pushes   seqRanges // the write ordinals (node.seq) of the Sends in buf
 }
 
 // outCall records where a call's frames sit in outbox.buf, so that a call
@@ -38,7 +38,7 @@ func (o *outbox) append(addr uint32, name string, session uint32, push bool, pay
 	o.bytes += len(payload)
 	if w == nil {
 		o.sends++
-		o.pushes = append(o.pushes, seq)
+		o.pushes.add(seq)
 		return
 	}
 	w.gen, w.outIdx = o.gen, len(o.calls)
@@ -64,19 +64,23 @@ type batch struct {
 	frames             []byte
 	gen                uint64
 	msgs, sends, bytes int
-	pushes             []uint64 // write ordinals of its Sends, owned by the writer
+	pushes             seqRanges // write ordinals of its Sends, owned by the writer until its next take
 }
 
 // take hands the buffer to a writer, without the frames of withdrawn calls,
-// and starts the next generation in spare (the writer's previous buffer).
-func (o *outbox) take(spare []byte) batch {
+// and starts the next generation in the writer's previous batch's buffers.
+func (o *outbox) take(spare *batch) batch {
 	b := batch{frames: o.buf, gen: o.gen, msgs: o.msgs, sends: o.sends, bytes: o.bytes, pushes: o.pushes}
-	o.pushes = nil
+	o.pushes = spare.pushes
+	o.pushes.reset()
+	spare.pushes = seqRanges{}
+	buf := spare.frames
+	spare.frames = nil
 	if o.canceled > 0 {
-		b.frames = o.compact(spare[:0])
-		spare = o.buf
+		b.frames = o.compact(buf[:0])
+		buf = o.buf
 	}
-	o.buf = spare[:0]
+	o.buf = buf[:0]
 	o.next()
 	return b
 }
@@ -105,7 +109,7 @@ func (o *outbox) next() {
 	o.calls = o.calls[:0]
 	o.gen++
 	o.msgs, o.sends, o.bytes, o.canceled = 0, 0, 0, 0
-	o.pushes = o.pushes[:0]
+	o.pushes.reset()
 }
 
 // compact copies buf without the frames of withdrawn calls.

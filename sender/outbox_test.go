@@ -38,7 +38,7 @@ func TestOutboxTakeStartsANewGenerationWithoutWithdrawnCalls(t *testing.T) {
 		t.Fatalf("counts after withdraw: msgs %d sends %d bytes %d", o.msgs, o.sends, o.bytes)
 	}
 	gen := o.gen
-	got := o.take(nil)
+	got := o.take(&batch{})
 	if got.gen != gen || got.msgs != 2 || got.sends != 1 {
 		t.Fatalf("batch gen %d msgs %d sends %d; want gen %d, 2, 1", got.gen, got.msgs, got.sends, gen)
 	}
@@ -52,7 +52,7 @@ func TestOutboxTakeReusesTheSpareBuffer(t *testing.T) {
 	o := newOutbox()
 	o.append(0, "@s", 1, true, []byte("one"), nil, 0, nil)
 	spare := make([]byte, 0, 4096)
-	first := o.take(spare)
+	first := o.take(&batch{frames: spare})
 	o.append(0, "@s", 2, true, []byte("two"), nil, 0, nil)
 	if &o.buf[0] != &spare[:1][0] {
 		t.Fatal("the next generation does not reuse the spare buffer")
