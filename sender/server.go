@@ -260,7 +260,6 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 		svc.sem = make(chan struct{}, o.queueSize)
 	} else {
 		svc.queue = make(chan srvJob, o.queueSize)
-		svc.turn = make(chan struct{}, 1)
 		svc.waiting = make(chan struct{}, o.queueSize)
 	}
 	tab := &serviceTable{

@@ -35,16 +35,19 @@ type srvService struct {
 	sem   chan struct{} // Concurrent services: one token per running handler
 	start sync.Once     // starts the sequential worker on first use
 
-	// Sequential services: turn (1-buffered) is held by whoever runs the
-	// handler, the worker or a reader running a message itself, so that it
-	// never runs twice at once; pending counts the messages accepted and
-	// not yet handled (queued or running), and is decremented only after
-	// turn is released, so pending == 0 means turn is free and nothing
-	// waits before a new message. waiting holds one token per queued
+	// Sequential services: turn is held by whoever runs the handler, the
+	// worker or a reader running a message itself, so that it never runs
+	// twice at once; pending counts the messages accepted and not yet
+	// handled (queued or running), and is decremented only after turn is
+	// released, so pending == 0 means turn is free and nothing waits
+	// before a new message: a reader that moves pending from 0 takes turn
+	// without waiting. turn is a mutex, not a channel: a channel operation
+	// takes the runtime's lock, and the two of them per message were 10% of
+	// the Server's CPU on 32-byte sends (issue 16). waiting holds one token per queued
 	// message until the worker has turn for it: the bound of QueueSize,
 	// which queue alone would exceed by the message the worker holds while
 	// a reader runs the handler.
-	turn    chan struct{}
+	turn    sync.Mutex
 	waiting chan struct{}
 	pending atomic.Int64
 }
@@ -101,13 +104,9 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
 		// handler that runs long hands reading to a new goroutine
 		// (srvConn.inlineStart), so the connection's other messages do not
 		// wait for it.
-		if !svc.takeTurn(c.stopCh) {
-			svc.pending.Add(-1)
-			s.queued.release(size)
-			return srvStopped
-		}
+		svc.turn.Lock() // free: pending was 0
 		reader := svc.serve(srvJob{c: c, req: req, run: c.inlineStart()})
-		<-svc.turn
+		svc.turn.Unlock()
 		svc.pending.Add(-1)
 		s.queued.release(size)
 		if !reader {
@@ -130,17 +129,11 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
 	return srvAccepted
 }
 
-// takeTurn takes the sequential service's turn to run its handler, or
-// gives up when stop is closed.
-func (svc *srvService) takeTurn(stop <-chan struct{}) bool {
-	return chanSend(svc.turn, stop)
-}
-
 // chanSend sends a token on ch, waiting for room, or gives up when stop is
 // closed. It tries without waiting first: that is one channel operation,
 // where the select on both locks both channels (runtime.selectgo was 9% of
-// the Server's CPU on 32-byte sends, issue 16), and turn is nearly always
-// free when a reader takes it (pending was 0).
+// the Server's CPU on 32-byte sends, issue 16), and there is nearly always
+// room.
 func chanSend(ch chan struct{}, stop <-chan struct{}) bool {
 	select {
 	case ch <- struct{}{}:
@@ -177,12 +170,18 @@ func (svc *srvService) work() {
 			}
 		}
 		size := int64(len(j.req.Payload))
-		if !svc.takeTurn(quit) {
+		// Waits, if a reader runs a message itself, for its handler to
+		// return: Close waits for that handler too.
+		svc.turn.Lock()
+		select {
+		case <-quit:
+			svc.turn.Unlock()
 			return
+		default:
 		}
 		<-svc.waiting
 		svc.serve(j)
-		<-svc.turn
+		svc.turn.Unlock()
 		svc.pending.Add(-1)
 		svc.s.queued.release(size)
 	}
