@@ -26,14 +26,16 @@ func midFrame(err error) error {
 	return err
 }
 
-// frameReader reads length-prefixed frames into one reused buffer of at most
-// MaxFrameBody bytes.
+// frameReader reads length-prefixed frames. A frame that fits in the
+// bufio.Reader's buffer is returned in place; a larger one is copied into
+// one reused buffer of at most MaxFrameBody bytes.
 type frameReader struct {
 	r   *bufio.Reader
 	buf []byte
 }
 
-// next returns the body of the next frame, valid until the next call.
+// next returns the body of the next frame, valid until the next call (the
+// next read from r).
 func (f *frameReader) next() ([]byte, error) {
 	hi, err := f.r.ReadByte()
 	if err != nil {
@@ -44,6 +46,17 @@ func (f *frameReader) next() ([]byte, error) {
 		return nil, midFrame(err)
 	}
 	n := int(hi)<<8 | int(lo)
+	if n <= f.r.Size() {
+		// In place, sparing a copy of every frame (memmove was 17% of the
+		// CPU of pipelined 4 KiB calls, issue 16). Peek reads what is
+		// missing; Discard then only moves the read position.
+		b, err := f.r.Peek(n)
+		if err != nil {
+			return nil, midFrame(err)
+		}
+		f.r.Discard(n)
+		return b, nil
+	}
 	if cap(f.buf) < n {
 		f.buf = make([]byte, max(n, min(2*cap(f.buf), MaxFrameBody), 512))
 	}
