@@ -23,8 +23,11 @@ import (
 // always accepted into an emptier buffer.
 const srvPendingLimit = 4 << 20
 
-// srvKeepBuffer is the largest write buffer kept for reuse after a write.
-const srvKeepBuffer = 256 << 10
+// srvKeepBuffer is the largest write buffer kept for reuse after a write: at
+// least the replies of 64 pipelined 4 KiB calls, which a 256 KiB limit
+// made the Server grow anew for every batch (issue 16). A connection keeps
+// two buffers at most.
+const srvKeepBuffer = 1 << 20
 
 // srvInlineFor is how long (up to twice that) a handler may run on a
 // connection's reader goroutine (see srvService.enqueue) before reading
