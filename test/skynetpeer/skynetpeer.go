@@ -486,27 +486,59 @@ func (n *Node) CPUTime() (time.Duration, error) {
 
 // ProcessCPUTime reads utime + stime of a process from /proc/<pid>/stat.
 func ProcessCPUTime(pid int) (time.Duration, error) {
+	u, err := ProcessUsage(pid)
+	return u.User + u.System, err
+}
+
+// Usage is what a process has used so far: CPU time in user space and in
+// the kernel, and its read and write system calls.
+type Usage struct {
+	User, System          time.Duration
+	ReadCalls, WriteCalls int64
+}
+
+// ProcessUsage reads a process's Usage from /proc/<pid>/stat (utime,
+// stime) and /proc/<pid>/io (syscr, syscw; readable by the process's owner
+// and root).
+func ProcessUsage(pid int) (Usage, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return Usage{}, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// count fields after its closing one.
 	i := bytes.LastIndexByte(raw, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return Usage{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	f := strings.Fields(string(raw[i+1:]))
 	// Fields after the name start at 3 (state); utime is 14, stime 15.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+		return Usage{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+		return Usage{}, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	u := Usage{User: time.Duration(ut) * time.Second / clockTicks, System: time.Duration(st) * time.Second / clockTicks}
+	io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return u, err
+	}
+	for line := range strings.Lines(string(io)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		switch k {
+		case "syscr":
+			u.ReadCalls, err = strconv.ParseInt(v, 10, 64)
+		case "syscw":
+			u.WriteCalls, err = strconv.ParseInt(v, 10, 64)
+		}
+		if err != nil {
+			return u, fmt.Errorf("/proc/%d/io: %s: %w", pid, k, err)
+		}
+	}
+	return u, nil
 }
 
 // clockTicks is sysconf(_SC_CLK_TCK), 100 on every Linux platform Go

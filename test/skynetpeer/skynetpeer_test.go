@@ -27,6 +27,13 @@ func TestNodeListensAndStopLeavesNoProcess(t *testing.T) {
 	} else {
 		t.Logf("skynet node started, listening on %s, CPU so far %v", n.Addr, cpu)
 	}
+	// It read its config and its Lua files: the benchmarks' syscall counts
+	// come from the same place.
+	if u, err := ProcessUsage(pid); err != nil {
+		t.Errorf("usage of the running node: %v", err)
+	} else if u.ReadCalls == 0 {
+		t.Errorf("usage of the running node counts no read system call: %+v", u)
+	}
 	n.Stop()
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("skynet pid %d still exists after Stop (kill -0: %v)", pid, err)
