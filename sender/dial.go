@@ -92,8 +92,8 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 		}
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, 16<<10)
-	dec := wire.NewResponseDecoder(br, wire.Limits{MaxMessageSize: n.c.opts.maxMessageSize})
+	dec := wire.NewResponseDecoder(bufio.NewReaderSize(nc, readBufferSize), wire.Limits{MaxMessageSize: n.c.opts.maxMessageSize})
+	dec.Grow(nc, readBufferGrown)
 	resp, err := n.roundTrip(nc, dec, 0, query, "the node query")
 	if err != nil {
 		return fail(fmt.Errorf("confirming %s: %w", addr, err))

@@ -23,6 +23,15 @@ import (
 // always accepted into an emptier buffer.
 const srvPendingLimit = 4 << 20
 
+// readBufferSize is the read buffer of a connection, Server's or Client's,
+// until messages arrive faster than they are read; then it grows to
+// readBufferGrown (wire.RequestDecoder.Grow). A frame that fits in it is
+// decoded in place; a larger one is read past it.
+const (
+	readBufferSize  = 16 << 10
+	readBufferGrown = 64 << 10
+)
+
 // srvKeepBuffer is the largest write buffer kept for reuse after a write: at
 // least the replies of 64 pipelined 4 KiB calls, which a 256 KiB limit
 // made the Server grow anew for every batch (issue 16). A connection keeps
@@ -134,7 +143,6 @@ type srvConn struct {
 	// The reader: one goroutine at a time reads the connection, readLoop
 	// or, after a hand-off, the goroutine handOffReading started; these
 	// belong to it.
-	br      *bufio.Reader
 	dec     *wire.RequestDecoder
 	handOff *time.Timer   // ticks handOffTick while handlers run on the reader
 	inline  atomic.Uint64 // odd while a handler runs on the reader goroutine; +2 per run
@@ -179,14 +187,12 @@ func (c *srvConn) setStateLocked(s connState) bool {
 }
 
 func (c *srvConn) readLoop() {
-	// The decoder copies frames into its own buffer; reads of large frames
-	// bypass this one.
-	c.br = bufio.NewReaderSize(srvReader{c}, 16<<10)
-	c.dec = wire.NewRequestDecoder(c.br, wire.Limits{
+	c.dec = wire.NewRequestDecoder(bufio.NewReaderSize(srvReader{c}, readBufferSize), wire.Limits{
 		MaxMessageSize: c.s.opts.maxMessageSize,
 		MaxPartial:     c.s.opts.maxPartial,
 		Budget:         c.s.partial,
 	})
+	c.dec.Grow(srvReader{c}, readBufferGrown)
 	c.handOff = time.AfterFunc(time.Hour, c.handOffTick)
 	c.handOff.Stop()
 	c.read()

@@ -235,7 +235,7 @@ func (svc *srvService) serve(j srvJob) (reader bool) {
 	// on the reader, load is requests already read and not yet handled.
 	alone := (svc.concurrent && len(svc.sem) <= 1) || (!svc.concurrent && len(svc.queue) == 0)
 	if j.run != 0 && reader {
-		alone = c.br.Buffered() == 0
+		alone = c.dec.Buffered() == 0
 	}
 	if alone {
 		c.replyNow(&resp)

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"io"
 )
@@ -32,14 +33,58 @@ func midFrame(err error) error {
 type frameReader struct {
 	r   *bufio.Reader
 	buf []byte
+
+	// Growing (see Grow): src is what r reads, nil once grown or when the
+	// reader never grows; growNow is set when a read filled r's buffer.
+	src     io.Reader
+	growTo  int
+	growNow bool
+}
+
+// grow switches to a buffer of growTo bytes reading src, after what r
+// still holds.
+func (f *frameReader) grow() {
+	held, _ := f.r.Peek(f.r.Buffered())
+	f.r = bufio.NewReaderSize(&prefixReader{held: bytes.Clone(held), r: f.src}, f.growTo)
+	f.src, f.growNow = nil, false
+}
+
+// prefixReader reads held, then r.
+type prefixReader struct {
+	held []byte
+	r    io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.held) > 0 {
+		n := copy(b, p.held)
+		p.held = p.held[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+func (f *frameReader) setGrow(src io.Reader, size int) {
+	if size > f.r.Size() {
+		f.src, f.growTo = src, size
+	}
 }
 
 // next returns the body of the next frame, valid until the next call (the
 // next read from r).
 func (f *frameReader) next() ([]byte, error) {
+	if f.growNow {
+		f.grow()
+	}
 	hi, err := f.r.ReadByte()
 	if err != nil {
 		return nil, err
+	}
+	if f.src != nil && f.r.Buffered()+1 == f.r.Size() {
+		// The read that brought this frame filled the buffer: frames come
+		// faster than they are read. Grow before the next frame (this
+		// one may be returned in place).
+		f.growNow = true
 	}
 	lo, err := f.r.ReadByte()
 	if err != nil {
@@ -345,6 +390,17 @@ func NewRequestDecoder(r *bufio.Reader, l Limits) *RequestDecoder {
 // Limits.Budget. Next must not be called after Close.
 func (d *RequestDecoder) Close() { d.asm.close() }
 
+// Grow makes the decoder switch, once, to a read buffer of size bytes when
+// a read fills the buffer of the bufio.Reader it was made with, which must
+// read src: a connection starts with a small buffer, which costs little
+// while it is idle, and takes a larger one when messages arrive faster
+// than they are read, which needs fewer reads (a read per 1.3 pipelined
+// 4 KiB calls with 16 KiB, per 4 with 64 KiB; issue 16).
+func (d *RequestDecoder) Grow(src io.Reader, size int) { d.fr.setGrow(src, size) }
+
+// Buffered returns how many bytes have been read and not yet decoded.
+func (d *RequestDecoder) Buffered() int { return d.fr.r.Buffered() }
+
 // Next returns the next complete request. A trace frame applies to the next
 // request or multipart header; multipart requests are reassembled by session
 // even when other frames come between their parts, and returned when their
@@ -547,6 +603,9 @@ type ResponseDecoder struct {
 func NewResponseDecoder(r *bufio.Reader, l Limits) *ResponseDecoder {
 	return &ResponseDecoder{fr: frameReader{r: r}, asm: newReassembly(l, true, "response")}
 }
+
+// Grow is RequestDecoder.Grow.
+func (d *ResponseDecoder) Grow(src io.Reader, size int) { d.fr.setGrow(src, size) }
 
 // Next returns the next complete response, reassembling multipart responses
 // by session. The Response and its Payload are only valid until the next

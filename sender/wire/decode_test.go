@@ -460,3 +460,80 @@ func TestBudgetIsSharedAcrossDecodersAndReturnedOnClose(t *testing.T) {
 		t.Fatalf("budget used %d after both decoders closed, want 0", got)
 	}
 }
+
+// chunkReader returns at most n bytes per Read, as a socket does.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(p) > c.n {
+		p = p[:c.n]
+	}
+	return c.r.Read(p)
+}
+
+// TestDecodersGrowTheirBufferWithoutLosingAFrame: a decoder made with a
+// small buffer switches to a larger one when reads fill it, and every
+// request and response, single or multipart, before, across and after the
+// switch, comes out whole and in order; one that never fills its buffer
+// keeps it.
+func TestDecodersGrowTheirBufferWithoutLosingAFrame(t *testing.T) {
+	var reqs, resps []byte
+	var want [][]byte
+	for i := range 300 {
+		p := bytes.Repeat([]byte{byte(i)}, (i*977)%(3*MultiPart))
+		want = append(want, p)
+		var err error
+		if reqs, err = AppendRequest(reqs, &Request{Name: "@echo", Session: uint32(i + 1), Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+		resps = AppendResponse(resps, &Response{Session: uint32(i + 1), OK: true, Payload: p})
+	}
+	for _, tc := range []struct {
+		name  string
+		chunk int
+		grows bool
+	}{
+		{"reads that fill the buffer", 1 << 20, true},
+		{"reads smaller than the buffer", 1000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &chunkReader{r: bytes.NewReader(reqs), n: tc.chunk}
+			qd := NewRequestDecoder(bufio.NewReaderSize(src, 4096), Limits{})
+			qd.Grow(src, 64<<10)
+			for i, p := range want {
+				r, err := qd.Next()
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				if r.Session != uint32(i+1) || r.Name != "@echo" || !bytes.Equal(r.Payload, p) {
+					t.Fatalf("request %d: session %d, name %q, %d bytes; want session %d, %d bytes", i, r.Session, r.Name, len(r.Payload), i+1, len(p))
+				}
+			}
+			if _, err := qd.Next(); err != io.EOF {
+				t.Fatalf("after the last request: %v, want io.EOF", err)
+			}
+			if grown := qd.fr.r.Size() == 64<<10; grown != tc.grows {
+				t.Fatalf("request decoder buffer is %d bytes; grown = %v, want %v", qd.fr.r.Size(), grown, tc.grows)
+			}
+
+			src = &chunkReader{r: bytes.NewReader(resps), n: tc.chunk}
+			rd := NewResponseDecoder(bufio.NewReaderSize(src, 4096), Limits{})
+			rd.Grow(src, 64<<10)
+			for i, p := range want {
+				r, err := rd.Next()
+				if err != nil {
+					t.Fatalf("response %d: %v", i, err)
+				}
+				if r.Session != uint32(i+1) || !bytes.Equal(r.Payload, p) {
+					t.Fatalf("response %d: session %d, %d bytes; want session %d, %d bytes", i, r.Session, len(r.Payload), i+1, len(p))
+				}
+			}
+			if grown := rd.fr.r.Size() == 64<<10; grown != tc.grows {
+				t.Fatalf("response decoder buffer is %d bytes; grown = %v, want %v", rd.fr.r.Size(), grown, tc.grows)
+			}
+		})
+	}
+}
