@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +22,7 @@ const (
 
 type ceilSys struct {
 	ln    net.Listener
-	count atomic.Int64
+	count paddedCount // as skycall's (skySys)
 }
 
 func startCeiling() (*ceilSys, error) {
