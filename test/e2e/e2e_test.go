@@ -218,6 +218,12 @@ func TestChartInstallSamplesSenderAndUninstall(t *testing.T) {
 	if err := snd.Wait(within(t, 90*time.Second)); err != nil {
 		t.Fatalf("sender in namespace app: %v\noutput: %s", err, strings.Join(snd.Output(), "\n"))
 	}
+	// The node printed each line before its reply, but its output reaches
+	// us through a pipe, a little after: wait for the last line first (a
+	// run on a busy machine compared too early and saw 3 of the 8).
+	if _, err := node.WaitLine(within(t, 10*time.Second), regexp.MustCompile(`^received call \[msg 8\]$`)); err != nil {
+		t.Log(err)
+	}
 	var order []string
 	for _, l := range node.Output() {
 		if strings.HasPrefix(l, "received ") {
