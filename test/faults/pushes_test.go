@@ -184,6 +184,13 @@ func TestPushesLostToKilledReceiverAreAllCounted(t *testing.T) {
 		_, err := c.Call(cctx, "db", "@echo", []byte{})
 		return err
 	})
+	// The receiver printed every push before it answered that call, but its
+	// output reaches us through a pipe, a little after the answer.
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if _, err := last.WaitLine(wctx, regexp.MustCompile(`^received call \[\]$`)); err != nil {
+		t.Log(err)
+	}
 
 	got := map[int64]bool{}
 	dups := 0
