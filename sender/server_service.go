@@ -42,11 +42,11 @@ type srvService struct {
 	// released, so pending == 0 means turn is free and nothing waits
 	// before a new message: a reader that moves pending from 0 takes turn
 	// without waiting. turn is a mutex, not a channel: a channel operation
-	// takes the runtime's lock, and the two of them per message were 10% of
-	// the Server's CPU on 32-byte sends (issue 16). waiting holds one token per queued
-	// message until the worker has turn for it: the bound of QueueSize,
-	// which queue alone would exceed by the message the worker holds while
-	// a reader runs the handler.
+	// takes the runtime's lock, and the two of them per message were 10%
+	// of the Server's CPU on 32-byte sends (issue 16). waiting holds one
+	// token per queued message until the worker has turn for it: the bound
+	// of QueueSize, which queue alone would exceed by the message the
+	// worker holds while a reader runs the handler.
 	turn    sync.Mutex
 	waiting chan struct{}
 	pending atomic.Int64

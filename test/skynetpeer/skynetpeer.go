@@ -487,7 +487,7 @@ func (n *Node) CPUTime() (time.Duration, error) {
 // ProcessCPUTime reads utime + stime of a process from /proc/<pid>/stat.
 func ProcessCPUTime(pid int) (time.Duration, error) {
 	u, err := ProcessUsage(pid)
-	return u.User + u.System, err
+	return u.CPU(), err
 }
 
 // Usage is what a process has used so far: CPU time in user space and in
@@ -495,6 +495,18 @@ func ProcessCPUTime(pid int) (time.Duration, error) {
 type Usage struct {
 	User, System          time.Duration
 	ReadCalls, WriteCalls int64
+}
+
+// CPU is the CPU time in user space and in the kernel together.
+func (u Usage) CPU() time.Duration { return u.User + u.System }
+
+// Syscalls is the read and write system calls together.
+func (u Usage) Syscalls() int64 { return u.ReadCalls + u.WriteCalls }
+
+// Sub is what was used between an earlier reading, before, and u.
+func (u Usage) Sub(before Usage) Usage {
+	return Usage{User: u.User - before.User, System: u.System - before.System,
+		ReadCalls: u.ReadCalls - before.ReadCalls, WriteCalls: u.WriteCalls - before.WriteCalls}
 }
 
 // ProcessUsage reads a process's Usage from /proc/<pid>/stat (utime,

@@ -21,12 +21,12 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/skycall-io/skycall/bench/internal/rawpeer"
+	"github.com/skycall-io/skycall/test/skynetpeer"
 )
 
 type opts struct {
@@ -152,21 +152,8 @@ func profileRow(o opts) error {
 // syscallCounts reads the process's read and write syscall counts (Linux
 // only; zeros elsewhere). Batching shows as fewer syscalls per message.
 func syscallCounts() (reads, writes int64) {
-	data, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		switch k {
-		case "syscr":
-			reads = n
-		case "syscw":
-			writes = n
-		}
-	}
-	return reads, writes
+	u, _ := skynetpeer.ProcessUsage(os.Getpid())
+	return u.ReadCalls, u.WriteCalls
 }
 
 // measurement names

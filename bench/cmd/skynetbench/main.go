@@ -136,11 +136,11 @@ type benchCase struct {
 }
 
 type result struct {
-	elapsed          time.Duration
-	n                int
-	sendCPU, recvCPU time.Duration
-	recv             skynetpeer.Usage // the receiving process's, split: kernel time and system calls
-	err              error
+	elapsed time.Duration
+	n       int
+	sendCPU time.Duration
+	recv    skynetpeer.Usage // the receiving process's: CPU time, its kernel part, system calls
+	err     error
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -302,10 +302,7 @@ func (e *env) measure(sys int, bc benchCase) result {
 	if err := errors.Join(err1, err2, err3, err4); err != nil && r.err == nil {
 		r.err = fmt.Errorf("CPU time: %w", err)
 	}
-	r.sendCPU = s1 - s0
-	r.recv = skynetpeer.Usage{User: r1.User - r0.User, System: r1.System - r0.System,
-		ReadCalls: r1.ReadCalls - r0.ReadCalls, WriteCalls: r1.WriteCalls - r0.WriteCalls}
-	r.recvCPU = r.recv.User + r.recv.System
+	r.sendCPU, r.recv = s1-s0, r1.Sub(r0)
 	return r
 }
 
@@ -479,9 +476,9 @@ func print(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]
 				}
 				rate = append(rate, r.rate())
 				scpu = append(scpu, float64(r.sendCPU)/float64(r.n))
-				rcpu = append(rcpu, float64(r.recvCPU)/float64(r.n))
+				rcpu = append(rcpu, float64(r.recv.CPU())/float64(r.n))
 				rsys = append(rsys, float64(r.recv.System)/float64(r.n))
-				rcalls = append(rcalls, float64(r.recv.ReadCalls+r.recv.WriteCalls)/float64(r.n))
+				rcalls = append(rcalls, float64(r.recv.Syscalls())/float64(r.n))
 				if ref := rs[sysSkySky][i]; ref.err == nil {
 					ratio = append(ratio, r.rate()/ref.rate())
 				}
@@ -550,15 +547,16 @@ func printTargets(w io.Writer, o opts, cases []benchCase, results map[string][nu
 		}
 	}
 	recvCPU := func(r, ref result) float64 {
-		return (float64(r.recvCPU) / float64(r.n)) / (float64(ref.recvCPU) / float64(ref.n))
+		return (float64(r.recv.CPU()) / float64(r.n)) / (float64(ref.recv.CPU()) / float64(ref.n))
 	}
 	// The kernel's floor: the Server's kernel time alone, per message, over
 	// the skynet receiver's whole CPU per message. A goal below it cannot be
 	// met by anything the Server does in user space.
 	recvKernel := func(r, ref result) float64 {
-		return (float64(r.recv.System) / float64(r.n)) / (float64(ref.recvCPU) / float64(ref.n))
+		return (float64(r.recv.System) / float64(r.n)) / (float64(ref.recv.CPU()) / float64(ref.n))
 	}
-	calls := func(r result) float64 { return float64(r.recv.ReadCalls+r.recv.WriteCalls) / float64(r.n) }
+	serverCalls := func(r, _ result) float64 { return float64(r.recv.Syscalls()) / float64(r.n) }
+	skynetCalls := func(_, ref result) float64 { return float64(ref.recv.Syscalls()) / float64(ref.n) }
 	for _, bc := range cases {
 		rs := results[bc.label]
 		med, lo, hi, n := perRound(rs, sysSkyGo, recvCPU)
@@ -567,18 +565,14 @@ func printTargets(w io.Writer, o opts, cases []benchCase, results map[string][nu
 		if kn == 0 {
 			continue
 		}
-		var sc, kc []float64
-		for i, r := range rs[sysSkyGo] {
-			if ref := rs[sysSkySky][i]; r.err == nil && ref.err == nil {
-				sc, kc = append(sc, calls(r)), append(kc, calls(ref))
-			}
-		}
+		sc, _, _, _ := perRound(rs, sysSkyGo, serverCalls)
+		kc, _, _, _ := perRound(rs, sysSkyGo, skynetCalls)
 		verdict := "the rest of the distance is user space"
 		if kmed > 0.25 {
 			verdict = "over 0.25x: the goal is below what the kernel alone takes"
 		}
 		fmt.Fprintf(tw, "floor\t%s: of which the Server's kernel time\t%.2fx (rounds %.2f..%.2f, n=%d); syscalls/msg %.2f, skynet's receiver %.2f; %s\n",
-			bc.label, kmed, klo, khi, kn, median(sc), median(kc), verdict)
+			bc.label, kmed, klo, khi, kn, sc, kc, verdict)
 	}
 	tw.Flush()
 }
