@@ -254,6 +254,7 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 		handleName:   fmt.Sprintf(":%08x", handle),
 		packedHandle: packedHandle,
 		concurrent:   o.concurrent,
+		reuse:        o.reuse,
 		m:            s.metrics.forService(name),
 	}
 	if o.concurrent {

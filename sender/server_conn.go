@@ -359,7 +359,8 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 		c.reply(r.Session, false, []byte(srvErrInvalidName))
 		return true
 	}
-	req := newRequest(r.Payload)
+	j := svc.newJob(c, r.Payload)
+	req := j.req
 	req.Service = service
 	req.Handle = svc.handle
 	req.Session = r.Session
@@ -369,18 +370,20 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 		req.Trace = append([]byte{}, r.Trace...)
 	}
 	c.inflight.Add(1)
-	switch svc.enqueue(c, req) {
+	switch svc.enqueue(j) {
 	case srvHandedOff:
 		return false
 	case srvStopped:
 		// Stopped while waiting for room: the message was never accepted.
 		c.s.metrics.reject(rejectShuttingDown)
-		if req.Push {
+		push, session := req.Push, req.Session
+		j.done()
+		if push {
 			c.s.log.Info("Dropped a push received while stopping", "service", service, "peer", c.peer)
 			c.jobDone(nil)
 			return true
 		}
-		c.jobDone(&wire.Response{Session: req.Session,
+		c.jobDone(&wire.Response{Session: session,
 			Payload: fmt.Appendf(nil, "skycall: node %s is shutting down", c.s.nodeName)})
 	}
 	return true

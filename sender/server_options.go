@@ -211,6 +211,7 @@ type HandleOption func(*srvHandleOptions)
 type srvHandleOptions struct {
 	concurrent bool
 	queueSize  int
+	reuse      bool
 }
 
 // Concurrent lets the handler of a service run for several messages at once,
@@ -219,6 +220,18 @@ type srvHandleOptions struct {
 // when the bound is reached the connection readers feeding the service wait.
 func Concurrent() HandleOption {
 	return func(o *srvHandleOptions) { o.concurrent = true }
+}
+
+// ReuseRequests lets the Server reuse each Request of this service, and its
+// Payload, once the handler has returned: the handler must not keep the
+// Request, its Payload or a slice of it past its return, nor hand them to a
+// goroutine that does (copy what it keeps; returning the Payload as the
+// reply is fine, as the reply is copied before the handler's call ends). It
+// spares the allocation of every message of up to 64 bytes, and the garbage
+// collection that follows: a fifth of the Server's CPU on 32-byte pushes
+// (issue 16). Without it, every Request belongs to its handler.
+func ReuseRequests() HandleOption {
+	return func(o *srvHandleOptions) { o.reuse = true }
 }
 
 // QueueSize sets how many messages may wait for this service (or, for a

@@ -29,6 +29,7 @@ type srvService struct {
 	handleName   string // ":%08x"
 	packedHandle []byte // pack(handle): the answer to a query
 	concurrent   bool
+	reuse        bool               // ReuseRequests: small Requests come from srvRequests and go back once handled
 	m            *srvServiceMetrics // nil without ServerRegisterer
 
 	queue chan srvJob   // sequential services
@@ -55,7 +56,35 @@ type srvService struct {
 type srvJob struct {
 	c   *srvConn
 	req *Request
-	run uint64 // non-zero: served on the connection's reader goroutine, this run of it (srvConn.inlineStart)
+	box *srvSmallRequest // non-nil: req is in it, and it goes back to srvRequests once handled
+	run uint64           // non-zero: served on the connection's reader goroutine, this run of it (srvConn.inlineStart)
+}
+
+// srvRequests holds the small Requests of ReuseRequests services between
+// messages.
+var srvRequests = sync.Pool{New: func() any { return new(srvSmallRequest) }}
+
+// newJob returns a job for c whose Request has a copy of payload: reused for
+// a ReuseRequests service, new otherwise.
+func (svc *srvService) newJob(c *srvConn, payload []byte) srvJob {
+	if !svc.reuse || len(payload) > srvSmallPayload {
+		return srvJob{c: c, req: newRequest(payload)}
+	}
+	b := srvRequests.Get().(*srvSmallRequest)
+	b.req = Request{}
+	if n := copy(b.buf[:], payload); n > 0 {
+		b.req.Payload = b.buf[:n:n]
+	}
+	return srvJob{c: c, req: &b.req, box: b}
+}
+
+// done recycles the job's Request, if it is reused: its handler has
+// returned and its reply is copied.
+func (j srvJob) done() {
+	if j.box != nil {
+		j.box.req = Request{} // drop what the handler set, for the collector
+		srvRequests.Put(j.box)
+	}
 }
 
 // What enqueue did with a message.
@@ -74,8 +103,8 @@ const (
 // The request's bytes count against the Server's queued budget from here
 // until its handler returns: past the budget the reader waits here too, so
 // that many connections cannot together queue more than the budget.
-func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
-	s := svc.s
+func (svc *srvService) enqueue(j srvJob) srvEnqueued {
+	s, c, req := svc.s, j.c, j.req
 	size := int64(len(req.Payload))
 	if !s.queued.acquire(size, c.stopCh) {
 		return srvStopped
@@ -88,12 +117,7 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
 		// The reader calling this is itself counted in wg, so Add is safe
 		// even while Close waits.
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer func() { <-svc.sem }()
-			defer s.queued.release(size)
-			svc.serve(srvJob{c: c, req: req})
-		}()
+		go svc.serveConcurrent(j, size)
 		return srvAccepted
 	}
 	if svc.pending.CompareAndSwap(0, 1) {
@@ -105,7 +129,8 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
 		// (srvConn.inlineStart), so the connection's other messages do not
 		// wait for it.
 		svc.turn.Lock() // free: pending was 0
-		reader := svc.serve(srvJob{c: c, req: req, run: c.inlineStart()})
+		j.run = c.inlineStart()
+		reader := svc.serve(j)
 		svc.turn.Unlock()
 		svc.pending.Add(-1)
 		s.queued.release(size)
@@ -125,8 +150,18 @@ func (svc *srvService) enqueue(c *srvConn, req *Request) srvEnqueued {
 		return srvStopped
 	}
 	// Room: queue has as much as waiting, so this never blocks.
-	svc.queue <- srvJob{c: c, req: req}
+	svc.queue <- j
 	return srvAccepted
+}
+
+// serveConcurrent is the goroutine of one message of a Concurrent service.
+// A method, not a closure: capturing the job would move it to the heap on
+// every path of enqueue.
+func (svc *srvService) serveConcurrent(j srvJob, size int64) {
+	defer svc.s.wg.Done()
+	defer func() { <-svc.sem }()
+	defer svc.s.queued.release(size)
+	svc.serve(j)
 }
 
 // chanSend sends a token on ch, waiting for room, or gives up when stop is
@@ -192,6 +227,7 @@ func (svc *srvService) work() {
 // reports whether the goroutine is still the connection's reader.
 func (svc *srvService) serve(j srvJob) (reader bool) {
 	c, req := j.c, j.req
+	defer j.done()
 	if !req.Push && c.ctx.Err() != nil {
 		// The connection is gone: no one would read the reply.
 		c.jobDone(nil)

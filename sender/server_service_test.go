@@ -1,11 +1,13 @@
 package sender
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,5 +158,143 @@ func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) 
 	defer mu.Unlock()
 	if len(bad) > 0 {
 		t.Fatalf("%d violations, first: %s", len(bad), bad[0])
+	}
+}
+
+// A ReuseRequests service gets every message intact, though its Requests
+// are recycled: pushes from several connections, small and large, some run
+// on the reader and some queued behind a slow handler, and calls whose
+// reply is the payload itself, for a sequential and a Concurrent service.
+func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
+	const conns, perConn = 3, 300
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
+			s := NewServer("node-a")
+			var (
+				mu   sync.Mutex
+				got  = map[string]int{}
+				seen int
+			)
+			opts := []HandleOption{ReuseRequests(), QueueSize(4)}
+			if concurrent {
+				opts = append(opts, Concurrent())
+			}
+			srvMustHandle(t, s, "@keep", func(_ context.Context, req *Request) ([]byte, error) {
+				if len(req.Payload) == 0 || req.Payload[0]%7 == 0 {
+					time.Sleep(50 * time.Microsecond) // let messages queue behind this one
+				}
+				mu.Lock()
+				got[string(req.Payload)]++ // copied: the Request is reused
+				seen++
+				mu.Unlock()
+				if req.Push {
+					return nil, nil
+				}
+				return req.Payload, nil
+			}, opts...)
+			addr, _ := srvServe(t, s)
+			want := map[string]int{}
+			writeErr := make(chan error, conns)
+			clients := make([]*srvClient, conns)
+			for i := range conns {
+				clients[i] = srvDial(t, addr)
+				var buf []byte
+				for seq := range perConn {
+					// 1 to 100 bytes: both sides of the 64-byte reuse limit.
+					p := fmt.Appendf(nil, "%c%d-%d:", byte(seq%250), i, seq)
+					for len(p) < 1+seq%100 {
+						p = append(p, byte('a'+seq%26))
+					}
+					want[string(p)]++
+					var err error
+					if buf, err = wire.AppendRequest(buf, &wire.Request{Name: "@keep", Push: true, Session: uint32(seq + 1), Payload: p}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				go func(c *srvClient, b []byte) {
+					c.nc.SetWriteDeadline(time.Now().Add(srvTestTimeout))
+					_, err := c.nc.Write(b)
+					writeErr <- err
+				}(clients[i], buf)
+			}
+			for range conns {
+				if err := <-writeErr; err != nil {
+					t.Fatalf("write: %v", err)
+				}
+			}
+			// Calls after the pushes: the reply is the recycled payload.
+			for i, c := range clients {
+				p := fmt.Appendf(nil, "call from %d", i)
+				want[string(p)]++
+				if resp := c.call(wire.Request{Name: "@keep", Payload: p}); !resp.OK || string(resp.Payload) != string(p) {
+					t.Fatalf("call %q answered %+v", p, resp)
+				}
+			}
+			eventually(t, "every message handled", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return seen == conns*(perConn+1)
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			for p, n := range want {
+				if got[p] != n {
+					t.Fatalf("payload %q handled %d times, want %d (%d distinct payloads handled, %d sent)", p, got[p], n, len(got), len(want))
+				}
+			}
+		})
+	}
+}
+
+// ReuseRequests spares the allocation of every small message: pushes to a
+// sequential service cost the Server well under one allocation each with
+// it, and at most one (the Request the handler may keep) without.
+func TestReuseRequestsAllocatesNothingPerSmallPush(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector (sync.Pool drops items on purpose); run without -race")
+	}
+	const pushes = 20000
+	for _, tc := range []struct {
+		name     string
+		opts     []HandleOption
+		min, max float64
+	}{
+		{"default", nil, 0, 1.1},
+		{"ReuseRequests", []HandleOption{ReuseRequests()}, 0, 0.2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewServer("node-a")
+			var handled atomic.Int64
+			srvMustHandle(t, s, "@count", func(context.Context, *Request) ([]byte, error) {
+				handled.Add(1)
+				return nil, nil
+			}, tc.opts...)
+			addr, _ := srvServe(t, s)
+			c := srvDial(t, addr)
+			frame, err := wire.AppendRequest(nil, &wire.Request{Name: "@count", Push: true, Session: 1, Payload: srvPattern(32)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			burst := bytes.Repeat(frame, pushes)
+			send := func() {
+				t.Helper()
+				before := handled.Load()
+				c.nc.SetWriteDeadline(time.Now().Add(srvTestTimeout))
+				if _, err := c.nc.Write(burst); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "the burst handled", func() bool { return handled.Load() == before+pushes })
+			}
+			send() // warm: buffers grown, pool filled
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			send()
+			runtime.ReadMemStats(&m1)
+			per := float64(m1.Mallocs-m0.Mallocs) / pushes
+			if per < tc.min || per > tc.max {
+				t.Fatalf("%.3f allocations per 32-byte push, want %v to %v", per, tc.min, tc.max)
+			}
+			t.Logf("%.3f allocations per 32-byte push", per)
+		})
 	}
 }

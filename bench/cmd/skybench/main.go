@@ -717,10 +717,14 @@ func profileSend(o opts, sky *skySys, payload int) error {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return err
 	}
+	// One measurement stops at maxSends, so repeat it until rounds x
+	// duration has passed: a profile of half a second has too few samples.
 	r0, w0 := syscallCounts()
-	long := o
-	long.duration = time.Duration(o.rounds) * o.duration
-	r := sky.sendThroughput(p, long)
+	var r result
+	for end := time.Now().Add(time.Duration(o.rounds) * o.duration); r.err == nil && time.Now().Before(end); {
+		m := sky.sendThroughput(p, o)
+		r.ops, r.elapsed, r.err = r.ops+m.ops, r.elapsed+m.elapsed, m.err
+	}
 	r1, w1 := syscallCounts()
 	pprof.StopCPUProfile()
 	if r.err != nil {

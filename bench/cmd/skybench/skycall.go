@@ -41,7 +41,7 @@ func startSkycall() (*skySys, error) {
 	s := &skySys{srv: sender.NewServer(skyNode)}
 	if _, err := s.srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
 		return req.Payload, nil
-	}, sender.Concurrent()); err != nil {
+	}, sender.Concurrent(), sender.ReuseRequests()); err != nil {
 		return nil, err
 	}
 	if _, err := s.srv.HandleFunc("@count", func(_ context.Context, req *sender.Request) ([]byte, error) {
@@ -50,7 +50,7 @@ func startSkycall() (*skySys, error) {
 			return nil, nil
 		}
 		return binary.LittleEndian.AppendUint64(nil, uint64(s.count.Load())), nil
-	}); err != nil {
+	}, sender.ReuseRequests()); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

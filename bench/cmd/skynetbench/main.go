@@ -406,9 +406,10 @@ func serveChild(profile string) error {
 		defer pprof.StopCPUProfile()
 	}
 	srv := sender.NewServer("go")
+	// The handlers keep nothing of a Request: they opt in to its reuse.
 	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
 		return req.Payload, nil
-	}); err != nil {
+	}, sender.ReuseRequests()); err != nil {
 		return err
 	}
 	count := 0
@@ -430,7 +431,7 @@ func serveChild(profile string) error {
 			return luaseri.Pack(true)
 		}
 		return nil, fmt.Errorf("seq: unknown command %v", args[0])
-	}); err != nil {
+	}, sender.ReuseRequests()); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
