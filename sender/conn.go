@@ -39,6 +39,7 @@ type nodeConn struct {
 
 	draining   atomic.Bool // retired after a move or a drain; see node.startDrain
 	drainTimer *time.Timer // guarded by n.mu
+	shrink     *time.Timer // the writer's: gives back large buffers after an idle second
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -90,6 +91,13 @@ func (c *nodeConn) close() {
 	})
 }
 
+// A node's write buffers over clientKeepBuffer are given back once its
+// writer has had nothing to write for clientShrinkAfter.
+const (
+	clientKeepBuffer  = 4 << 20
+	clientShrinkAfter = time.Second
+)
+
 // writeLoop writes the node's outbox in batches: it takes the buffer under
 // the node's lock and writes it with one Write outside it.
 func (c *nodeConn) writeLoop() {
@@ -102,10 +110,32 @@ func (c *nodeConn) writeLoop() {
 			if len(n.out.buf) > 0 { // only withdrawn calls: nothing to write
 				n.out.reset()
 			}
+			// Idle with buffers a burst grew: give them back once the idle
+			// lasts. Not sooner: dropped between the rounds of a burst, a
+			// buffer grows again from nothing, and growing tens of megabytes
+			// again and again was 70% of the CPU of 1 KiB Sends (issue 16).
+			var shrink <-chan time.Time
+			if cap(n.out.buf) > clientKeepBuffer || cap(spare.frames) > clientKeepBuffer {
+				if c.shrink == nil {
+					c.shrink = time.NewTimer(clientShrinkAfter)
+				} else {
+					c.shrink.Reset(clientShrinkAfter)
+				}
+				shrink = c.shrink.C
+			}
 			n.signaled = false
 			n.mu.Unlock()
 			select {
 			case <-c.wake:
+			case <-shrink:
+				n.mu.Lock()
+				if cap(n.out.buf) > clientKeepBuffer && len(n.out.buf) == 0 {
+					n.out.buf = nil
+				}
+				if cap(spare.frames) > clientKeepBuffer {
+					spare.frames = nil
+				}
+				continue
 			case <-c.retired:
 				return
 			case <-c.done:
@@ -141,9 +171,6 @@ func (c *nodeConn) writeLoop() {
 		c.written(&b.pushes)
 		n.m.written.Add(float64(b.msgs))
 		n.m.writtenBytes.Add(float64(len(buf)))
-		if cap(buf) > 4<<20 && len(buf) < cap(buf)/4 {
-			b.frames = nil // do not keep a huge buffer after the burst that grew it
-		}
 		spare = b
 	}
 }

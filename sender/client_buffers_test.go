@@ -1,0 +1,61 @@
+package sender
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/skycall-io/skycall/sender/registry"
+)
+
+// A burst of Sends to a node that reads slowly grows the node's write
+// buffers to many megabytes; once the Client has been idle a while it gives
+// them back, and its heap returns to what it was before the burst.
+func TestIdleClientGivesBackTheBuffersOfABurst(t *testing.T) {
+	const sends, size = 24 << 10, 1024 // 24 MiB
+	srv := NewServer("sink")
+	var got atomic.Int64
+	hold := make(chan struct{})
+	if _, err := srv.HandleFunc("@count", func(ctx context.Context, req *Request) ([]byte, error) {
+		if got.Add(1) == 1 {
+			select { // the first push holds the service: the Server stops reading
+			case <-hold:
+			case <-ctx.Done():
+			}
+		}
+		return nil, nil
+	}, QueueSize(1), ReuseRequests()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"sink": l.Addr().String()}))
+	ctx := ctCtx(t)
+	if err := c.Send(ctx, "sink", "@count", nil); err != nil { // connects; holds the service
+		t.Fatal(err)
+	}
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	base := heap()
+	payload := make([]byte, size)
+	for i := range sends {
+		if err := c.Send(ctx, "sink", "@count", payload); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	close(hold)
+	eventually(t, "every push handled", func() bool { return got.Load() == sends+1 })
+	t.Logf("heap after the burst: %+d MiB over the start", (heap()-base)>>20)
+	// clientShrinkAfter (1s) of idleness; eventually waits up to 10s.
+	eventually(t, "the heap back within 4 MiB of the start", func() bool { return heap()-base < 4<<20 })
+}
