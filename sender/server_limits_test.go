@@ -219,8 +219,8 @@ func TestQueuedBudgetStopsReadingUntilHandlersCatchUp(t *testing.T) {
 	for range 6 {
 		c.send(wire.Request{Name: "@slow", Push: true, Payload: srvPattern(size)})
 	}
-	// Three requests fit (the first is being handled, two wait); the
-	// reader waits before taking a fourth.
+	// The first is handled on the reader, uncounted; two wait and fit the
+	// budget, and the reader waits before taking a fourth.
 	eventually(t, "the budget fills", func() bool { return s.queued.usedBytes() >= 2*size })
 	if u := s.queued.usedBytes(); u > budget {
 		t.Fatalf("%d bytes of requests queued, budget %d", u, budget)
