@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/google/pprof/profile"
@@ -101,16 +102,25 @@ func classify(stack []string) int {
 	return shareOther
 }
 
-// profileShares reads a CPU profile and returns the fraction of its CPU
-// time in each share.
-func profileShares(r io.Reader) ([numShares]float64, error) {
-	var out [numShares]float64
+// readerFrame marks the samples of a skycall Server connection's reader
+// goroutine: the one Send rows wait on.
+const readerFrame = "github.com/skycall-io/skycall/sender.(*srvConn).read"
+
+// cpuSplit is what profileShares finds in a profile.
+type cpuSplit struct {
+	shares [numShares]float64 // fraction of the CPU time in each share
+	total  float64            // CPU nanoseconds, all goroutines
+	reader float64            // of which under readerFrame
+}
+
+// profileShares reads a CPU profile and splits its CPU time.
+func profileShares(r io.Reader) (cpuSplit, error) {
+	var out cpuSplit
 	p, err := profile.Parse(r)
 	if err != nil {
 		return out, err
 	}
 	v := len(p.SampleType) - 1 // CPU profiles: samples, then nanoseconds
-	var total float64
 	var stack []string
 	for _, s := range p.Sample {
 		stack = stack[:0]
@@ -122,34 +132,43 @@ func profileShares(r io.Reader) ([numShares]float64, error) {
 			}
 		}
 		t := float64(s.Value[v])
-		out[classify(stack)] += t
-		total += t
+		out.shares[classify(stack)] += t
+		out.total += t
+		if slices.Contains(stack, readerFrame) {
+			out.reader += t
+		}
 	}
-	if total == 0 {
+	if out.total == 0 {
 		return out, fmt.Errorf("the profile has no samples")
 	}
-	for i := range out {
-		out[i] /= total
+	for i := range out.shares {
+		out.shares[i] /= out.total
 	}
 	return out, nil
 }
 
-// printShares prints where the profiled row's CPU time went.
-func printShares(path string) {
+// printShares prints where the profiled row's CPU time went, and its CPU
+// time per operation (ops of them under the profile): the figure to A/B,
+// steadier than a rate on a machine whose other work varies.
+func printShares(path string, ops int64, op string) {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "skybench: reading the profile back:", err)
 		return
 	}
 	defer f.Close()
-	sh, err := profileShares(f)
+	sp, err := profileShares(f)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "skybench: reading the profile back:", err)
 		return
 	}
 	parts := make([]string, numShares)
 	for i, name := range shareNames {
-		parts[i] = fmt.Sprintf("%s %.0f%%", name, 100*sh[i])
+		parts[i] = fmt.Sprintf("%s %.0f%%", name, 100*sp.shares[i])
 	}
 	fmt.Printf("where the CPU time went (both sides, one process): %s\n", strings.Join(parts, ", "))
+	if ops > 0 {
+		fmt.Printf("CPU time per %s: %.0f ns in all, of which %.0f ns on the Server's connection reader\n",
+			op, sp.total/float64(ops), sp.reader/float64(ops))
+	}
 }

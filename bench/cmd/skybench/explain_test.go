@@ -62,11 +62,15 @@ func TestProfileSharesWeighsSamplesByCPUTime(t *testing.T) {
 	if err := p.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
-	sh, err := profileShares(&buf)
+	sp, err := profileShares(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(sh[shareKernel]-0.75) > 1e-9 || math.Abs(sh[shareSkycall]-0.25) > 1e-9 {
+	if sh := sp.shares; math.Abs(sh[shareKernel]-0.75) > 1e-9 || math.Abs(sh[shareSkycall]-0.25) > 1e-9 {
 		t.Fatalf("shares %v: want kernel 0.75 and skycall's code 0.25", sh)
+	}
+	// Only the decoding sample runs under the Server's reader.
+	if sp.total != 40_000_000 || sp.reader != 10_000_000 {
+		t.Fatalf("CPU %v ns, reader %v ns: want 40ms and 10ms", sp.total, sp.reader)
 	}
 }

@@ -145,7 +145,7 @@ func profileRow(o opts) error {
 		fmt.Printf("syscalls per call, Client and Server together: %.2f writes, %.2f reads (from /proc/self/io)\n",
 			float64(w1-w0)/float64(r.ops), float64(r1-r0)/float64(r.ops))
 	}
-	printShares(o.cpuprofile) // StopCPUProfile wrote it all
+	printShares(o.cpuprofile, r.ops, "call") // StopCPUProfile wrote it all
 	return nil
 }
 
@@ -735,6 +735,6 @@ func profileSend(o opts, sky *skySys, payload int) error {
 		fmt.Printf("syscalls per message, Client and Server together: %.3f writes, %.3f reads (from /proc/self/io)\n",
 			float64(w1-w0)/float64(r.ops), float64(r1-r0)/float64(r.ops))
 	}
-	printShares(o.cpuprofile) // StopCPUProfile wrote it all
+	printShares(o.cpuprofile, r.ops, "message") // StopCPUProfile wrote it all
 	return nil
 }
