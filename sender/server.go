@@ -99,10 +99,12 @@ type Request struct {
 // first, as in skynet. When a sequential service has nothing queued or
 // running, the connection's reader runs the handler itself instead of
 // waking the service's goroutine (a hand-off that costs more than a small
-// handler). A handler still running after about a millisecond (at most
-// two) hands reading to a new goroutine, so that connection's next
-// messages wait that long at most, and a handler may wait for a later
-// message of its own connection. A service
+// handler); it goes on with the connection's next message, already
+// received, under the same turn unless another connection's message came
+// for the service meanwhile, which goes first. A handler still running
+// after about a millisecond (at most two) hands reading to a new goroutine,
+// so that connection's next messages wait that long at most, and a handler
+// may wait for a later message of its own connection. A service
 // registered with Concurrent gives up ordering: each message runs on its
 // own goroutine, up to its queue size at once.
 //

@@ -43,7 +43,7 @@ const srvKeepBuffer = 1 << 20
 // moves to a new goroutine, so that a slow or blocked handler holds up neither the
 // connection's messages for other services nor a later message it waits
 // for.
-const srvInlineFor = time.Millisecond
+var srvInlineFor = time.Millisecond // a variable for tests
 
 // errSrvStopped is what the reader sees once Shutdown stopped reading.
 var errSrvStopped = errors.New("skycall: server stopped reading")
@@ -150,10 +150,16 @@ type srvConn struct {
 	lastTab  *serviceTable
 	lastName string
 	lastSvc  *srvService
-	handOff  *time.Timer   // ticks handOffTick while handlers run on the reader
-	inline   atomic.Uint64 // odd while a handler runs on the reader goroutine; +2 per run
-	seen     atomic.Uint64 // inline at handOffTick's last tick
-	armed    atomic.Bool   // handOff is ticking
+	// Between two messages: the sequential service whose turn, and pending
+	// count, the reader kept after running a message itself, because the
+	// next message was already buffered and nothing else waited for the
+	// service (srvService.runInline). The next dispatch uses or gives back
+	// both; the reader never blocks on a read while holding them.
+	held    *srvService
+	handOff *time.Timer   // ticks handOffTick while handlers run on the reader
+	inline  atomic.Uint64 // odd while a handler runs on the reader goroutine; +2 per run
+	seen    atomic.Uint64 // inline at handOffTick's last tick
+	armed   atomic.Bool   // handOff is ticking
 
 	stopRead atomic.Bool   // Shutdown: read no further request
 	stopCh   chan struct{} // closed by stopReading and close: stop waiting for queues
@@ -211,6 +217,10 @@ func (c *srvConn) read() {
 	for {
 		r, err := c.dec.Next()
 		if err != nil {
+			if held := c.held; held != nil {
+				c.held = nil
+				held.endInline()
+			}
 			if c.readFailed(err) {
 				continue
 			}
@@ -330,11 +340,16 @@ func (c *srvConn) readFailed(err error) bool {
 // other request to its service. It reports false when the calling goroutine
 // is no longer the reader (srvHandedOff).
 func (c *srvConn) dispatch(r *wire.Request) bool {
+	held := c.held
+	c.held = nil
 	tab := c.s.services.Load()
 	var svc *srvService
 	var service string
 	switch {
 	case r.Name == "" && r.Address == 0:
+		if held != nil {
+			held.endInline()
+		}
 		c.query(tab, r)
 		return true
 	case r.Name == "":
@@ -358,6 +373,10 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 			service = svc.name
 		}
 	}
+	if held != nil && held != svc {
+		held.endInline()
+		held = nil
+	}
 	if svc == nil {
 		// Checked first: a peer spamming bad names must not cost allocations.
 		if log := c.s.log.V(1); log.Enabled() {
@@ -379,7 +398,7 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 		req.Trace = append([]byte{}, r.Trace...)
 	}
 	c.inflight.Add(1)
-	switch svc.enqueue(j) {
+	switch svc.enqueue(j, held != nil) {
 	case srvHandedOff:
 		return false
 	case srvStopped:

@@ -298,3 +298,56 @@ func TestReuseRequestsAllocatesNothingPerSmallPush(t *testing.T) {
 		})
 	}
 }
+
+// A reader that keeps a sequential service's turn for the next message of
+// its burst (already buffered) still lets a message that another
+// connection queued meanwhile go first: arrival order holds across
+// connections.
+func TestBufferedBurstDoesNotOvertakeAnotherConnection(t *testing.T) {
+	// a1 blocks: without a hand-off, a2... stay buffered behind it.
+	defer func(d time.Duration) { srvInlineFor = d }(srvInlineFor)
+	srvInlineFor = time.Hour
+	s := NewServer("node-a")
+	var (
+		mu      sync.Mutex
+		handled []string
+	)
+	first := make(chan struct{})
+	release := make(chan struct{})
+	srvMustHandle(t, s, "@seq", func(_ context.Context, req *Request) ([]byte, error) {
+		if string(req.Payload) == "a1" {
+			close(first)
+			<-release
+		}
+		mu.Lock()
+		handled = append(handled, string(req.Payload))
+		mu.Unlock()
+		return nil, nil
+	})
+	addr, _ := srvServe(t, s)
+	a, b := srvDial(t, addr), srvDial(t, addr)
+	var burst []byte
+	for i := 1; i <= 50; i++ {
+		var err error
+		if burst, err = wire.AppendRequest(burst, &wire.Request{Name: "@seq", Push: true, Session: uint32(i),
+			Payload: fmt.Appendf(nil, "a%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.writeRaw(burst) // one write: a2.. are buffered while a1 runs
+	srvRecv(t, "a1 running", first)
+	b.send(wire.Request{Name: "@seq", Push: true, Payload: []byte("b1")})
+	svc := s.services.Load().byName["@seq"]
+	eventually(t, "b1 queued behind a1", func() bool { return svc.pending.Load() == 2 })
+	close(release)
+	eventually(t, "every push handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == 51
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if handled[0] != "a1" || handled[1] != "b1" || handled[2] != "a2" || handled[50] != "a50" {
+		t.Fatalf("handled %v ... ; want a1, b1, a2, ... a50", handled[:4])
+	}
+}

@@ -401,6 +401,18 @@ func (d *RequestDecoder) Grow(src io.Reader, size int) { d.fr.setGrow(src, size)
 // Buffered returns how many bytes have been read and not yet decoded.
 func (d *RequestDecoder) Buffered() int { return d.fr.r.Buffered() }
 
+// NextBuffered reports whether the next frame is a whole single-frame
+// request already in the buffer: Next will then return it without reading.
+func (d *RequestDecoder) NextBuffered() bool {
+	r := d.fr.r
+	if d.err != nil || r.Buffered() < 3 {
+		return false
+	}
+	h, _ := r.Peek(3) // buffered: Peek does not read
+	n := int(h[0])<<8 | int(h[1])
+	return n > 0 && (h[2] == typeReqNumber || h[2] == typeReqName) && r.Buffered() >= 2+n
+}
+
 // Next returns the next complete request. A trace frame applies to the next
 // request or multipart header; multipart requests are reassembled by session
 // even when other frames come between their parts, and returned when their

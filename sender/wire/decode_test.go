@@ -537,3 +537,59 @@ func TestDecodersGrowTheirBufferWithoutLosingAFrame(t *testing.T) {
 		})
 	}
 }
+
+// onceReader returns its bytes in one Read, then fails every later Read.
+type onceReader struct{ b []byte }
+
+func (r *onceReader) Read(p []byte) (int, error) {
+	if r.b == nil {
+		return 0, errors.New("read again")
+	}
+	n := copy(p, r.b)
+	r.b = nil
+	return n, nil
+}
+
+// NextBuffered is true only when Next will return the next request without
+// reading: a whole single-frame request is in the buffer.
+func TestNextBufferedOnlyForAWholeSingleFrameRequest(t *testing.T) {
+	req := func(session uint32, payload []byte) []byte {
+		out, err := AppendRequest(nil, &Request{Name: "@s", Session: session, Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first, single, multi := req(1, []byte("first")), req(2, []byte("hello")), req(3, pattern(MultiPart+10))
+	traced, err := AppendRequest(nil, &Request{Name: "@s", Session: 4, Payload: []byte("x"), Trace: []byte("tag")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		rest []byte
+		want bool
+	}{
+		{"nothing buffered", nil, false},
+		{"a whole single frame", single, true},
+		{"all but its last byte", single[:len(single)-1], false},
+		{"its size alone", single[:2], false},
+		{"a multipart request", multi, false},
+		{"a trace frame first", traced, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := NewRequestDecoder(bufio.NewReader(&onceReader{b: append(append([]byte{}, first...), tc.rest...)}), Limits{})
+			if r, err := d.Next(); err != nil || string(r.Payload) != "first" {
+				t.Fatalf("first request: %v, %v", r, err)
+			}
+			if got := d.NextBuffered(); got != tc.want {
+				t.Fatalf("NextBuffered = %v, want %v", got, tc.want)
+			}
+			if tc.want {
+				if r, err := d.Next(); err != nil || string(r.Payload) != "hello" {
+					t.Fatalf("Next after NextBuffered: %v, %v", r, err)
+				}
+			}
+		})
+	}
+}
