@@ -429,7 +429,14 @@ const srvSmallPayload = 64
 type srvSmallRequest struct {
 	req Request
 	buf [srvSmallPayload]byte
+	// ReuseRequests boxes only (srvRequests): the room of a larger payload,
+	// up to srvReuseMax, kept with the box from one message to the next.
+	large []byte
 }
+
+// srvReuseMax is the largest payload whose room a ReuseRequests service
+// reuses; larger ones are allocated for each message.
+const srvReuseMax = 64 << 10
 
 // newRequest returns a Request whose Payload is a copy of payload.
 func newRequest(payload []byte) *Request {

@@ -67,13 +67,23 @@ var srvRequests = sync.Pool{New: func() any { return new(srvSmallRequest) }}
 // newJob returns a job for c whose Request has a copy of payload: reused for
 // a ReuseRequests service, new otherwise.
 func (svc *srvService) newJob(c *srvConn, payload []byte) srvJob {
-	if !svc.reuse || len(payload) > srvSmallPayload {
+	n := len(payload)
+	if !svc.reuse || n > srvReuseMax {
 		return srvJob{c: c, req: newRequest(payload)}
 	}
 	b := srvRequests.Get().(*srvSmallRequest)
 	b.req = Request{}
-	if n := copy(b.buf[:], payload); n > 0 {
+	switch {
+	case n == 0: // stays nil, as without reuse
+	case n <= srvSmallPayload:
+		copy(b.buf[:], payload)
 		b.req.Payload = b.buf[:n:n]
+	default:
+		if cap(b.large) < n {
+			b.large = make([]byte, n)
+		}
+		copy(b.large, payload)
+		b.req.Payload = b.large[:n:n]
 	}
 	return srvJob{c: c, req: &b.req, box: b}
 }

@@ -200,9 +200,20 @@ func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 				clients[i] = srvDial(t, addr)
 				var buf []byte
 				for seq := range perConn {
-					// 1 to 100 bytes: both sides of the 64-byte reuse limit.
+					// 1 to 100 bytes, both sides of the 64-byte box, and now
+					// and then a payload in reused room (4 KiB, 40 KiB in
+					// parts) or over srvReuseMax (70 KiB).
+					size := 1 + seq%100
+					switch seq % 60 {
+					case 7:
+						size = 4096
+					case 17:
+						size = 40 << 10
+					case 27:
+						size = 70 << 10
+					}
 					p := fmt.Appendf(nil, "%c%d-%d:", byte(seq%250), i, seq)
-					for len(p) < 1+seq%100 {
+					for len(p) < size {
 						p = append(p, byte('a'+seq%26))
 					}
 					want[string(p)]++
@@ -246,21 +257,25 @@ func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 	}
 }
 
-// ReuseRequests spares the allocation of every small message: pushes to a
-// sequential service cost the Server well under one allocation each with
-// it, and at most one (the Request the handler may keep) without.
-func TestReuseRequestsAllocatesNothingPerSmallPush(t *testing.T) {
+// ReuseRequests spares the allocation of every message up to 64 KiB:
+// pushes to a sequential service cost the Server well under one allocation
+// each with it, and at most two (the Request and its payload, which the
+// handler may keep) without.
+func TestReuseRequestsAllocatesNothingPerPush(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts do not hold under the race detector (sync.Pool drops items on purpose); run without -race")
 	}
 	const pushes = 20000
 	for _, tc := range []struct {
 		name     string
+		size     int
 		opts     []HandleOption
 		min, max float64
 	}{
-		{"default", nil, 0, 1.1},
-		{"ReuseRequests", []HandleOption{ReuseRequests()}, 0, 0.2},
+		{"default/32B", 32, nil, 0, 1.1},
+		{"ReuseRequests/32B", 32, []HandleOption{ReuseRequests()}, 0, 0.2},
+		{"default/4KiB", 4096, nil, 0, 2.1},
+		{"ReuseRequests/4KiB", 4096, []HandleOption{ReuseRequests()}, 0, 0.2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewServer("node-a")
@@ -271,7 +286,7 @@ func TestReuseRequestsAllocatesNothingPerSmallPush(t *testing.T) {
 			}, tc.opts...)
 			addr, _ := srvServe(t, s)
 			c := srvDial(t, addr)
-			frame, err := wire.AppendRequest(nil, &wire.Request{Name: "@count", Push: true, Session: 1, Payload: srvPattern(32)})
+			frame, err := wire.AppendRequest(nil, &wire.Request{Name: "@count", Push: true, Session: 1, Payload: srvPattern(tc.size)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -292,9 +307,9 @@ func TestReuseRequestsAllocatesNothingPerSmallPush(t *testing.T) {
 			runtime.ReadMemStats(&m1)
 			per := float64(m1.Mallocs-m0.Mallocs) / pushes
 			if per < tc.min || per > tc.max {
-				t.Fatalf("%.3f allocations per 32-byte push, want %v to %v", per, tc.min, tc.max)
+				t.Fatalf("%.3f allocations per %d-byte push, want %v to %v", per, tc.size, tc.min, tc.max)
 			}
-			t.Logf("%.3f allocations per 32-byte push", per)
+			t.Logf("%.3f allocations per %d-byte push", per, tc.size)
 		})
 	}
 }
