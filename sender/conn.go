@@ -91,31 +91,31 @@ func (c *nodeConn) close() {
 	})
 }
 
-// A node's write buffers over clientKeepBuffer are given back once its
-// writer has had nothing to write for clientShrinkAfter.
+// A node's free outbox chunks beyond clientKeepBuffer bytes are given back
+// once its writer has had nothing to write for clientShrinkAfter.
 const (
 	clientKeepBuffer  = 4 << 20
 	clientShrinkAfter = time.Second
 )
 
-// writeLoop writes the node's outbox in batches: it takes the buffer under
-// the node's lock and writes it with one Write outside it.
+// writeLoop writes the node's outbox in batches: it takes the chunks under
+// the node's lock and writes them outside it, a Write each.
 func (c *nodeConn) writeLoop() {
 	n := c.n
 	defer n.c.wg.Done()
-	var spare batch // the last batch written: its buffers are reused
+	var spare batch // the last batch written: its chunks are reused
 	for {
 		n.mu.Lock()
 		for n.conn == c && n.out.msgs == 0 {
-			if len(n.out.buf) > 0 { // only withdrawn calls: nothing to write
+			if len(n.out.chunks) > 0 { // only withdrawn calls: nothing to write
 				n.out.reset()
 			}
-			// Idle with buffers a burst grew: give them back once the idle
-			// lasts. Not sooner: dropped between the rounds of a burst, a
-			// buffer grows again from nothing, and growing tens of megabytes
-			// again and again was 70% of the CPU of 1 KiB Sends (issue 16).
+			spare.chunks = n.out.recycle(spare.chunks)
+			// Idle with the chunks a burst needed: give them back once the
+			// idle lasts. Not sooner: given back between the rounds of a
+			// burst, they would be allocated again for the next round.
 			var shrink <-chan time.Time
-			if cap(n.out.buf) > clientKeepBuffer || cap(spare.frames) > clientKeepBuffer {
+			if len(n.out.free) > clientKeepBuffer/outboxChunk {
 				if c.shrink == nil {
 					c.shrink = time.NewTimer(clientShrinkAfter)
 				} else {
@@ -129,12 +129,7 @@ func (c *nodeConn) writeLoop() {
 			case <-c.wake:
 			case <-shrink:
 				n.mu.Lock()
-				if cap(n.out.buf) > clientKeepBuffer && len(n.out.buf) == 0 {
-					n.out.buf = nil
-				}
-				if cap(spare.frames) > clientKeepBuffer {
-					spare.frames = nil
-				}
+				n.out.trim(clientKeepBuffer / outboxChunk)
 				continue
 			case <-c.retired:
 				return
@@ -156,8 +151,8 @@ func (c *nodeConn) writeLoop() {
 		n.quota.release(b.msgs, b.bytes)
 		n.mu.Unlock()
 
-		buf := b.frames
-		if wrote, err := c.write(buf); err != nil {
+		wrote, err := c.writeChunks(b.chunks)
+		if err != nil {
 			if wrote > 0 {
 				// Some of the batch may have arrived: its pushes are
 				// unconfirmed, not certainly lost.
@@ -170,7 +165,7 @@ func (c *nodeConn) writeLoop() {
 		}
 		c.written(&b.pushes)
 		n.m.written.Add(float64(b.msgs))
-		n.m.writtenBytes.Add(float64(len(buf)))
+		n.m.writtenBytes.Add(float64(wrote))
 		spare = b
 	}
 }

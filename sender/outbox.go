@@ -6,20 +6,32 @@ package sender
 // call.gen == gen and can still be withdrawn (cut out, never sent); once the
 // writer takes the buffer, gen advances and its calls are in flight. It does
 // no I/O. Guarded by node.mu.
+//
+// The frames are kept in chunks of outboxChunk bytes, not in one buffer: a
+// backlog of tens of megabytes (the queue allows 64 MiB) grew one buffer by
+// copying it again and again, 70% of the CPU of 1 KiB Sends (issue 16).
+// The chunks of a batch the writer has written come back as free chunks.
 type outbox struct {
-	buf      []byte
+	chunks   [][]byte // the frames in order; the last one is being filled
+	free     [][]byte // empty chunks of outboxChunk bytes, to fill next
 	gen      uint64
-	calls    []outCall // the calls in buf, in order
-	msgs     int       // live messages in buf (withdrawn calls excluded)
+	calls    []outCall // the calls in chunks, in order
+	msgs     int       // live messages in chunks (withdrawn calls excluded)
 	sends    int       // of which Sends
 	bytes    int       // their payload bytes
-	canceled int       // withdrawn calls whose frames are still in buf
-	pushes   seqRanges // the write ordinals (node.seq) of the Sends in buf
+	canceled int       // withdrawn calls whose frames are still in chunks
+	pushes   seqRanges // the write ordinals (node.seq) of the Sends in chunks
 }
 
-// outCall records where a call's frames sit in outbox.buf, so that a call
-// withdrawn before the writer takes the buffer is cut out and never sent.
+// outboxChunk is the size of an outbox chunk: one Write of the writer
+// (writeChunk). A message larger than that has a chunk of its own size.
+const outboxChunk = writeChunk
+
+// outCall records where a call's frames sit in outbox.chunks, so that a
+// call withdrawn before the writer takes the buffer is cut out and never
+// sent. A message's frames are never split between chunks.
 type outCall struct {
+	chunk      int
 	start, end int
 	size       int
 	w          *call
@@ -32,8 +44,16 @@ func newOutbox() outbox { return outbox{gen: 1} }
 // call (w non-nil) records its generation and place, tag included, for
 // withdraw.
 func (o *outbox) append(addr uint32, name string, session uint32, push bool, payload []byte, w *call, seq uint64, tag []byte) {
-	start := len(o.buf)
-	o.buf = appendRequest(o.buf, addr, name, session, push, payload, tag)
+	// Room for the frames: payload, name, tag, and the headers of up to a
+	// part per wire.MultiPart bytes.
+	need := len(payload) + len(name) + len(tag) + 32 + 16*(len(payload)>>15)
+	i := len(o.chunks) - 1
+	if i < 0 || len(o.chunks[i]) > 0 && len(o.chunks[i])+need > cap(o.chunks[i]) {
+		o.chunks = append(o.chunks, o.chunk(need))
+		i++
+	}
+	start := len(o.chunks[i])
+	o.chunks[i] = appendRequest(o.chunks[i], addr, name, session, push, payload, tag)
 	o.msgs++
 	o.bytes += len(payload)
 	if w == nil {
@@ -42,7 +62,52 @@ func (o *outbox) append(addr uint32, name string, session uint32, push bool, pay
 		return
 	}
 	w.gen, w.outIdx = o.gen, len(o.calls)
-	o.calls = append(o.calls, outCall{start: start, end: len(o.buf), size: len(payload), w: w})
+	o.calls = append(o.calls, outCall{chunk: i, start: start, end: len(o.chunks[i]), size: len(payload), w: w})
+}
+
+// chunk returns an empty chunk with room for need bytes: a free one if it
+// has the room.
+func (o *outbox) chunk(need int) []byte {
+	if need > outboxChunk {
+		return make([]byte, 0, need)
+	}
+	if k := len(o.free) - 1; k >= 0 {
+		c := o.free[k]
+		o.free[k] = nil
+		o.free = o.free[:k]
+		return c
+	}
+	return make([]byte, 0, outboxChunk)
+}
+
+// recycle gives the writer's written chunks back as free chunks (those of
+// the standard size) and returns the emptied list for reuse.
+func (o *outbox) recycle(chunks [][]byte) [][]byte {
+	for i, c := range chunks {
+		if cap(c) == outboxChunk {
+			o.free = append(o.free, c[:0])
+		}
+		chunks[i] = nil
+	}
+	return chunks[:0]
+}
+
+// trim keeps at most keep free chunks, for an idle node.
+func (o *outbox) trim(keep int) {
+	if len(o.free) > keep {
+		clear(o.free[keep:])
+		o.free = o.free[:keep]
+	}
+}
+
+// buffered is the number of bytes of frames in the outbox, withdrawn calls
+// included.
+func (o *outbox) buffered() int {
+	n := 0
+	for _, c := range o.chunks {
+		n += len(c)
+	}
+	return n
 }
 
 // holds reports whether w's frames are in the current buffer: not yet
@@ -61,26 +126,25 @@ func (o *outbox) withdraw(w *call) int {
 
 // batch is what a writer took from the outbox.
 type batch struct {
-	frames             []byte
+	chunks             [][]byte // the frames, in order; some may be empty
 	gen                uint64
 	msgs, sends, bytes int
 	pushes             seqRanges // write ordinals of its Sends, owned by the writer until its next take
 }
 
-// take hands the buffer to a writer, without the frames of withdrawn calls,
-// and starts the next generation in the writer's previous batch's buffers.
+// take hands the chunks to a writer, without the frames of withdrawn
+// calls, and starts the next generation; the chunks of the writer's
+// previous batch become free chunks.
 func (o *outbox) take(spare *batch) batch {
-	b := batch{frames: o.buf, gen: o.gen, msgs: o.msgs, sends: o.sends, bytes: o.bytes, pushes: o.pushes}
+	if o.canceled > 0 {
+		o.compact()
+	}
+	b := batch{chunks: o.chunks, gen: o.gen, msgs: o.msgs, sends: o.sends, bytes: o.bytes, pushes: o.pushes}
 	o.pushes = spare.pushes
 	o.pushes.reset()
 	spare.pushes = seqRanges{}
-	buf := spare.frames
-	spare.frames = nil
-	if o.canceled > 0 {
-		b.frames = o.compact(buf[:0])
-		buf = o.buf
-	}
-	o.buf = buf[:0]
+	o.chunks = o.recycle(spare.chunks)
+	spare.chunks = nil
 	o.next()
 	return b
 }
@@ -98,9 +162,9 @@ func (o *outbox) drop(calls []*call) (_ []*call, msgs, sends, bytes int) {
 	return calls, msgs, sends, bytes
 }
 
-// reset empties the buffer and starts the next generation.
+// reset empties the chunks and starts the next generation.
 func (o *outbox) reset() {
-	o.buf = o.buf[:0]
+	o.chunks = o.recycle(o.chunks)
 	o.next()
 }
 
@@ -112,14 +176,26 @@ func (o *outbox) next() {
 	o.pushes.reset()
 }
 
-// compact copies buf without the frames of withdrawn calls.
-func (o *outbox) compact(dst []byte) []byte {
-	prev := 0
-	for _, oc := range o.calls {
-		if oc.canceled {
-			dst = append(dst, o.buf[prev:oc.start]...)
-			prev = oc.end
+// compact cuts the frames of withdrawn calls out of their chunks, in place.
+func (o *outbox) compact() {
+	ci, w, prev := -1, 0, 0 // the chunk being compacted, where to write, where to read next
+	end := func() {
+		if ci >= 0 {
+			c := o.chunks[ci]
+			o.chunks[ci] = c[:w+copy(c[w:], c[prev:])]
 		}
 	}
-	return append(dst, o.buf[prev:]...)
+	for _, oc := range o.calls {
+		if !oc.canceled {
+			continue
+		}
+		if oc.chunk != ci {
+			end()
+			ci, w, prev = oc.chunk, oc.start, oc.end
+			continue
+		}
+		w += copy(o.chunks[ci][w:], o.chunks[ci][prev:oc.start])
+		prev = oc.end
+	}
+	end()
 }

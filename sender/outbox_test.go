@@ -3,15 +3,16 @@ package sender
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// outboxPayloads decodes frames back into their payloads.
-func outboxPayloads(t *testing.T, frames []byte) []string {
+// outboxPayloads decodes chunks of frames back into their payloads.
+func outboxPayloads(t *testing.T, chunks [][]byte) []string {
 	t.Helper()
-	dec := wire.NewRequestDecoder(bufio.NewReader(bytes.NewReader(frames)), wire.Limits{})
+	dec := wire.NewRequestDecoder(bufio.NewReader(bytes.NewReader(bytes.Join(chunks, nil))), wire.Limits{})
 	var got []string
 	for {
 		r, err := dec.Next()
@@ -42,22 +43,66 @@ func TestOutboxTakeStartsANewGenerationWithoutWithdrawnCalls(t *testing.T) {
 	if got.gen != gen || got.msgs != 2 || got.sends != 1 {
 		t.Fatalf("batch gen %d msgs %d sends %d; want gen %d, 2, 1", got.gen, got.msgs, got.sends, gen)
 	}
-	ctEqual(t, "frames taken", outboxPayloads(t, got.frames), []string{"send-1", "call-b"})
-	if o.holds(b) || o.gen != gen+1 || len(o.buf) != 0 || o.msgs != 0 {
+	ctEqual(t, "frames taken", outboxPayloads(t, got.chunks), []string{"send-1", "call-b"})
+	if o.holds(b) || o.gen != gen+1 || o.buffered() != 0 || o.msgs != 0 {
 		t.Fatal("after take the outbox still holds the batch")
 	}
 }
 
-func TestOutboxTakeReusesTheSpareBuffer(t *testing.T) {
+func TestOutboxTakeReusesTheSpareChunks(t *testing.T) {
 	o := newOutbox()
 	o.append(0, "@s", 1, true, []byte("one"), nil, 0, nil)
-	spare := make([]byte, 0, 4096)
-	first := o.take(&batch{frames: spare})
+	first := o.take(&batch{})
+	firstChunk := &first.chunks[0][:1][0]
 	o.append(0, "@s", 2, true, []byte("two"), nil, 0, nil)
-	if &o.buf[0] != &spare[:1][0] {
-		t.Fatal("the next generation does not reuse the spare buffer")
+	second := o.take(&first) // the writer wrote first: its chunk is free again
+	o.append(0, "@s", 3, true, []byte("three"), nil, 0, nil)
+	if &o.chunks[0][0] != firstChunk {
+		t.Fatal("the next generation does not reuse the written chunk")
 	}
-	ctEqual(t, "first batch", outboxPayloads(t, first.frames), []string{"one"})
+	ctEqual(t, "second batch", outboxPayloads(t, second.chunks), []string{"two"})
+	ctEqual(t, "third generation", outboxPayloads(t, o.chunks), []string{"three"})
+}
+
+// A backlog larger than a chunk is kept in chunks, none over outboxChunk
+// unless one message is; withdrawn calls are cut from whichever chunk holds
+// them; the frames come out in order.
+func TestOutboxKeepsABacklogInChunks(t *testing.T) {
+	o := newOutbox()
+	payload := bytes.Repeat([]byte("p"), 1000)
+	var want []string
+	var cut []*call
+	for i := range 1000 { // about 4 chunks
+		p := fmt.Appendf(append([]byte{}, payload...), "-%d", i)
+		if i%97 == 5 {
+			w := &call{}
+			o.append(0, "@s", uint32(i+1), false, p, w, 0, nil)
+			cut = append(cut, w)
+			continue
+		}
+		o.append(0, "@s", uint32(i+1), true, p, nil, uint64(i), nil)
+		want = append(want, string(p))
+	}
+	huge := bytes.Repeat([]byte("h"), outboxChunk+1)
+	o.append(0, "@s", 5000, true, huge, nil, 5000, nil)
+	o.append(0, "@s", 5001, true, []byte("last"), nil, 5001, nil)
+	want = append(want, string(huge), "last")
+	for _, w := range cut {
+		o.withdraw(w)
+	}
+	if len(o.chunks) < 5 {
+		t.Fatalf("%d chunks for %d bytes", len(o.chunks), o.buffered())
+	}
+	for i, c := range o.chunks {
+		if len(c) > outboxChunk && !bytes.Contains(c, huge[:100]) {
+			t.Fatalf("chunk %d holds %d bytes, over %d", i, len(c), outboxChunk)
+		}
+	}
+	b := o.take(&batch{})
+	if b.msgs != len(want) {
+		t.Fatalf("batch of %d messages, want %d", b.msgs, len(want))
+	}
+	ctEqual(t, "frames taken", outboxPayloads(t, b.chunks), want)
 }
 
 func TestOutboxDropReturnsLiveCallsAndCounts(t *testing.T) {
@@ -71,7 +116,7 @@ func TestOutboxDropReturnsLiveCallsAndCounts(t *testing.T) {
 	if len(calls) != 1 || calls[0] != b || msgs != 2 || sends != 1 || bytes != len("send")+1 {
 		t.Fatalf("drop = %d calls, %d msgs, %d sends, %d bytes", len(calls), msgs, sends, bytes)
 	}
-	if o.msgs != 0 || len(o.buf) != 0 || o.holds(b) {
+	if o.msgs != 0 || o.buffered() != 0 || o.holds(b) {
 		t.Fatal("drop left the outbox non-empty")
 	}
 }

@@ -29,7 +29,7 @@ type srvService struct {
 	handleName   string // ":%08x"
 	packedHandle []byte // pack(handle): the answer to a query
 	concurrent   bool
-	reuse        bool               // ReuseRequests: small Requests come from srvRequests and go back once handled
+	reuse        bool               // ReuseRequests: Requests up to srvReuseMax come from srvRequests and go back once handled
 	m            *srvServiceMetrics // nil without ServerRegisterer
 
 	queue chan srvJob   // sequential services
@@ -60,8 +60,8 @@ type srvJob struct {
 	run uint64           // non-zero: served on the connection's reader goroutine, this run of it (srvConn.inlineStart)
 }
 
-// srvRequests holds the small Requests of ReuseRequests services between
-// messages.
+// srvRequests holds the Requests of ReuseRequests services between
+// messages, each with the room of its last payload.
 var srvRequests = sync.Pool{New: func() any { return new(srvSmallRequest) }}
 
 // newJob returns a job for c whose Request has a copy of payload: reused for

@@ -29,8 +29,22 @@ var probeQuery = func() []byte {
 	return b
 }()
 
-// write writes buf in chunks, each within the peer timeout, and returns
-// how many bytes were written.
+// writeChunks writes a batch's chunks in order and returns how many bytes
+// were written.
+func (c *nodeConn) writeChunks(chunks [][]byte) (int, error) {
+	total := 0
+	for _, b := range chunks {
+		w, err := c.write(b)
+		total += w
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// write writes buf in pieces of writeChunk, each within the peer timeout,
+// and returns how many bytes were written.
 func (c *nodeConn) write(buf []byte) (int, error) {
 	d := c.n.c.opts.peerTimeout
 	total := 0
