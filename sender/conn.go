@@ -115,7 +115,7 @@ func (c *nodeConn) writeLoop() {
 			// idle lasts. Not sooner: given back between the rounds of a
 			// burst, they would be allocated again for the next round.
 			var shrink <-chan time.Time
-			if len(n.out.free) > clientKeepBuffer/outboxChunk {
+			if n.out.freeBytes() > clientKeepBuffer {
 				if c.shrink == nil {
 					c.shrink = time.NewTimer(clientShrinkAfter)
 				} else {
@@ -129,7 +129,7 @@ func (c *nodeConn) writeLoop() {
 			case <-c.wake:
 			case <-shrink:
 				n.mu.Lock()
-				n.out.trim(clientKeepBuffer / outboxChunk)
+				n.out.trim(clientKeepBuffer)
 				continue
 			case <-c.retired:
 				return

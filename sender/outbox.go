@@ -13,7 +13,7 @@ package sender
 // The chunks of a batch the writer has written come back as free chunks.
 type outbox struct {
 	chunks   [][]byte // the frames in order; the last one is being filled
-	free     [][]byte // empty chunks of outboxChunk bytes, to fill next
+	free     [][]byte // empty chunks, to fill next
 	gen      uint64
 	calls    []outCall // the calls in chunks, in order
 	msgs     int       // live messages in chunks (withdrawn calls excluded)
@@ -23,8 +23,8 @@ type outbox struct {
 	pushes   seqRanges // the write ordinals (node.seq) of the Sends in chunks
 }
 
-// outboxChunk is the size of an outbox chunk: one Write of the writer
-// (writeChunk). A message larger than that has a chunk of its own size.
+// outboxChunk is the size an outbox chunk grows to: one Write of the
+// writer (writeChunk). A message larger than that has a chunk of its own.
 const outboxChunk = writeChunk
 
 // outCall records where a call's frames sit in outbox.chunks, so that a
@@ -48,8 +48,8 @@ func (o *outbox) append(addr uint32, name string, session uint32, push bool, pay
 	// part per wire.MultiPart bytes.
 	need := len(payload) + len(name) + len(tag) + 32 + 16*(len(payload)>>15)
 	i := len(o.chunks) - 1
-	if i < 0 || len(o.chunks[i]) > 0 && len(o.chunks[i])+need > cap(o.chunks[i]) {
-		o.chunks = append(o.chunks, o.chunk(need))
+	if i < 0 || len(o.chunks[i]) > 0 && len(o.chunks[i])+need > outboxChunk {
+		o.chunks = append(o.chunks, o.chunk())
 		i++
 	}
 	start := len(o.chunks[i])
@@ -65,26 +65,26 @@ func (o *outbox) append(addr uint32, name string, session uint32, push bool, pay
 	o.calls = append(o.calls, outCall{chunk: i, start: start, end: len(o.chunks[i]), size: len(payload), w: w})
 }
 
-// chunk returns an empty chunk with room for need bytes: a free one if it
-// has the room.
-func (o *outbox) chunk(need int) []byte {
-	if need > outboxChunk {
-		return make([]byte, 0, need)
+// chunk returns an empty chunk: a free one, or none yet (append allocates
+// what the first message needs, and the chunk grows up to about
+// outboxChunk like any slice: a node that sends little keeps little).
+func (o *outbox) chunk() []byte {
+	k := len(o.free) - 1
+	if k < 0 {
+		return nil
 	}
-	if k := len(o.free) - 1; k >= 0 {
-		c := o.free[k]
-		o.free[k] = nil
-		o.free = o.free[:k]
-		return c
-	}
-	return make([]byte, 0, outboxChunk)
+	c := o.free[k]
+	o.free[k] = nil
+	o.free = o.free[:k]
+	return c
 }
 
-// recycle gives the writer's written chunks back as free chunks (those of
-// the standard size) and returns the emptied list for reuse.
+// recycle gives the writer's written chunks back as free chunks (not those
+// a single large message made large) and returns the emptied list for
+// reuse.
 func (o *outbox) recycle(chunks [][]byte) [][]byte {
 	for i, c := range chunks {
-		if cap(c) == outboxChunk {
+		if cap(c) > 0 && cap(c) <= 2*outboxChunk {
 			o.free = append(o.free, c[:0])
 		}
 		chunks[i] = nil
@@ -92,11 +92,23 @@ func (o *outbox) recycle(chunks [][]byte) [][]byte {
 	return chunks[:0]
 }
 
-// trim keeps at most keep free chunks, for an idle node.
+// freeBytes is the room of the free chunks.
+func (o *outbox) freeBytes() int {
+	n := 0
+	for _, c := range o.free {
+		n += cap(c)
+	}
+	return n
+}
+
+// trim keeps free chunks of at most keep bytes in all, for an idle node.
 func (o *outbox) trim(keep int) {
-	if len(o.free) > keep {
-		clear(o.free[keep:])
-		o.free = o.free[:keep]
+	for i, c := range o.free {
+		if keep -= cap(c); keep < 0 {
+			clear(o.free[i:])
+			o.free = o.free[:i]
+			return
+		}
 	}
 }
 

@@ -120,3 +120,16 @@ func TestOutboxDropReturnsLiveCallsAndCounts(t *testing.T) {
 		t.Fatal("drop left the outbox non-empty")
 	}
 }
+
+// A node that sends little keeps little: a chunk grows with what is
+// appended to it, so one small message does not cost a whole outboxChunk
+// (an idle connected node has a budget of 64 KiB in make bench).
+func TestOutboxSmallTrafficKeepsSmallChunks(t *testing.T) {
+	o := newOutbox()
+	o.append(0, "@s", 1, true, []byte("small"), nil, 0, nil)
+	b := o.take(&batch{})
+	o.take(&b) // b written: its chunk is free
+	if n := o.freeBytes(); n == 0 || n > 1024 {
+		t.Fatalf("%d bytes of free chunks after one small message, want a small chunk", n)
+	}
+}
