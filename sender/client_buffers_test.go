@@ -2,7 +2,6 @@ package sender
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -32,13 +31,8 @@ func TestIdleClientGivesBackTheBuffersOfABurst(t *testing.T) {
 	if _, err := srv.HandleFunc("@ping", func(context.Context, *Request) ([]byte, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	c := ctNewClient(t, registry.NewStatic(map[string]string{"sink": l.Addr().String()}))
+	addr, _ := srvServe(t, srv)
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"sink": addr}))
 	ctx := ctCtx(t)
 	if _, err := c.Call(ctx, "sink", "@ping", nil); err != nil { // connected: the burst goes to the outbox
 		t.Fatal(err)

@@ -39,7 +39,7 @@ type nodeConn struct {
 
 	draining   atomic.Bool // retired after a move or a drain; see node.startDrain
 	drainTimer *time.Timer // guarded by n.mu
-	shrink     *time.Timer // the writer's: gives back large buffers after an idle second
+	shrink     *time.Timer // the writer's: gives back free outbox chunks after an idle second
 
 	done      chan struct{}
 	closeOnce sync.Once
