@@ -109,7 +109,33 @@ func (c *Client) Call(ctx context.Context, node, addr string, payload []byte) ([
 	if err := checkName(node, addr); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), nil, 0, addr, payload)
+	return c.call(ctx, c.node(node), nil, 0, addr, payload, nil)
+}
+
+// CallAppend is Call with the reply appended to dst, as append does: when
+// dst has room its array is reused, so a caller that keeps a buffer (one
+// per goroutine) spares the allocation of every reply, the one allocation a
+// Call makes in steady state. Nothing else may use dst until CallAppend
+// returns. On error dst is returned as it was.
+func (c *Client) CallAppend(ctx context.Context, node, addr string, payload, dst []byte) ([]byte, error) {
+	if err := checkName(node, addr); err != nil {
+		return dst, err
+	}
+	reply, err := c.call(ctx, c.node(node), nil, 0, addr, payload, emptyDst(dst))
+	if err != nil {
+		return dst, err
+	}
+	return reply, nil
+}
+
+// emptyDst marks a CallAppend with no buffer to append to (dst nil) as one
+// all the same: a nil call.dst means a Call, whose reply is a new array of
+// exactly its size.
+func emptyDst(dst []byte) []byte {
+	if dst == nil {
+		return []byte{}
+	}
+	return dst
 }
 
 // CallHandle is Call to a numeric service handle, as found by Query.
@@ -117,7 +143,7 @@ func (c *Client) CallHandle(ctx context.Context, node string, handle uint32, pay
 	if err := checkHandle(node, handle); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), nil, handle, "", payload)
+	return c.call(ctx, c.node(node), nil, handle, "", payload, nil)
 }
 
 // Query asks node for the numeric handle of a service name (skynet's
@@ -131,7 +157,7 @@ func (c *Client) Query(ctx context.Context, node, name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	reply, err := c.call(ctx, c.node(node), nil, 0, "", payload)
+	reply, err := c.call(ctx, c.node(node), nil, 0, "", payload, nil)
 	if err != nil {
 		var re *RemoteError
 		if errors.As(err, &re) {
@@ -240,7 +266,19 @@ func (s *Service) Call(ctx context.Context, payload []byte) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	return s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload)
+	return s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload, nil)
+}
+
+// CallAppend is Client.CallAppend to the bound service.
+func (s *Service) CallAppend(ctx context.Context, payload, dst []byte) ([]byte, error) {
+	if s.err != nil {
+		return dst, s.err
+	}
+	reply, err := s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload, emptyDst(dst))
+	if err != nil {
+		return dst, err
+	}
+	return reply, nil
 }
 
 func checkName(node, name string) error {
@@ -321,16 +359,18 @@ func (c *Client) sendTagged(ctx context.Context, n *node, svc *Service, addr uin
 	return err
 }
 
-func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) ([]byte, error) {
+// call makes a Call; with dst non-nil (CallAppend) the reply is appended to
+// dst.
+func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, dst []byte) ([]byte, error) {
 	if trace.SpanContextFromContext(ctx).IsValid() { // the one cost of tracing when off
-		return c.tracedCall(ctx, n, svc, addr, name, payload)
+		return c.tracedCall(ctx, n, svc, addr, name, payload, dst)
 	}
-	return c.callTagged(ctx, n, svc, addr, name, payload, nil)
+	return c.callTagged(ctx, n, svc, addr, name, payload, nil, dst)
 }
 
 // callTagged is call, with the trace tag to write before the request (nil
 // for none).
-func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, tag []byte) ([]byte, error) {
+func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, tag, dst []byte) ([]byte, error) {
 	start := time.Now()
 	if len(payload) > c.opts.maxMessageSize {
 		n.countCall(resultTooLarge)
@@ -341,7 +381,7 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uin
 		return nil, err
 	}
 	w := getCall()
-	w.addr, w.name = addr, name
+	w.addr, w.name, w.dst = addr, name, dst
 	if c.opts.callTimeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
 			// From the clock, not from a count of sweeps: a sweep that is

@@ -191,7 +191,11 @@ func (c *nodeConn) readLoop() {
 		}
 		n.m.readBytes.Add(float64(len(resp.Payload)))
 		if resp.OK {
-			w.reply = append(make([]byte, 0, len(resp.Payload)), resp.Payload...)
+			if w.dst != nil {
+				w.reply = append(w.dst, resp.Payload...)
+			} else {
+				w.reply = append(make([]byte, 0, len(resp.Payload)), resp.Payload...)
+			}
 		} else {
 			addr := w.name
 			if addr == "" {

@@ -102,10 +102,10 @@ func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, addr uin
 }
 
 // tracedCall is call for a ctx that carries a span.
-func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) ([]byte, error) {
+func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, dst []byte) ([]byte, error) {
 	var buf [traceparentLen]byte
 	span, tag := c.startClientSpan(ctx, n, addr, name, kindCall, len(payload), buf[:0])
-	reply, err := c.callTagged(ctx, n, svc, addr, name, payload, tag)
+	reply, err := c.callTagged(ctx, n, svc, addr, name, payload, tag, dst)
 	result := resultOK
 	if err != nil {
 		result = "error"

@@ -18,6 +18,7 @@ type call struct {
 	done  chan struct{} // 1-buffered: exactly one delivery per use
 	reply []byte
 	err   error
+	dst   []byte // CallAppend: the reply is appended to it (the caller's, until done is received)
 
 	// Set before submit; read by the sweeper and for error messages.
 	deadline uint64 // Client.now at which the default timeout fires; 0: none
@@ -33,7 +34,8 @@ type call struct {
 	q       *queued // its FIFO entry while where == whereFIFO
 }
 
-// Call waiters are pooled: a Call in steady state allocates only its reply.
+// Call waiters are pooled: a Call in steady state allocates only its reply,
+// and a CallAppend into a buffer with room nothing.
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
 
 func getCall() *call { return callPool.Get().(*call) }

@@ -40,6 +40,7 @@ type opts struct {
 	cpuprofile string
 	profile    string          // what -cpuprofile profiles
 	systems    map[string]bool // measured systems; nil: all, with memory, allocations and pre-ready
+	callAppend bool            // skycall's Call rows use CallAppend
 }
 
 // measures reports whether the run measures sys.
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.memNodes, "idle-nodes", 100, "idle connected nodes for the per-node memory figure")
 	flag.IntVar(&o.queued, "queued-sends", 10000, "32-byte Sends queued for a not-ready node, for the memory figure")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the skycall row named by -profile (rounds x duration) to this file, and measure nothing else")
+	flag.BoolVar(&o.callAppend, "call-append", false, "skycall's Call rows use Client.CallAppend, each calling goroutine appending replies to its own reused buffer, instead of Client.Call")
 	flag.StringVar(&o.profile, "profile", "call-c64-32", "the row -cpuprofile profiles: call-c<conc>-<payload bytes> (call-c1-32, call-c1-4096, call-c64-4096, ...) or send-<payload bytes>")
 	systems := flag.String("systems", "", "comma-separated systems to measure (skycall, grpc, protoactor, ceiling), for quick A/B runs; memory, allocations and the pre-ready path are then skipped. Default: everything")
 	flag.Parse()
@@ -114,7 +116,7 @@ func profileRow(o opts) error {
 		}
 		send = true
 	}
-	sky, err := startSkycall()
+	sky, err := startSkycall(o.callAppend)
 	if err != nil {
 		return fmt.Errorf("skycall: %w", err)
 	}
@@ -122,7 +124,7 @@ func profileRow(o opts) error {
 	if send {
 		return profileSend(o, sky, payload)
 	}
-	call := sky.caller(make([]byte, payload))
+	call := sky.caller(make([]byte, payload), conc)
 	closedLoop(conc, o.warmup, payload, call)
 	f, err := os.Create(o.cpuprofile)
 	if err != nil {
@@ -139,8 +141,12 @@ func profileRow(o opts) error {
 	if r.err != nil {
 		return r.err
 	}
-	fmt.Printf("skycall Call c=%d %s under the profiler: %.0f calls/s, p50 %v, p99 %v; profile in %s\n",
-		conc, size(payload), r.rate(), r.p50, r.p99, o.cpuprofile)
+	api := "Call"
+	if o.callAppend {
+		api = "CallAppend"
+	}
+	fmt.Printf("skycall %s c=%d %s under the profiler: %.0f calls/s, p50 %v, p99 %v; profile in %s\n",
+		api, conc, size(payload), r.rate(), r.p50, r.p99, o.cpuprofile)
 	if w1 > w0 {
 		fmt.Printf("syscalls per call, Client and Server together: %.2f writes, %.2f reads (from /proc/self/io)\n",
 			float64(w1-w0)/float64(r.ops), float64(r1-r0)/float64(r.ops))
@@ -200,7 +206,7 @@ func run(o opts, w io.Writer) error {
 		return err
 	}
 	defer peer.Close()
-	b.sky, err = startSkycall()
+	b.sky, err = startSkycall(o.callAppend)
 	if err != nil {
 		return fmt.Errorf("skycall: %w", err)
 	}
@@ -274,7 +280,7 @@ func (b *bench) round(d time.Duration, keep bool) {
 			payload[i] = byte(i)
 		}
 		if o.measures(sysSky) {
-			put(callKey(sysSky, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.sky.caller(payload)))
+			put(callKey(sysSky, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.sky.caller(payload, cc.conc)))
 		}
 		if b.grpc != nil {
 			put(callKey(sysGRPC, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, b.grpc.caller(payload)))
@@ -433,6 +439,9 @@ func (b *bench) print(w io.Writer, mem memResult, al allocResult) {
 	for _, cc := range callCases {
 		for _, sys := range []string{sysSky, sysGRPC, sysPA, sysCeil} {
 			label := sysLabel[sys]
+			if sys == sysSky && o.callAppend {
+				label = "skycall CallAppend"
+			}
 			if sys == sysCeil {
 				if cc.conc == 1 {
 					label = "ceiling: sequential round trips"

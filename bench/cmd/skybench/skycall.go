@@ -25,6 +25,9 @@ type skySys struct {
 	addr  string
 	c     *sender.Client
 	count paddedCount
+	// -call-append: calls append their replies to a buffer per calling
+	// goroutine (Client.CallAppend) instead of allocating one per Call.
+	callAppend bool
 }
 
 // paddedCount is a counter alone on its cache line. The Server's @count
@@ -37,8 +40,8 @@ type paddedCount struct {
 	_ [56]byte
 }
 
-func startSkycall() (*skySys, error) {
-	s := &skySys{srv: sender.NewServer(skyNode)}
+func startSkycall(callAppend bool) (*skySys, error) {
+	s := &skySys{srv: sender.NewServer(skyNode), callAppend: callAppend}
 	if _, err := s.srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
 		return req.Payload, nil
 	}, sender.Concurrent(), sender.ReuseRequests()); err != nil {
@@ -72,10 +75,21 @@ func (s *skySys) close() {
 	s.srv.Close()
 }
 
-func (s *skySys) caller(payload []byte) func(int) error {
+func (s *skySys) caller(payload []byte, conc int) func(int) error {
 	ctx := context.Background()
-	return func(int) error {
-		reply, err := s.c.Call(ctx, skyNode, "@echo", payload)
+	var bufs [][]byte // per calling goroutine, with -call-append
+	if s.callAppend {
+		bufs = make([][]byte, conc)
+	}
+	return func(w int) error {
+		var reply []byte
+		var err error
+		if bufs != nil {
+			reply, err = s.c.CallAppend(ctx, skyNode, "@echo", payload, bufs[w][:0])
+			bufs[w] = reply
+		} else {
+			reply, err = s.c.Call(ctx, skyNode, "@echo", payload)
+		}
 		if err != nil {
 			return err
 		}
