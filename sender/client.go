@@ -121,21 +121,11 @@ func (c *Client) CallAppend(ctx context.Context, node, addr string, payload, dst
 	if err := checkName(node, addr); err != nil {
 		return dst, err
 	}
-	reply, err := c.call(ctx, c.node(node), nil, 0, addr, payload, emptyDst(dst))
+	reply, err := c.call(ctx, c.node(node), nil, 0, addr, payload, dst)
 	if err != nil {
 		return dst, err
 	}
 	return reply, nil
-}
-
-// emptyDst marks a CallAppend with no buffer to append to (dst nil) as one
-// all the same: a nil call.dst means a Call, whose reply is a new array of
-// exactly its size.
-func emptyDst(dst []byte) []byte {
-	if dst == nil {
-		return []byte{}
-	}
-	return dst
 }
 
 // CallHandle is Call to a numeric service handle, as found by Query.
@@ -274,7 +264,7 @@ func (s *Service) CallAppend(ctx context.Context, payload, dst []byte) ([]byte, 
 	if s.err != nil {
 		return dst, s.err
 	}
-	reply, err := s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload, emptyDst(dst))
+	reply, err := s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload, dst)
 	if err != nil {
 		return dst, err
 	}

@@ -113,16 +113,6 @@ func (o *outbox) trim(keep int) {
 	}
 }
 
-// buffered is the number of bytes of frames in the outbox, withdrawn calls
-// included.
-func (o *outbox) buffered() int {
-	n := 0
-	for _, c := range o.chunks {
-		n += len(c)
-	}
-	return n
-}
-
 // holds reports whether w's frames are in the current buffer: not yet
 // taken by a writer.
 func (o *outbox) holds(w *call) bool { return w.gen == o.gen }

@@ -133,3 +133,13 @@ func TestOutboxSmallTrafficKeepsSmallChunks(t *testing.T) {
 		t.Fatalf("%d bytes of free chunks after one small message, want a small chunk", n)
 	}
 }
+
+// buffered is the number of bytes of frames in the outbox, withdrawn calls
+// included.
+func (o *outbox) buffered() int {
+	n := 0
+	for _, c := range o.chunks {
+		n += len(c)
+	}
+	return n
+}

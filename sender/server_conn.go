@@ -198,6 +198,14 @@ func (c *srvConn) setStateLocked(s connState) bool {
 	return true
 }
 
+// dropHeld gives back the turn the reader kept, if any (held).
+func (c *srvConn) dropHeld() {
+	if held := c.held; held != nil {
+		c.held = nil
+		held.endInline()
+	}
+}
+
 func (c *srvConn) readLoop() {
 	c.dec = wire.NewRequestDecoder(bufio.NewReaderSize(srvReader{c}, readBufferSize), wire.Limits{
 		MaxMessageSize: c.s.opts.maxMessageSize,
@@ -217,10 +225,7 @@ func (c *srvConn) read() {
 	for {
 		r, err := c.dec.Next()
 		if err != nil {
-			if held := c.held; held != nil {
-				c.held = nil
-				held.endInline()
-			}
+			c.dropHeld()
 			if c.readFailed(err) {
 				continue
 			}
@@ -340,16 +345,12 @@ func (c *srvConn) readFailed(err error) bool {
 // other request to its service. It reports false when the calling goroutine
 // is no longer the reader (srvHandedOff).
 func (c *srvConn) dispatch(r *wire.Request) bool {
-	held := c.held
-	c.held = nil
 	tab := c.s.services.Load()
 	var svc *srvService
 	var service string
 	switch {
 	case r.Name == "" && r.Address == 0:
-		if held != nil {
-			held.endInline()
-		}
+		c.dropHeld()
 		c.query(tab, r)
 		return true
 	case r.Name == "":
@@ -373,10 +374,11 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 			service = svc.name
 		}
 	}
-	if held != nil && held != svc {
-		held.endInline()
-		held = nil
+	if c.held != svc {
+		c.dropHeld()
 	}
+	holding := c.held != nil
+	c.held = nil
 	if svc == nil {
 		// Checked first: a peer spamming bad names must not cost allocations.
 		if log := c.s.log.V(1); log.Enabled() {
@@ -398,7 +400,7 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 		req.Trace = append([]byte{}, r.Trace...)
 	}
 	c.inflight.Add(1)
-	switch svc.enqueue(j, held != nil) {
+	switch svc.enqueue(j, holding) {
 	case srvHandedOff:
 		return false
 	case srvStopped:
@@ -429,25 +431,25 @@ const srvSmallPayload = 64
 type srvSmallRequest struct {
 	req Request
 	buf [srvSmallPayload]byte
-	// ReuseRequests boxes only (srvRequests): the room of a larger payload,
-	// up to srvReuseMax, kept with the box from one message to the next.
-	large []byte
 }
 
-// srvReuseMax is the largest payload whose room a ReuseRequests service
-// reuses; larger ones are allocated for each message.
-const srvReuseMax = 64 << 10
+// fill sets the box's Request to a new one whose Payload is a copy of
+// payload, which fits in buf.
+func (b *srvSmallRequest) fill(payload []byte) {
+	b.req = Request{}
+	n := copy(b.buf[:], payload)
+	// Capacity n: a handler appending to its payload gets a new array
+	// instead of writing into the rest of the box.
+	if n > 0 { // an empty payload stays nil, as before
+		b.req.Payload = b.buf[:n:n]
+	}
+}
 
 // newRequest returns a Request whose Payload is a copy of payload.
 func newRequest(payload []byte) *Request {
 	if len(payload) <= srvSmallPayload {
 		b := new(srvSmallRequest)
-		n := copy(b.buf[:], payload)
-		// Capacity n: a handler appending to its payload gets a new array
-		// instead of writing into the rest of the box.
-		if n > 0 { // an empty payload stays nil, as before
-			b.req.Payload = b.buf[:n:n]
-		}
+		b.fill(payload)
 		return &b.req
 	}
 	return &Request{Payload: append([]byte(nil), payload...)}

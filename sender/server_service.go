@@ -56,13 +56,24 @@ type srvService struct {
 type srvJob struct {
 	c   *srvConn
 	req *Request
-	box *srvSmallRequest // non-nil: req is in it, and it goes back to srvRequests once handled
-	run uint64           // non-zero: served on the connection's reader goroutine, this run of it (srvConn.inlineStart)
+	box *srvReusedRequest // non-nil: req is in it, and it goes back to srvRequests once handled
+	run uint64            // non-zero: served on the connection's reader goroutine, this run of it (srvConn.inlineStart)
 }
 
-// srvRequests holds the Requests of ReuseRequests services between
-// messages, each with the room of its last payload.
-var srvRequests = sync.Pool{New: func() any { return new(srvSmallRequest) }}
+// srvReusedRequest is the box of a ReuseRequests service's Request: a
+// small one, and the room of a larger payload, up to srvReuseMax, kept from
+// one message to the next.
+type srvReusedRequest struct {
+	srvSmallRequest
+	large []byte
+}
+
+// srvReuseMax is the largest payload whose room a ReuseRequests service
+// reuses; larger ones are allocated for each message.
+const srvReuseMax = 64 << 10
+
+// srvRequests holds the boxes of ReuseRequests services between messages.
+var srvRequests = sync.Pool{New: func() any { return new(srvReusedRequest) }}
 
 // newJob returns a job for c whose Request has a copy of payload: reused for
 // a ReuseRequests service, new otherwise.
@@ -71,19 +82,15 @@ func (svc *srvService) newJob(c *srvConn, payload []byte) srvJob {
 	if !svc.reuse || n > srvReuseMax {
 		return srvJob{c: c, req: newRequest(payload)}
 	}
-	b := srvRequests.Get().(*srvSmallRequest)
-	b.req = Request{}
-	switch {
-	case n == 0: // stays nil, as without reuse
-	case n <= srvSmallPayload:
-		copy(b.buf[:], payload)
-		b.req.Payload = b.buf[:n:n]
-	default:
+	b := srvRequests.Get().(*srvReusedRequest)
+	if n <= srvSmallPayload {
+		b.fill(payload)
+	} else {
 		if cap(b.large) < n {
 			b.large = make([]byte, n)
 		}
-		copy(b.large, payload)
-		b.req.Payload = b.large[:n:n]
+		copy(b.large[:n], payload)
+		b.req = Request{Payload: b.large[:n:n]}
 	}
 	return srvJob{c: c, req: &b.req, box: b}
 }
