@@ -593,3 +593,89 @@ func TestNextBufferedOnlyForAWholeSingleFrameRequest(t *testing.T) {
 		})
 	}
 }
+
+// timeoutErr is what a Read returns when a read deadline passes.
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// interruptedReader returns a few bytes per Read, and fails every other
+// Read with a timeout, as a connection whose reader is interrupted by a
+// read deadline: inside headers, frames in place and frames larger than
+// the buffer alike.
+type interruptedReader struct {
+	r    io.Reader
+	n    int
+	fail bool
+}
+
+func (r *interruptedReader) Read(p []byte) (int, error) {
+	if r.fail = !r.fail; r.fail {
+		return 0, timeoutErr{}
+	}
+	return r.r.Read(p[:min(len(p), r.n)])
+}
+
+// A read error that is not the end of the stream loses nothing: Next called
+// again goes on with the frame it was in. The Client interrupts a caller
+// reading its own reply with a read deadline and another goroutine reads on.
+func TestDecodersGoOnAfterAnInterruptedRead(t *testing.T) {
+	var reqs, resps []byte
+	var want [][]byte
+	for i := range 120 {
+		p := bytes.Repeat([]byte{byte(i)}, (i*1931)%(2*MultiPart+100))
+		want = append(want, p)
+		var err error
+		if reqs, err = AppendRequest(reqs, &Request{Name: "@echo", Session: uint32(i + 1), Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+		resps = AppendResponse(resps, &Response{Session: uint32(i + 1), OK: true, Payload: p})
+	}
+	for _, chunk := range []int{1, 7, 1000} {
+		qd := NewRequestDecoder(bufio.NewReaderSize(&interruptedReader{r: bytes.NewReader(reqs), n: chunk}, 4096), Limits{})
+		rd := NewResponseDecoder(bufio.NewReaderSize(&interruptedReader{r: bytes.NewReader(resps), n: chunk}, 4096), Limits{})
+		timeouts := 0
+		for i, p := range want {
+			for {
+				r, err := qd.Next()
+				if errors.Is(err, timeoutErr{}) {
+					timeouts++
+					continue
+				}
+				if err != nil {
+					t.Fatalf("chunks of %d: request %d: %v", chunk, i, err)
+				}
+				if r.Session != uint32(i+1) || !bytes.Equal(r.Payload, p) {
+					t.Fatalf("chunks of %d: request %d: session %d, %d bytes; want session %d, %d bytes", chunk, i, r.Session, len(r.Payload), i+1, len(p))
+				}
+				break
+			}
+			for {
+				r, err := rd.Next()
+				if errors.Is(err, timeoutErr{}) {
+					continue
+				}
+				if err != nil {
+					t.Fatalf("chunks of %d: response %d: %v", chunk, i, err)
+				}
+				if r.Session != uint32(i+1) || !bytes.Equal(r.Payload, p) {
+					t.Fatalf("chunks of %d: response %d: session %d, %d bytes; want session %d, %d bytes", chunk, i, r.Session, len(r.Payload), i+1, len(p))
+				}
+				break
+			}
+		}
+		if _, err := rd.Next(); err != io.EOF {
+			for errors.Is(err, timeoutErr{}) {
+				_, err = rd.Next()
+			}
+			if err != io.EOF {
+				t.Fatalf("chunks of %d: after the last response: %v, want io.EOF", chunk, err)
+			}
+		}
+		if timeouts < len(want) {
+			t.Fatalf("chunks of %d: only %d interrupted reads for %d requests: the test did not interrupt frames", chunk, timeouts, len(want))
+		}
+	}
+}
