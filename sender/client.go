@@ -389,16 +389,20 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uin
 		n.callDone(start, n.countCallErr(err))
 		return nil, err
 	}
-	select {
-	case <-w.done:
-	case <-ctx.Done():
-		if owned, written := n.withdraw(w); owned {
-			putCall(w)
-			err := n.ctxError(ctx.Err(), addr, name, written)
-			n.callDone(start, n.countCallErr(err))
-			return nil, err
+	// A lone call's caller reads its own reply (conn_read.go); others,
+	// and one whose read ended first, wait for the delivery.
+	if wc := w.conn; wc == nil || !wc.tryRead() || !wc.readFor(ctx, w) {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			if owned, written := n.withdraw(w); owned {
+				putCall(w)
+				err := n.ctxError(ctx.Err(), addr, name, written)
+				n.callDone(start, n.countCallErr(err))
+				return nil, err
+			}
+			<-w.done // a reply or failure is being delivered: take it
 		}
-		<-w.done // a reply or failure is being delivered: take it
 	}
 	reply, err := w.reply, w.err
 	putCall(w)

@@ -13,6 +13,9 @@ import (
 // nodeConn is one confirmed connection to a node. It owns two goroutines:
 // a writer that takes the node's outbox in batches and writes each with one
 // Write, and a reader that matches replies to in-flight calls by session.
+// A lone call skips both hand-offs: its caller writes it when the writer
+// is idle (writeOwn), and reads its reply when nobody else reads
+// (conn_read.go).
 type nodeConn struct {
 	n           *node
 	nc          net.Conn
@@ -24,6 +27,13 @@ type nodeConn struct {
 
 	// Guarded by n.mu: the range of outbox generations this connection took.
 	firstGen, lastGen uint64
+	// Guarded by n.mu: a caller is writing its own call (writeOwn); the
+	// writer waits. ownSpare is that caller's last batch, to reuse.
+	writing  bool
+	ownSpare batch
+
+	rd          readRole // who reads (conn_read.go)
+	interruptFn func()   // interruptRead, made once for context.AfterFunc
 
 	wake    chan struct{} // 1-buffered: wakes the writer
 	retired chan struct{} // closed when a move or a drain retires the connection: the writer stops
@@ -49,6 +59,8 @@ func newNodeConn(n *node, nc net.Conn, addr, peer, incarnation string, dec *wire
 	c := &nodeConn{n: n, nc: nc, addr: addr, peer: peer, incarnation: incarnation, dec: dec,
 		wake: make(chan struct{}, 1), retired: make(chan struct{}), done: make(chan struct{}),
 		probeNow: make(chan struct{}, 1)}
+	c.rd.wake = make(chan struct{}, 1)
+	c.interruptFn = c.interruptRead
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
@@ -106,8 +118,8 @@ func (c *nodeConn) writeLoop() {
 	var spare batch // the last batch written: its chunks are reused
 	for {
 		n.mu.Lock()
-		for n.conn == c && n.out.msgs == 0 {
-			if len(n.out.chunks) > 0 { // only withdrawn calls: nothing to write
+		for n.conn == c && (n.out.msgs == 0 || c.writing) {
+			if n.out.msgs == 0 && len(n.out.chunks) > 0 { // only withdrawn calls: nothing to write
 				n.out.reset()
 			}
 			spare.chunks = n.out.recycle(spare.chunks)
@@ -151,63 +163,102 @@ func (c *nodeConn) writeLoop() {
 		n.quota.release(b.msgs, b.bytes)
 		n.mu.Unlock()
 
-		wrote, err := c.writeChunks(b.chunks)
-		if err != nil {
-			if wrote > 0 {
-				// Some of the batch may have arrived: its pushes are
-				// unconfirmed, not certainly lost.
-				c.written(&b.pushes)
-				n.connLost(c, err, 0)
-			} else {
-				n.connLost(c, err, b.sends)
-			}
+		if !c.writeBatch(&b) {
 			return
 		}
-		c.written(&b.pushes)
-		n.m.written.Add(float64(b.msgs))
-		n.m.writtenBytes.Add(float64(wrote))
 		spare = b
 	}
 }
 
-// readLoop delivers replies to the calls waiting for them.
-func (c *nodeConn) readLoop() {
+// writeBatch writes b, a batch taken from the outbox; when the write fails
+// it ends the connection and returns false.
+func (c *nodeConn) writeBatch(b *batch) bool {
 	n := c.n
-	defer n.c.wg.Done()
-	for {
-		resp, err := c.dec.Next()
-		if err != nil {
+	wrote, err := c.writeChunks(b.chunks)
+	if err != nil {
+		if wrote > 0 {
+			// Some of the batch may have arrived: its pushes are
+			// unconfirmed, not certainly lost.
+			c.written(&b.pushes)
 			n.connLost(c, err, 0)
-			return
-		}
-		c.lastRead.Store(time.Now().UnixNano())
-		w := n.inflight.take(resp.Session)
-		if w != nil {
-			c.ack(w.seq)
-		}
-		if w == nil {
-			n.unmatched(resp)
-			continue
-		}
-		n.m.readBytes.Add(float64(len(resp.Payload)))
-		if resp.OK {
-			if w.dst != nil {
-				w.reply = append(w.dst, resp.Payload...)
-			} else {
-				w.reply = append(make([]byte, 0, len(resp.Payload)), resp.Payload...)
-			}
 		} else {
-			addr := w.name
-			if addr == "" {
-				addr = handleAddress(w.addr)
-			}
-			w.err = &RemoteError{Node: n.name, Address: addr, Message: string(resp.Payload)}
+			n.connLost(c, err, b.sends)
 		}
-		w.done <- struct{}{}
-		if c.draining.Load() {
-			n.endDrainIfDone(c)
-		}
+		return false
 	}
+	c.written(&b.pushes)
+	n.m.written.Add(float64(b.msgs))
+	n.m.writtenBytes.Add(float64(wrote))
+	return true
+}
+
+// takeOwnLocked lets the caller of the call just appended write it, when
+// it is the only call in flight, all the outbox holds, and the writer is
+// idle: it returns the batch to write with writeOwn, and ok. Under load
+// the writer goroutine batches as usual. Called with n.mu held,
+// c == n.conn.
+func (c *nodeConn) takeOwnLocked() (b batch, ok bool) {
+	n := c.n
+	if n.signaled || c.writing || n.out.msgs != 1 || n.inflight.len() != 1 {
+		return batch{}, false
+	}
+	c.writing = true
+	b = n.out.take(&c.ownSpare)
+	c.lastGen = b.gen
+	n.quota.release(b.msgs, b.bytes)
+	return b, true
+}
+
+// writeOwn writes the batch takeOwnLocked gave, then hands the writer what
+// was appended meanwhile.
+func (c *nodeConn) writeOwn(b batch) {
+	n := c.n
+	c.writeBatch(&b)
+	n.mu.Lock()
+	c.writing = false
+	c.ownSpare.chunks = n.out.recycle(b.chunks)
+	c.ownSpare.pushes = b.pushes
+	if n.conn == c && n.out.msgs > 0 && !n.signaled {
+		n.signaled = true
+		c.wakeWriter()
+	}
+	n.mu.Unlock()
+}
+
+// readOne reads one reply and delivers it to the call waiting for it. Its
+// caller holds the read role (conn_read.go).
+func (c *nodeConn) readOne() error {
+	n := c.n
+	resp, err := c.dec.Next()
+	if err != nil {
+		return err
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	w := n.inflight.take(resp.Session)
+	if w == nil {
+		n.unmatched(resp)
+		return nil
+	}
+	c.ack(w.seq)
+	n.m.readBytes.Add(float64(len(resp.Payload)))
+	if resp.OK {
+		if w.dst != nil {
+			w.reply = append(w.dst, resp.Payload...)
+		} else {
+			w.reply = append(make([]byte, 0, len(resp.Payload)), resp.Payload...)
+		}
+	} else {
+		addr := w.name
+		if addr == "" {
+			addr = handleAddress(w.addr)
+		}
+		w.err = &RemoteError{Node: n.name, Address: addr, Message: string(resp.Payload)}
+	}
+	w.done <- struct{}{}
+	if c.draining.Load() {
+		n.endDrainIfDone(c)
+	}
+	return nil
 }
 
 // lastRejectLog rate-limits the log of pushes the remote rejected.

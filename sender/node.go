@@ -191,6 +191,14 @@ func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, 
 	n.quota.add(size)
 	if n.state == StateReady {
 		n.appendLocked(addr, name, push, payload, w, tag)
+		if w != nil {
+			w.conn = n.conn
+			if b, ok := n.conn.takeOwnLocked(); ok {
+				n.mu.Unlock()
+				w.conn.writeOwn(b)
+				return nil
+			}
+		}
 		if !n.signaled {
 			n.signaled = true
 			n.conn.wakeWriter()

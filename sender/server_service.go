@@ -140,6 +140,13 @@ func (svc *srvService) enqueue(j srvJob, holding bool) srvEnqueued {
 	if !svc.concurrent && size <= wire.MultiPart && svc.pending.CompareAndSwap(0, 1) {
 		return svc.runInline(j, false)
 	}
+	if svc.concurrent && size <= wire.MultiPart && c.dec.Buffered() == 0 && len(svc.sem) == 0 {
+		select {
+		case svc.sem <- struct{}{}:
+			return svc.runConcurrentInline(j)
+		default:
+		}
+	}
 	if !s.queued.acquire(size, c.stopCh) {
 		return srvStopped
 	}
@@ -203,6 +210,22 @@ func (svc *srvService) runInline(j srvJob, locked bool) srvEnqueued {
 		return srvAccepted
 	}
 	svc.endInline()
+	return srvAccepted
+}
+
+// runConcurrentInline runs j, a message of a Concurrent service that holds
+// a running slot, on the calling reader goroutine: no other handler of the
+// service was running and nothing else has arrived on the connection, so
+// the reader would only wait for a read, and a goroutine per message was a
+// hand-off as costly as the network on a lone call (issue 16). A handler that runs long hands reading to a new
+// goroutine (srvConn.inlineStart), as for a sequential service.
+func (svc *srvService) runConcurrentInline(j srvJob) srvEnqueued {
+	j.run = j.c.inlineStart()
+	reader := svc.serve(j)
+	<-svc.sem
+	if !reader {
+		return srvHandedOff
+	}
 	return srvAccepted
 }
 

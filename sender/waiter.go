@@ -20,6 +20,10 @@ type call struct {
 	err   error
 	dst   []byte // CallAppend: the reply is appended to it (the caller's, until done is received)
 
+	// Set by submit when it puts the call in the outbox: the connection
+	// its caller may read the reply from (conn_read.go).
+	conn *nodeConn
+
 	// Set before submit; read by the sweeper and for error messages.
 	deadline uint64 // Client.now at which the default timeout fires; 0: none
 	addr     uint32

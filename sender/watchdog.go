@@ -132,5 +132,6 @@ func (c *nodeConn) probe() bool {
 	n.appendLocked(0, "", false, probeQuery, w, nil)
 	n.mu.Unlock()
 	c.wakeWriter()
+	c.kickReader() // nobody waits for the probe to read its reply
 	return true
 }

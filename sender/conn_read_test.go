@@ -1,0 +1,227 @@
+package sender
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/wire"
+)
+
+// A caller whose call is alone in flight reads its own reply
+// (conn_read.go). These tests give that caller what can end its read
+// early, and check that the connection goes on for everyone.
+
+// While a lone call's caller reads, a second call is answered (read by
+// that caller, or handed on), the first call's cancellation returns at
+// once, and the connection keeps working. The server side: a Concurrent
+// handler that blocks on the reader goroutine does not hold up the
+// connection's next message.
+func TestCallerReadingItsReplyCancelledLeavesTheConnectionWorking(t *testing.T) {
+	peer := ctServe(t, "db")
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
+	ctx := ctCtx(t)
+	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
+		if _, err := c.Call(ctx, "db", "@rec", []byte("warm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slowCtx, cancelSlow := context.WithCancel(ctx)
+	slow := make(chan error, 1)
+	go func() {
+		_, err := c.Call(slowCtx, "db", "@slow", []byte("blocked"))
+		slow <- err
+	}()
+	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	for i := range 5 {
+		m := fmt.Sprint("beside-", i)
+		if reply, err := c.Call(ctx, "db", "@rec", []byte(m)); err != nil || string(reply) != m {
+			t.Fatalf("call beside a blocked one = %q, %v; want %q", reply, err, m)
+		}
+	}
+	start := time.Now()
+	cancelSlow()
+	select {
+	case err := <-slow:
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "sent") {
+			t.Fatalf("cancelled call: %v, want context.Canceled after it was sent", err)
+		}
+	case <-time.After(ctTimeout):
+		t.Fatal("a cancelled call whose caller was reading did not return")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the cancelled call returned after %v", d)
+	}
+	close(peer.release) // its late reply comes now and is dropped
+	for i := range 20 {
+		m := fmt.Sprint("after-", i)
+		if reply, err := c.Call(ctx, "db", "@rec", []byte(m)); err != nil || string(reply) != m {
+			t.Fatalf("call after the cancelled one = %q, %v; want %q", reply, err, m)
+		}
+	}
+}
+
+// A reply cut in two by the interruption of the caller reading it is
+// finished by the next reader: the connection stays in sync, and the next
+// call gets its own reply.
+func TestReplyCutByAnInterruptedReaderIsFinishedByTheNext(t *testing.T) {
+	p := ctScriptPeer(t)
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": p.addr}))
+	ctx := ctCtx(t)
+	call := func(payload string) <-chan error {
+		res := make(chan error, 1)
+		go func() {
+			got, err := c.Call(ctx, "db", "@echo", []byte(payload))
+			if err == nil && string(got) != payload {
+				err = fmt.Errorf("reply %q, want %q", got, payload)
+			}
+			res <- err
+		}()
+		req := srvRecv(t, "the request "+payload, p.reqs)
+		p.write(t, wire.AppendResponse(nil, &wire.Response{Session: req.Session, OK: true, Payload: req.Payload}))
+		return res
+	}
+	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
+		if err := srvRecv(t, "a warm-up call", call(fmt.Sprint("warm-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Call(first, "db", "@echo", []byte("first"))
+		done <- err
+	}()
+	req := srvRecv(t, "the first request", p.reqs)
+	reply := wire.AppendResponse(nil, &wire.Response{Session: req.Session, OK: true, Payload: []byte(strings.Repeat("x", 3000))})
+	p.write(t, reply[:3]) // the header and one byte
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := srvRecv(t, "the first call's result", done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call: %v, want context.Canceled", err)
+	}
+	p.write(t, reply[3:]) // the rest of the late reply: dropped
+
+	if err := srvRecv(t, "the call after the cut reply", call("second")); err != nil {
+		t.Fatalf("call after a cut reply: %v", err)
+	}
+	if got := p.conns(); got != 1 {
+		t.Fatalf("%d connections, want 1: the cut reply broke the connection", got)
+	}
+}
+
+// Once callers have read their own replies and nothing is in flight,
+// somebody still reads: a peer that closes the idle connection is seen
+// without a call.
+func TestIdleConnectionClosedByThePeerIsSeenAfterCallersRead(t *testing.T) {
+	peer := ctServe(t, "db")
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
+	ctx := ctCtx(t)
+	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
+		if _, err := c.Call(ctx, "db", "@rec", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer.srv.Close()
+	eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
+}
+
+// ctReaderYielded reports whether the connection's reader goroutine left
+// the read role to callers: the next lone call's caller reads its reply.
+func ctReaderYielded(c *Client, nodeName string) bool {
+	v, ok := c.nodes.Load(nodeName)
+	if !ok {
+		return false
+	}
+	n := v.(*node)
+	n.mu.Lock()
+	conn := n.conn
+	n.mu.Unlock()
+	if conn == nil {
+		return false
+	}
+	conn.rd.mu.Lock()
+	defer conn.rd.mu.Unlock()
+	return conn.rd.holder == readNone
+}
+
+// ctScript is a skynet-like peer whose replies the test writes: it
+// answers the Client's confirmation itself and hands every other request
+// to the test.
+type ctScript struct {
+	addr string
+	reqs chan *wire.Request
+	nc   chan net.Conn
+	open []net.Conn
+}
+
+func ctScriptPeer(t *testing.T) *ctScript {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ctScript{addr: l.Addr().String(), reqs: make(chan *wire.Request, 16), nc: make(chan net.Conn, 16)}
+	t.Cleanup(func() {
+		l.Close()
+		for _, c := range p.open {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.nc <- nc
+			go func() {
+				dec := wire.NewRequestDecoder(bufio.NewReader(nc), wire.Limits{})
+				for {
+					req, err := dec.Next()
+					if err != nil {
+						return
+					}
+					if req.Address == 0 && req.Name == "" { // the confirmation
+						nc.Write(wire.AppendResponse(nil, &wire.Response{Session: req.Session, Payload: []byte("name not found")}))
+						continue
+					}
+					r := *req
+					r.Payload = append([]byte(nil), req.Payload...)
+					p.reqs <- &r
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// conns is how many connections the peer accepted.
+func (p *ctScript) conns() int {
+	for {
+		select {
+		case nc := <-p.nc:
+			p.open = append(p.open, nc)
+		default:
+			return len(p.open)
+		}
+	}
+}
+
+// write writes b on the peer's only connection.
+func (p *ctScript) write(t *testing.T, b []byte) {
+	t.Helper()
+	if p.conns() != 1 {
+		t.Fatalf("%d connections, want 1", len(p.open))
+	}
+	if _, err := p.open[0].Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
