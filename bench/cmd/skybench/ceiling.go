@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -208,4 +210,73 @@ func (s *ceilSys) oneWay(payload []byte, o opts) result {
 			after, err := ask()
 			return after - before, err
 		})
+}
+
+// ceilRR is the least a request/response API over one connection needs,
+// with no library: each calling goroutine writes its frame under a mutex
+// (one Write each) and waits for its reply, which a reader goroutine
+// copies out, as Call's is, and hands to it over its own channel. It is
+// the reference for pipelined calls from many goroutines: unlike the
+// pipelined ceiling, it pays a wake-up per reply.
+type ceilRR struct {
+	cc      *ceilConn
+	mu      sync.Mutex
+	waiters []chan []byte
+	frames  [][]byte // per calling goroutine, reused
+	payload []byte
+}
+
+// requestResponse dials a connection for conc callers of payload; close
+// it with close.
+func (s *ceilSys) requestResponse(payload []byte, conc int) (*ceilRR, error) {
+	if conc > 1<<16 {
+		return nil, fmt.Errorf("%d callers: the caller's index is 2 bytes", conc)
+	}
+	cc, err := s.dial()
+	if err != nil {
+		return nil, err
+	}
+	rr := &ceilRR{cc: cc, waiters: make([]chan []byte, conc), frames: make([][]byte, conc), payload: payload}
+	for i := range rr.waiters {
+		rr.waiters[i] = make(chan []byte, 1)
+	}
+	go func() {
+		var body []byte
+		for {
+			var err error
+			if body, err = readFrame(cc.br, body); err != nil || len(body) < 3 {
+				for _, w := range rr.waiters {
+					close(w)
+				}
+				return
+			}
+			i := binary.BigEndian.Uint16(body[1:])
+			rr.waiters[i] <- append([]byte(nil), body[3:]...)
+		}
+	}()
+	return rr, nil
+}
+
+func (rr *ceilRR) close() { rr.cc.c.Close() }
+
+// call is one call of caller w: the payload goes after w's index.
+func (rr *ceilRR) call(w int) error {
+	n := 3 + len(rr.payload)
+	f := append(rr.frames[w][:0], byte(n>>8), byte(n), ceilEcho, byte(w>>8), byte(w))
+	f = append(f, rr.payload...)
+	rr.frames[w] = f
+	rr.mu.Lock()
+	_, err := rr.cc.c.Write(f)
+	rr.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	reply, ok := <-rr.waiters[w]
+	if !ok {
+		return errors.New("connection closed")
+	}
+	if len(reply) != len(rr.payload) {
+		return fmt.Errorf("echo of %d bytes, want %d", len(reply), len(rr.payload))
+	}
+	return nil
 }

@@ -168,6 +168,7 @@ const (
 	sysGRPC = "grpc"
 	sysPA   = "protoactor"
 	sysCeil = "ceiling"
+	sysRR   = "ceiling-rr" // the ceiling's request/response reference (ceilRR), c > 1
 )
 
 var callCases = []struct{ conc, payload int }{{1, 32}, {1, 4096}, {64, 32}, {64, 4096}}
@@ -294,6 +295,13 @@ func (b *bench) round(d time.Duration, keep bool) {
 			put(callKey(sysCeil, 1, cc.payload), closedLoop(1, d, cc.payload, func(int) error { return b.seq.roundTrip(payload) }))
 		default:
 			put(callKey(sysCeil, cc.conc, cc.payload), b.ceil.pipelined(payload, d))
+			rr, err := b.ceil.requestResponse(payload, cc.conc)
+			if err != nil {
+				put(callKey(sysRR, cc.conc, cc.payload), result{err: err})
+				break
+			}
+			put(callKey(sysRR, cc.conc, cc.payload), closedLoop(cc.conc, d, cc.payload, rr.call))
+			rr.close()
 		}
 	}
 	for _, p := range sendPayloads {
@@ -429,6 +437,7 @@ var sysLabel = map[string]string{
 	sysGRPC: "gRPC-Go unary",
 	sysPA:   "Proto.Actor RequestFuture",
 	sysCeil: "ceiling (plain TCP)",
+	sysRR:   "ceiling: request/response, c callers",
 }
 
 func (b *bench) print(w io.Writer, mem memResult, al allocResult) {
@@ -437,7 +446,10 @@ func (b *bench) print(w io.Writer, mem memResult, al allocResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "system\tc\tpayload\tcalls/s\tMB/s\tp50\tp99\tspread\t")
 	for _, cc := range callCases {
-		for _, sys := range []string{sysSky, sysGRPC, sysPA, sysCeil} {
+		for _, sys := range []string{sysSky, sysGRPC, sysPA, sysCeil, sysRR} {
+			if sys == sysRR && cc.conc == 1 {
+				continue
+			}
 			label := sysLabel[sys]
 			if sys == sysSky && o.callAppend {
 				label = "skycall CallAppend"
@@ -482,6 +494,8 @@ func (b *bench) print(w io.Writer, mem memResult, al allocResult) {
 		rat["grpc "+name] = b.ratio(callKey(sysSky, cc.conc, cc.payload), callKey(sysGRPC, cc.conc, cc.payload))
 		rat["pa "+name] = b.ratio(callKey(sysSky, cc.conc, cc.payload), callKey(sysPA, cc.conc, cc.payload))
 		rat["ceil "+name] = b.ratio(callKey(sysSky, cc.conc, cc.payload), callKey(sysCeil, cc.conc, cc.payload))
+		rat["rr "+name] = b.ratio(callKey(sysSky, cc.conc, cc.payload), callKey(sysRR, cc.conc, cc.payload))
+		rat["rrceil "+name] = b.ratio(callKey(sysRR, cc.conc, cc.payload), callKey(sysCeil, cc.conc, cc.payload))
 	}
 	rat["pa Send 32 B"] = b.ratio(sendKey(sysSky, 32), sendKey(sysPA, 32))
 	rat["ceil Send 32 B"] = b.ratio(sendKey(sysSky, 32), sendKey(sysCeil, 32))
@@ -492,6 +506,14 @@ func (b *bench) print(w io.Writer, mem memResult, al allocResult) {
 		}
 		if peer.key != "grpc" {
 			fmt.Fprintf(tw, "%s\t%s\t%v\n", peer.label, "Send 32 B", rat[peer.key+" Send 32 B"])
+		}
+	}
+	for _, peer := range []struct{ key, label string }{{"rr", "skycall/ceiling-rr"}, {"rrceil", "ceiling-rr/ceiling"}} {
+		for _, cc := range callCases {
+			if cc.conc > 1 {
+				name := fmt.Sprintf("Call c=%d %s", cc.conc, size(cc.payload))
+				fmt.Fprintf(tw, "%s\t%s\t%v\n", peer.label, name, rat[peer.key+" "+name])
+			}
 		}
 	}
 	tw.Flush()
@@ -693,6 +715,10 @@ func (b *bench) printCeilingTargets(w io.Writer, rat map[string]ratio) {
 		r := rat[g.key]
 		line(g.label, r, r.med >= g.want)
 	}
+	// The pipelined ceiling pays no wake-up per call; a request/response
+	// API for c goroutines does (ceilRR): what that alone costs.
+	fmt.Fprintf(tw, "ref\tCall c=64 4 KiB: plain-Go request/response, 64 callers (ceiling-rr) makes %v the pipelined ceiling; skycall makes %v ceiling-rr\n",
+		rat["rrceil Call c=64 4 KiB"], rat["rr Call c=64 4 KiB"])
 	// Latency: skycall's p50 over the ceiling's, per round (lower is better).
 	sky, ceil := b.results[callKey(sysSky, 1, 32)], b.results[callKey(sysCeil, 1, 32)]
 	var v []float64
