@@ -145,9 +145,13 @@
 // The ready path takes one short lock per message: the message is encoded
 // into the node's shared write buffer and a writer goroutine per connection
 // swaps buffers and writes each batch with one Write; a reader goroutine per
-// connection matches replies to pooled call waiters by session. There is
-// no goroutine or timer per message (the default call timeout is one sweep
-// per tenth of it); a Send allocates nothing and a Call only its reply.
+// connection matches replies to pooled call waiters by session. A call that
+// is alone in flight skips both hand-offs, which would double its round
+// trip: its caller writes the request when the writer is idle and reads its
+// own reply. There is no goroutine or timer per message (the default call
+// timeout is one sweep per tenth of it); a Send allocates nothing and a
+// Call only its reply (a lone Call whose ctx can be cancelled also the
+// context.AfterFunc that interrupts its read).
 //
 // # Observability
 //
