@@ -150,8 +150,8 @@
 // trip: its caller writes the request when the writer is idle and reads its
 // own reply. There is no goroutine or timer per message (the default call
 // timeout is one sweep per tenth of it); a Send allocates nothing and a
-// Call only its reply (a lone Call whose ctx can be cancelled also the
-// context.AfterFunc that interrupts its read).
+// Call only its reply (a lone Call whose ctx can be cancelled two more, for
+// the context.AfterFunc that interrupts its read).
 //
 // # Observability
 //
