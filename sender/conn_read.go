@@ -48,6 +48,8 @@ type readRole struct {
 	holder  uint8  // guarded by mu
 	dead    bool   // guarded by mu: a read failed; nobody reads again
 	callers uint64 // guarded by mu: reads by callers, for the lull
+	armed   bool   // guarded by mu: the reader goroutine times a lull (else endRead must wake it)
+	lulls   uint64 // guarded by mu: lulls the reader goroutine waited out, for tests
 
 	wanted atomic.Bool   // a caller found the reader goroutine reading
 	wake   chan struct{} // 1-buffered: wakes the reader goroutine
@@ -86,10 +88,13 @@ func (c *nodeConn) readLoop() {
 }
 
 // takeRead waits until the reader goroutine should read, and gives it the
-// role; false when the connection is closed or a read failed.
+// role; false when the connection is closed or a read failed. It times
+// lulls while callers come and go; once one caller has read through a
+// whole lull (a long call), it waits for that caller's endRead with no
+// timer: a connection whose lone call lasts costs no wake-ups.
 func (c *nodeConn) takeRead(eager bool, lull *time.Timer) bool {
 	r := &c.rd
-	seen := uint64(0)
+	long := false // a caller read through the last lull
 	for {
 		r.mu.Lock()
 		if r.dead {
@@ -97,18 +102,28 @@ func (c *nodeConn) takeRead(eager bool, lull *time.Timer) bool {
 			return false
 		}
 		if r.holder == readNone && (eager || c.n.inflight.len() > 0) {
-			r.holder = readBG
+			r.holder, r.armed = readBG, false
 			r.mu.Unlock()
 			return true
 		}
-		seen = r.callers
+		seen := r.callers
+		r.armed = !long || r.holder == readNone
 		r.mu.Unlock()
-		lull.Reset(readLull)
+		var fire <-chan time.Time
+		if r.armed {
+			lull.Reset(readLull)
+			fire = lull.C
+		}
 		select {
 		case <-r.wake:
-		case <-lull.C:
+			eager, long = false, false
+		case <-fire:
 			r.mu.Lock()
-			eager = r.callers == seen // no caller read during the lull
+			r.lulls++
+			quiet := r.callers == seen
+			// Nobody read during the lull: read for what nobody waits for.
+			eager = quiet && r.holder == readNone
+			long = quiet && r.holder == readCaller
 			r.mu.Unlock()
 		case <-c.done:
 			return false
@@ -156,13 +171,15 @@ func (c *nodeConn) tryRead() bool {
 }
 
 // endRead gives a caller's role up, and wakes the reader goroutine when
-// calls are still in flight.
+// calls are still in flight or it is not timing a lull.
 func (c *nodeConn) endRead() {
 	r := &c.rd
 	r.mu.Lock()
 	r.holder = readNone
 	r.callers++
-	if c.n.inflight.len() > 0 {
+	if !r.armed || c.n.inflight.len() > 0 {
+		// Calls are in flight, or the reader goroutine waits for this
+		// long call with no timer: it must read, or time a lull again.
 		select {
 		case r.wake <- struct{}{}:
 		default:

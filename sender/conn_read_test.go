@@ -133,17 +133,56 @@ func TestIdleConnectionClosedByThePeerIsSeenAfterCallersRead(t *testing.T) {
 	eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
 }
 
-// ctReaderYielded reports whether the connection's reader goroutine left
-// the read role to callers: the next lone call's caller reads its reply.
-func ctReaderYielded(c *Client, nodeName string) bool {
+// A lone call that lasts costs the connection no wake-ups: the reader
+// goroutine waits for its caller to end reading, not for a timer.
+func TestLongLoneCallCostsNoWakeUps(t *testing.T) {
+	peer := ctServe(t, "db")
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
+	ctx := ctCtx(t)
+	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
+		if _, err := c.Call(ctx, "db", "@rec", []byte("warm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, "db", "@slow", []byte("long"))
+		slow <- err
+	}()
+	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	conn := ctConn(c, "db")
+	lulls := func() uint64 {
+		conn.rd.mu.Lock()
+		defer conn.rd.mu.Unlock()
+		return conn.rd.lulls
+	}
+	before := lulls()
+	time.Sleep(100 * readLull)
+	if n := lulls() - before; n > 1 {
+		t.Fatalf("the reader goroutine woke for %d lulls while one call lasted %v; want at most 1", n, 100*readLull)
+	}
+	close(peer.release)
+	if err := srvRecv(t, "the long call's result", slow); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ctConn is the node's ready connection, or nil.
+func ctConn(c *Client, nodeName string) *nodeConn {
 	v, ok := c.nodes.Load(nodeName)
 	if !ok {
-		return false
+		return nil
 	}
 	n := v.(*node)
 	n.mu.Lock()
-	conn := n.conn
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	return n.conn
+}
+
+// ctReaderYielded reports whether the connection's reader goroutine left
+// the read role to callers: the next lone call's caller reads its reply.
+func ctReaderYielded(c *Client, nodeName string) bool {
+	conn := ctConn(c, nodeName)
 	if conn == nil {
 		return false
 	}
