@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,5 +263,91 @@ func (p *ctScript) write(t *testing.T, b []byte) {
 	}
 	if _, err := p.open[0].Write(b); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Calls that end every way a reading caller can stop: replies, cancels,
+// deadlines and default timeouts, alone and side by side, with stale
+// interrupts landing on whoever reads next. Every call returns its own
+// echo or its ctx's or timeout's error, and the connection stays in sync.
+func TestCallersReadingAndGivingUpKeepEveryReplyItsOwn(t *testing.T) {
+	srv := NewServer("db")
+	if _, err := srv.HandleFunc("@echo", func(ctx context.Context, req *Request) ([]byte, error) {
+		// A delay of 0 to 3 ms, chosen by the caller, so that some
+		// replies come after their caller gave up.
+		if d := time.Duration(req.Payload[0]%4) * time.Millisecond; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+		return req.Payload, nil
+	}, Concurrent()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": l.Addr().String()}), WithCallTimeout(2*time.Millisecond))
+	ctx := ctCtx(t)
+	if _, err := c.Call(ctx, "db", "@echo", []byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, callers := range []int{1, 3} { // alone, every call's caller reads
+		callersGivingUp(t, c, ctx, callers, 300)
+	}
+	if got := ctCounter(t, c, "skycall_sender_reconnects_total", "db", ""); got != 0 {
+		t.Fatalf("%v reconnects: the connection fell out of sync", got)
+	}
+}
+
+// callersGivingUp runs calls calls from each of callers goroutines, their
+// ends mixed as TestCallersReadingAndGivingUpKeepEveryReplyItsOwn says.
+func callersGivingUp(t *testing.T, c *Client, ctx context.Context, callers, calls int) {
+	t.Helper()
+	errs := make(chan error, callers)
+	for g := range callers {
+		go func() {
+			for i := range calls {
+				k := g*calls + i
+				payload := fmt.Appendf([]byte{byte(k)}, "-%d-%d", g, i)
+				var cctx context.Context
+				var cancel context.CancelFunc
+				switch k % 5 {
+				case 0, 1: // no deadline: the default timeout (2 ms)
+					cctx, cancel = ctx, func() {}
+				case 2:
+					cctx, cancel = context.WithTimeout(ctx, time.Duration(k%3)*time.Millisecond+500*time.Microsecond)
+				case 3:
+					cctx, cancel = context.WithCancel(ctx)
+					time.AfterFunc(time.Duration(k%4)*time.Millisecond, cancel)
+				default:
+					cctx, cancel = context.WithTimeout(ctx, time.Second)
+				}
+				reply, err := c.Call(cctx, "db", "@echo", payload)
+				cancel()
+				switch {
+				case err == nil && !bytes.Equal(reply, payload):
+					errs <- fmt.Errorf("call %d: reply %q, want %q", k, reply, payload)
+					return
+				case err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
+					errs <- fmt.Errorf("call %d: %v", k, err)
+					return
+				}
+				if k%5 == 4 && err != nil {
+					errs <- fmt.Errorf("call %d with a second to go: %v", k, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range callers {
+		if err := srvRecv(t, "a caller's calls", errs); err != nil {
+			t.Fatalf("%d callers: %v", callers, err)
+		}
 	}
 }
