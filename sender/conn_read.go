@@ -22,7 +22,8 @@ import (
 // The reader goroutine leaves the role only when callers asked for it and
 // no call is in flight; it takes it back when a call is in flight that
 // nobody reads for, or when callers stopped reading for readLull (someone
-// must see a push's error reply, or the peer closing the connection). A
+// must see a push's error reply, or the peer closing the connection).
+// While one caller reads through a long call it waits without a timer. A
 // caller reading its own reply stops when its reply is delivered (by
 // itself, or by the sweeper or a failure), and, through a read deadline,
 // when its ctx ends or its default timeout passes: a frame the deadline cut
