@@ -142,11 +142,10 @@ func without(msgs []string, drop string) []string {
 
 // lastError is the node's last connection error.
 func lastError(c *Client, nodeName string) error {
-	v, ok := c.nodes.Load(nodeName)
-	if !ok {
+	n := ctNode(c, nodeName)
+	if n == nil {
 		return nil
 	}
-	n := v.(*node)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.lastErr

@@ -148,14 +148,22 @@ func ctClientGoroutines() int {
 
 // ctQueued returns how many messages wait for node.
 func ctQueued(c *Client, nodeName string) int {
-	v, ok := c.nodes.Load(nodeName)
-	if !ok {
+	n := ctNode(c, nodeName)
+	if n == nil {
 		return 0
 	}
-	n := v.(*node)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.quota.msgs
+}
+
+// ctNode is the Client's node of that name, or nil before its first use.
+func ctNode(c *Client, nodeName string) *node {
+	v, ok := c.nodes.Load(nodeName)
+	if !ok {
+		return nil
+	}
+	return v.(*node)
 }
 
 // ctSeq returns "prefix-0", "prefix-1", ...

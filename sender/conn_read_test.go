@@ -25,14 +25,7 @@ import (
 // handler that blocks on the reader goroutine does not hold up the
 // connection's next message.
 func TestCallerReadingItsReplyCancelledLeavesTheConnectionWorking(t *testing.T) {
-	peer := ctServe(t, "db")
-	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
-	ctx := ctCtx(t)
-	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
-		if _, err := c.Call(ctx, "db", "@rec", []byte("warm")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	peer, c, ctx := ctServeCallersRead(t)
 	slowCtx, cancelSlow := context.WithCancel(ctx)
 	slow := make(chan error, 1)
 	go func() {
@@ -88,11 +81,9 @@ func TestReplyCutByAnInterruptedReaderIsFinishedByTheNext(t *testing.T) {
 		p.write(t, wire.AppendResponse(nil, &wire.Response{Session: req.Session, OK: true, Payload: req.Payload}))
 		return res
 	}
-	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
-		if err := srvRecv(t, "a warm-up call", call(fmt.Sprint("warm-", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctCallUntilCallersRead(t, c, ctx, func(i int) error {
+		return srvRecv(t, "a warm-up call", call(fmt.Sprint("warm-", i)))
+	})
 
 	first, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -122,14 +113,7 @@ func TestReplyCutByAnInterruptedReaderIsFinishedByTheNext(t *testing.T) {
 // somebody still reads: a peer that closes the idle connection is seen
 // without a call.
 func TestIdleConnectionClosedByThePeerIsSeenAfterCallersRead(t *testing.T) {
-	peer := ctServe(t, "db")
-	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
-	ctx := ctCtx(t)
-	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
-		if _, err := c.Call(ctx, "db", "@rec", []byte(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	peer, c, _ := ctServeCallersRead(t)
 	peer.srv.Close()
 	eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
 }
@@ -137,14 +121,7 @@ func TestIdleConnectionClosedByThePeerIsSeenAfterCallersRead(t *testing.T) {
 // A lone call that lasts costs the connection no wake-ups: the reader
 // goroutine waits for its caller to end reading, not for a timer.
 func TestLongLoneCallCostsNoWakeUps(t *testing.T) {
-	peer := ctServe(t, "db")
-	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
-	ctx := ctCtx(t)
-	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
-		if _, err := c.Call(ctx, "db", "@rec", []byte("warm")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	peer, c, ctx := ctServeCallersRead(t)
 	slow := make(chan error, 1)
 	go func() {
 		_, err := c.Call(ctx, "db", "@slow", []byte("long"))
@@ -170,14 +147,43 @@ func TestLongLoneCallCostsNoWakeUps(t *testing.T) {
 
 // ctConn is the node's ready connection, or nil.
 func ctConn(c *Client, nodeName string) *nodeConn {
-	v, ok := c.nodes.Load(nodeName)
-	if !ok {
+	n := ctNode(c, nodeName)
+	if n == nil {
 		return nil
 	}
-	n := v.(*node)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.conn
+}
+
+// ctServeCallersRead starts a ctPeer named "db" and a Client whose next
+// lone call to it is read by its own caller.
+func ctServeCallersRead(t *testing.T) (*ctPeer, *Client, context.Context) {
+	t.Helper()
+	peer := ctServe(t, "db")
+	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
+	ctx := ctCtx(t)
+	ctCallUntilCallersRead(t, c, ctx, func(i int) error {
+		_, err := c.Call(ctx, "db", "@rec", []byte(fmt.Sprint("warm-", i)))
+		return err
+	})
+	return peer, c, ctx
+}
+
+// ctCallUntilCallersRead makes calls with call until the reader goroutine
+// of node "db" has left the read role to callers: the next lone call's
+// caller reads its own reply. The first calls of a connection are read by
+// the reader goroutine.
+func ctCallUntilCallersRead(t *testing.T, c *Client, ctx context.Context, call func(i int) error) {
+	t.Helper()
+	for i := 0; i < 2 || !ctReaderYielded(c, "db"); i++ {
+		if err := call(i); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the reader goroutine never left the read role to callers")
+		}
+	}
 }
 
 // ctReaderYielded reports whether the connection's reader goroutine left
