@@ -108,10 +108,11 @@ func (c *nodeConn) takeRead(eager bool, lull *time.Timer) bool {
 			return true
 		}
 		seen := r.callers
-		r.armed = !long || r.holder == readNone
+		armed := !long || r.holder == readNone
+		r.armed = armed
 		r.mu.Unlock()
 		var fire <-chan time.Time
-		if r.armed {
+		if armed {
 			lull.Reset(readLull)
 			fire = lull.C
 		}
@@ -243,29 +244,28 @@ func (c *nodeConn) readFor(ctx context.Context, w *call) bool {
 	}
 	got := false
 	var failed error
+loop:
 	for {
 		select {
 		case <-w.done:
 			got = true
+			break loop
 		default:
 		}
-		if got {
-			break
-		}
 		err := c.readOne()
-		if err == nil {
-			continue
-		}
-		if !c.interrupted(err) {
+		switch {
+		case err == nil:
+		case !c.interrupted(err):
 			failed = err
-			break
+			break loop
+		case ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline):
+			break loop
+		default:
+			_ = c.nc.SetReadDeadline(deadline) // left over from an earlier caller
 		}
-		if ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
-			break
-		}
-		_ = c.nc.SetReadDeadline(deadline) // left over from an earlier caller
 	}
-	if stop != nil && !stop() || !deadline.IsZero() {
+	interruptLeft := stop != nil && !stop() // the interrupt ran, or will
+	if interruptLeft || !deadline.IsZero() {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
 	if failed != nil {
