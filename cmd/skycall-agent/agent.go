@@ -44,7 +44,13 @@ type Options struct {
 	// the namespace must not make every skynet pod unready for the moment
 	// its push takes.
 	ReadyLag time.Duration
-	Log      logr.Logger
+	// Token proves the agent's calls are the pod's own: skynet refuses a
+	// reload or status without it.
+	Token *TokenFile
+	// TokenRotate is how often a new token is written; 0 keeps the one
+	// written at start for the agent's life.
+	TokenRotate time.Duration
+	Log         logr.Logger
 }
 
 // Agent pushes the namespace's cluster config to one skynet node.
@@ -99,6 +105,12 @@ func (a *Agent) Run(ctx context.Context) {
 	defer stop()
 	tick := time.NewTicker(a.o.Interval)
 	defer tick.Stop()
+	var rotate <-chan time.Time
+	if a.o.TokenRotate > 0 {
+		rt := time.NewTicker(a.o.TokenRotate)
+		defer rt.Stop()
+		rotate = rt.C
+	}
 	for {
 		a.sync(ctx)
 		select {
@@ -106,6 +118,10 @@ func (a *Agent) Run(ctx context.Context) {
 			return
 		case <-a.kick:
 		case <-tick.C:
+		case <-rotate:
+			if err := a.o.Token.Rotate(); err != nil {
+				a.o.Log.Error(err, "Cannot write a new token; the old one stays in force")
+			}
 		}
 	}
 }
@@ -200,6 +216,15 @@ func (a *Agent) sync(ctx context.Context) {
 		return
 	}
 	a.mu.Lock()
+	// skynet refuses a generation below its own: an agent that restarted
+	// (its count back at 1) goes on from the generation skynet has.
+	switch {
+	case st.hash == hash && st.generation > 0:
+		a.generation = st.generation
+	case st.generation >= a.generation:
+		a.generation = st.generation + 1
+	}
+	gen = a.generation
 	restarted := st.incarnation != a.incarnation
 	if a.incarnation != "" && restarted {
 		a.o.Log.Info("skynet node restarted; pushing the config again", "node", a.o.Node,
@@ -224,7 +249,7 @@ func (a *Agent) sync(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, a.o.CallTimeout)
 	defer cancel()
 	reply, err := a.client.CallValues(cctx, a.o.Node, a.o.Service, "reload", config,
-		map[string]any{"generation": gen, "hash": hash})
+		map[string]any{"generation": gen, "hash": hash, "token": a.o.Token.Token()})
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
@@ -267,13 +292,17 @@ type skynetStatus struct {
 func (a *Agent) status(ctx context.Context) (skynetStatus, error) {
 	cctx, cancel := context.WithTimeout(ctx, a.o.CallTimeout)
 	defer cancel()
-	reply, err := a.client.CallValues(cctx, a.o.Node, a.o.Service, "status")
+	reply, err := a.client.CallValues(cctx, a.o.Node, a.o.Service, "status", map[string]any{"token": a.o.Token.Token()})
 	if err != nil {
 		return skynetStatus{}, err
 	}
 	var m map[any]any
 	if len(reply) > 0 {
 		m, _ = reply[0].(map[any]any)
+	}
+	if len(reply) == 2 && reply[0] == false {
+		return skynetStatus{}, fmt.Errorf("skynet node %s refused the agent's status call: %v (does skynet's skycall_token_file name the file the agent writes, on a volume both containers mount?)",
+			a.o.Node, reply[1])
 	}
 	if m == nil {
 		return skynetStatus{}, fmt.Errorf("skynet node %s: %s answered status with %v, not a table: is it skycall's Lua service?",

@@ -86,7 +86,8 @@ func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
 	goCN := readyNode(t, k8s, ns, "go", goA)
 	readyNode(t, k8s, ns, "old", "") // spec.down: pushed as false
 
-	sky := startSky(t, "sky1", 0)
+	token := filepath.Join(t.TempDir(), "token")
+	sky := startSky(t, "sky1", 0, token)
 	c := sender.New(registry.NewStatic(map[string]string{"sky1": sky.Addr}), sender.WithLogger(testr.New(t)),
 		sender.WithBackoff(20*time.Millisecond, 300*time.Millisecond))
 	t.Cleanup(func() { c.Close() })
@@ -101,7 +102,7 @@ func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
 		return got
 	}
 
-	agent := startAgent(t, kubeconfig, ns, "sky1", sky.Addr)
+	agent := startAgent(t, kubeconfig, ns, "sky1", sky.Addr, token)
 	eventually(t, "the agent ready", func() bool { return agent.ready() })
 	if got := drive("call", "go", "@echo", "hi"); !reflect.DeepEqual(got, []any{true, "hi"}) {
 		t.Fatalf("skynet -> go after the agent's push: %#v", got)
@@ -122,8 +123,7 @@ func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
 	// sees the new incarnation and pushes again.
 	sky.Kill()
 	eventually(t, "the agent unready while skynet is down", func() bool { return !agent.ready() })
-	sky2 := startSky(t, "sky1", sky.Port)
-	_ = sky2
+	startSky(t, "sky1", sky.Port, token)
 	eventually(t, "skynet, restarted, calls go again", func() bool {
 		return reflect.DeepEqual(drive("call", "go", "@echo", "back"), []any{true, "back"})
 	})
@@ -142,17 +142,33 @@ func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
 	if strings.Contains(agent.logs(), "forbidden") {
 		t.Errorf("the agent was refused something with the sender role:\n%s", agent.logs())
 	}
+
+	// The agent restarts (a new token, its generation count back at 1)
+	// while skynet keeps generation 2: it goes on from skynet's generation,
+	// so the next change is applied, not refused as older.
+	agent.stop()
+	agent = startAgent(t, kubeconfig, ns, "sky1", sky.Addr, token)
+	eventually(t, "the restarted agent ready", func() bool { return agent.ready() })
+	setReady(t, k8s, goCN, goA)
+	eventually(t, "skynet follows go back to go_a after the agent restarted", func() bool {
+		return reflect.DeepEqual(drive("query", "go", "__skycall_node"), []any{true, "go_a"})
+	})
+	if m := agent.get("/metrics"); !regexp.MustCompile(`skycall_agent_config_generation_applied 3\n`).MatchString(m) ||
+		!regexp.MustCompile(`skycall_agent_pushes_total\{result="refused"\} 0\n`).MatchString(m) {
+		t.Errorf("after a restart and a change, want generation 3 applied and nothing refused:\n%s", grep(m, "skycall_agent_"))
+	}
 }
 
 // startSky starts a skynet node running skycall's Lua service with
-// test/skynetagent's start service (@echo, @driver).
-func startSky(t *testing.T, node string, port int) *skynetpeer.Node {
+// test/skynetagent's start service (@echo, @driver), taking pushes from the
+// holder of the token in file token.
+func startSky(t *testing.T, node string, port int, token string) *skynetpeer.Node {
 	t.Helper()
 	lua := "../../test/skynetagent/lua"
 	return skynetpeer.Start(t, skynetpeer.Config{
 		Name: node, Start: "agent_main", Port: port,
 		LuaPath: []string{lua, "../../lua/skycall", "../../test/interop/lua"},
-		Env:     map[string]string{"skycall_node": node},
+		Env:     map[string]string{"skycall_node": node, "skycall_token_file": token},
 	})
 }
 
@@ -200,13 +216,15 @@ func setReady(t *testing.T, k8s client.Client, cn *skycallv1.ClusterNode, addr s
 type agentProc struct {
 	t    *testing.T
 	base string
+	stop func() // ends the process, at most once
 	mu   sync.Mutex
 	out  strings.Builder
 }
 
 // startAgent builds and runs the skycall-agent binary as a process, with
-// the ServiceAccount's kubeconfig, until the test ends.
-func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr string) *agentProc {
+// the ServiceAccount's kubeconfig, writing its token to file token, until
+// stop or the end of the test.
+func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr, token string) *agentProc {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "skycall-agent")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -217,7 +235,8 @@ func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr string) *agentPro
 		t.Fatal(err)
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "--node", node, "--skynet", skynetAddr, "--listen", listen, "--interval", "200ms", "-v", "1")
+	cmd := exec.Command(bin, "--node", node, "--skynet", skynetAddr, "--listen", listen, "--interval", "200ms", "-v", "1",
+		"--token-file", token)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE="+ns)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
@@ -234,7 +253,7 @@ func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr string) *agentPro
 			a.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
+	a.stop = sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -249,6 +268,7 @@ func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr string) *agentPro
 			t.Logf("skycall-agent log:\n%s", a.logs())
 		}
 	})
+	t.Cleanup(a.stop)
 	return a
 }
 

@@ -2,7 +2,10 @@
 // namespace's ClusterNodes (with the skycall-sender role's get, list and
 // watch, nothing else) and pushes the whole cluster config to the local
 // skynet node over loopback, where skycall's Lua service (lua/skycall)
-// validates it and applies it with cluster.reload. It pushes on every
+// checks the agent's token, validates the config and applies it with
+// cluster.reload. The token is a file the agent writes on a volume shared
+// with skynet's container only (--token-file), so no one outside the pod
+// can push. It pushes on every
 // change (coalesced) and again when skynet restarts, and serves /readyz
 // (ready once skynet has the current config), /healthz and /metrics.
 package main
@@ -42,6 +45,7 @@ func run() error {
 		listen         string
 		verbose        int
 		connectTimeout time.Duration
+		tokenPath      string
 	)
 	flag.StringVar(&o.Node, "node", os.Getenv("SKYCALL_NODE"),
 		"The local skynet node's cluster name (default $SKYCALL_NODE); the agent checks skynet answers as this node.")
@@ -54,6 +58,9 @@ func run() error {
 	flag.DurationVar(&o.CallTimeout, "call-timeout", 5*time.Second, "Bound on one call to skynet.")
 	flag.DurationVar(&o.ReadyLag, "ready-lag", 10*time.Second,
 		"How long skynet may be behind a change and the agent still report ready.")
+	flag.StringVar(&tokenPath, "token-file", envOr("SKYCALL_TOKEN_FILE", "/run/skycall/token"),
+		"Where to write the token that proves pushes are this agent's (default $SKYCALL_TOKEN_FILE): on a volume only this pod's containers mount, named by skynet's skycall_token_file.")
+	flag.DurationVar(&o.TokenRotate, "token-rotate", time.Hour, "How often to write a new token (0: only at start).")
 	flag.DurationVar(&connectTimeout, "connect-timeout", 2*time.Second, "Bound on one attempt to connect to skynet.")
 	flag.StringVar(&listen, "listen", ":9090", "Address of /readyz, /healthz and /metrics (plain HTTP).")
 	flag.IntVar(&verbose, "v", 0, "Log verbosity: 1 logs every change and retry.")
@@ -66,6 +73,11 @@ func run() error {
 	}
 	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(os.Stderr, obj) }, funcr.Options{Verbosity: verbose})
 	o.Log = log
+	token, err := NewTokenFile(tokenPath)
+	if err != nil {
+		return err
+	}
+	o.Token = token
 
 	cfg, ns, err := registry.InClusterConfig()
 	if err != nil {
@@ -104,6 +116,13 @@ func run() error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 // Handler serves /readyz (200 once skynet has the current config, 503 with

@@ -2,6 +2,10 @@
 -- skycall-agent or any skycall Client) or by polling a mounted
 -- clustername.lua, and answers skycall's node confirmation. See README.md.
 --
+-- Only the pod's own agent may change the config: "reload" and "status"
+-- carry a token the agent writes to a file inside the pod (skycall_token_file);
+-- anyone else, over the cluster or inside the node, is refused and logged.
+--
 -- Started by the node's bootstrap with one line:
 --
 --	skynet.uniqueservice "skycall"
@@ -18,18 +22,22 @@
 --	skycall_poll         SKYCALL_POLL          a clustername.lua to poll instead
 --	                                           of (or besides) pushes
 --	skycall_poll_interval SKYCALL_POLL_INTERVAL seconds between polls (default 1)
+--	skycall_token_file   SKYCALL_TOKEN_FILE    the file holding the agent's token;
+--	                                           without it pushes are refused
 --
 -- Commands (skynet "lua" protocol, also over the cluster as @skycall):
 --
---	"reload", config [, meta]  validate config (the table skynet's cluster
---	                           config file makes) and apply it with
---	                           cluster.reload; meta.generation (integer) and
---	                           meta.hash (string) are recorded for "status".
---	                           Replies true, generation; or false, reason
---	                           (the previous config stays in force).
---	"status"                   replies a table: node, incarnation,
+--	"reload", config, meta     meta = {token=, generation=, hash=}: check
+--	                           the token, then that generation (an integer
+--	                           >= 1) is not below the one in force and hash is
+--	                           a string, then validate config (the table
+--	                           skynet's cluster config file makes) and apply
+--	                           it with cluster.reload. Replies true,
+--	                           generation; or false, reason (the previous
+--	                           config stays in force).
+--	"status", {token=}         replies a table: node, incarnation,
 --	                           generation, hash, source, applied, refused,
---	                           last_error
+--	                           unauthorized, last_error; or false, reason
 --
 -- Nothing here raises to the caller or stops the node: a bad config, an
 -- unreadable file or an unknown command is an answer and a skynet.error line.
@@ -175,6 +183,7 @@ local incarnation = setting("skycall_incarnation", "SKYCALL_INCARNATION")
 local regname = setting("skycall_name", "SKYCALL_NAME", "skycall")
 local pollpath = setting("skycall_poll", "SKYCALL_POLL")
 local pollinterval = tonumber(setting("skycall_poll_interval", "SKYCALL_POLL_INTERVAL", "1")) or 1
+local tokenpath = setting("skycall_token_file", "SKYCALL_TOKEN_FILE")
 
 local state = {
 	generation = 0,  -- meta.generation of the config in force (0: none applied)
@@ -182,6 +191,7 @@ local state = {
 	source = "",     -- "push" or the polled file
 	applied = 0,     -- configs applied
 	refused = 0,     -- configs refused
+	unauthorized = 0, -- commands refused for a missing or wrong token
 	last_error = "", -- why the last refused config was refused
 }
 local current = {} -- node name -> address or false, as last applied
@@ -190,12 +200,103 @@ local current = {} -- node name -> address or false, as last applied
 -- interleaved would each compute the nodes to set down from a stale current.
 local critical = queue()
 
+-- check_generation returns nil when a pushed config may replace the one in
+-- force, "current" when it is the one in force (same generation and hash),
+-- or why not: a generation below the one in force is an older config, and
+-- applying it would undo a newer one.
+local function check_generation(meta)
+	local gen = meta.generation
+	if math.type(gen) ~= "integer" or gen < 1 then
+		return string.format("meta.generation is %s, want an integer >= 1", type(gen) == "number" and tostring(gen) or "a " .. type(gen))
+	end
+	if type(meta.hash) ~= "string" or meta.hash == "" then
+		return "meta.hash is a " .. type(meta.hash) .. ", want a non-empty string"
+	end
+	if gen < state.generation then
+		return string.format("generation %d is older than generation %d in force", gen, state.generation)
+	end
+	if gen == state.generation then
+		if meta.hash == state.hash then
+			return "current"
+		end
+		return string.format("generation %d is in force with another hash", gen)
+	end
+	return nil
+end
+
+-- Authentication ----------------------------------------------------------
+
+-- MIN_TOKEN is the shortest token accepted: the agent writes 64 hex digits.
+local MIN_TOKEN = 32
+
+-- read_token returns the token the pod's agent wrote, or nil and why not.
+-- It is read on every command, so a rotated token takes effect at once.
+local function read_token()
+	if not tokenpath then
+		return nil, "pushes are off: skycall_token_file (SKYCALL_TOKEN_FILE) is not set"
+	end
+	local f, err = io.open(tokenpath, "rb")
+	if not f then
+		return nil, "cannot read the agent's token: " .. tostring(err)
+	end
+	local token = f:read(1024) or ""
+	f:close()
+	token = token:match("^%s*(.-)%s*$")
+	if #token < MIN_TOKEN then
+		return nil, string.format("the agent's token in %s is shorter than %d bytes", tokenpath, MIN_TOKEN)
+	end
+	return token
+end
+
+-- same compares two strings in time that depends only on their lengths.
+local function same(a, b)
+	if #a ~= #b then
+		return false
+	end
+	local d = 0
+	for i = 1, #a do
+		d = d | (a:byte(i) ~ b:byte(i))
+	end
+	return d == 0
+end
+
+local lastlogged = 0 -- skynet.now() of the last refusal logged
+
+-- authorize returns nil when auth carries the agent's token, else why not.
+-- A refusal is counted, and logged at most once a second with the count,
+-- so a peer flooding refusals cannot flood the log.
+local function authorize(cmd, auth, source)
+	local want, err = read_token()
+	if want then
+		local got = type(auth) == "table" and auth.token
+		if type(got) == "string" and same(got, want) then
+			return nil
+		end
+		err = "the token is missing or wrong"
+	end
+	state.unauthorized = state.unauthorized + 1
+	local now = skynet.now()
+	if now - lastlogged >= 100 or lastlogged == 0 then
+		lastlogged = now
+		log("refused %q from %s: only this pod's skycall-agent may %s (%s; %d refused so far)",
+			cmd, skynet.address(source), cmd == "status" and "ask" or "change the config", err, state.unauthorized)
+	end
+	return "skycall: " .. cmd .. " refused: only this pod's skycall-agent may send it (" .. err .. ")"
+end
+
 -- apply validates config and hands it to clusterd. A node in force before
 -- and missing now is set to false (down): clusterd cannot forget an
 -- address, and the process behind a stale one may be gone, or be another
 -- node by now, so its callers must fail rather than reach it.
 local function apply(config, meta, source)
-	local err = validate(config)
+	local err
+	if meta then
+		err = check_generation(meta)
+		if err == "current" then
+			return true, state.generation
+		end
+	end
+	err = err or validate(config)
 	if err then
 		state.refused = state.refused + 1
 		state.last_error = err
@@ -224,8 +325,8 @@ local function apply(config, meta, source)
 	end
 	current = nodes
 	state.applied = state.applied + 1
-	state.generation = meta and math.tointeger(meta.generation) or state.generation + 1
-	state.hash = meta and type(meta.hash) == "string" and meta.hash or ""
+	state.generation = meta and meta.generation or state.generation + 1
+	state.hash = meta and meta.hash or ""
 	state.source = source
 	state.last_error = ""
 	local count = 0
@@ -299,14 +400,22 @@ end
 
 local command = {}
 
-function command.reload(config, meta)
-	if meta ~= nil and type(meta) ~= "table" then
-		return false, "meta is a " .. type(meta) .. ", want a table {generation=, hash=}"
+function command.reload(source, config, meta)
+	if type(meta) ~= "table" then
+		return false, authorize("reload", nil, source)
+	end
+	local err = authorize("reload", meta, source)
+	if err then
+		return false, err
 	end
 	return critical(apply, config, meta, "push")
 end
 
-function command.status()
+function command.status(source, auth)
+	local err = authorize("status", auth, source)
+	if err then
+		return false, err
+	end
 	return {
 		node = node or "",
 		incarnation = incarnation,
@@ -315,6 +424,7 @@ function command.status()
 		source = state.source,
 		applied = state.applied,
 		refused = state.refused,
+		unauthorized = state.unauthorized,
 		last_error = state.last_error,
 	}
 end
@@ -326,11 +436,11 @@ skynet.start(function()
 		math.randomseed(os.time(), skynet.self())
 		incarnation = string.format("skynet-%d-%08x", skynet.starttime(), math.random(0, 0x7fffffff))
 	end
-	skynet.dispatch("lua", function(session, _, cmd, ...)
+	skynet.dispatch("lua", function(session, source, cmd, ...)
 		local f = command[cmd]
 		local res
 		if f then
-			res = table.pack(pcall(f, ...))
+			res = table.pack(pcall(f, source, ...))
 			if not res[1] then
 				log("command %s failed: %s", tostring(cmd), tostring(res[2]))
 				res = { n = 3, true, false, "skycall: " .. tostring(cmd) .. " failed: " .. tostring(res[2]) }
@@ -355,8 +465,9 @@ skynet.start(function()
 	else
 		log("skycall_node (or SKYCALL_NODE) is not set: skycall clients check this node by address only")
 	end
-	log("ready as @%s, node %s, incarnation %s%s", regname, tostring(node), incarnation,
-		pollpath and (", polling " .. pollpath .. " every " .. pollinterval .. "s") or "")
+	log("ready as @%s, node %s, incarnation %s%s%s", regname, tostring(node), incarnation,
+		pollpath and (", polling " .. pollpath .. " every " .. pollinterval .. "s") or "",
+		tokenpath and (", pushes from the holder of " .. tokenpath) or ", pushes off (no skycall_token_file)")
 	if pollpath then
 		skynet.fork(poll)
 	end

@@ -9,7 +9,11 @@ package skynetagent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,22 +35,49 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// sky is a skynet node running skycall's Lua service, and the token its
+// agent would hold.
+type sky struct {
+	*skynetpeer.Node
+	Name      string // skycall_node
+	TokenPath string // skycall_token_file
+	Token     string // what the file holds
+}
+
 // startSky starts a skynet node named node running lua/agent_main.lua: the
 // skycall service, @echo and @driver. env adds skynet config keys
-// (skycall_incarnation, skycall_poll, ...); skycall_node is node.
-func startSky(t *testing.T, node string, port int, env map[string]string) *skynetpeer.Node {
+// (skycall_incarnation, skycall_poll, ...); skycall_node is node, and
+// skycall_token_file a file holding a fresh token, as the agent writes it.
+func startSky(t *testing.T, node string, port int, env map[string]string) *sky {
 	t.Helper()
+	s := &sky{Name: node, TokenPath: filepath.Join(t.TempDir(), "token")}
+	s.setToken(t, strings.Repeat("5a", 32))
 	cfg := skynetpeer.Config{
 		Name:    node,
 		Start:   "agent_main",
 		LuaPath: []string{"lua", "../../lua/skycall", "../interop/lua"},
 		Port:    port,
-		Env:     map[string]string{"skycall_node": node},
+		Env:     map[string]string{"skycall_node": node, "skycall_token_file": s.TokenPath},
 	}
 	for k, v := range env {
 		cfg.Env[k] = v
 	}
-	return skynetpeer.Start(t, cfg)
+	s.Node = skynetpeer.Start(t, cfg)
+	return s
+}
+
+// setToken writes token to the node's token file, as the agent does when
+// it starts or rotates.
+func (s *sky) setToken(t *testing.T, token string) {
+	t.Helper()
+	tmp := s.TokenPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.TokenPath); err != nil {
+		t.Fatal(err)
+	}
+	s.Token = token
 }
 
 func newClient(t *testing.T, reg registry.Registry) *sender.Client {
@@ -59,27 +90,34 @@ func newClient(t *testing.T, reg registry.Registry) *sender.Client {
 // goNode is a skycall Server named name answering @echo.
 func goNode(t *testing.T, name string) string { return sendertest.EchoNode(t, name) }
 
-// push sends config to the skycall service of node, as skycall-agent does.
-func push(t *testing.T, c *sender.Client, node string, config map[string]any, generation int) []any {
+// push sends config to the skycall service of node s, with its token, as
+// skycall-agent does.
+func push(t *testing.T, c *sender.Client, s *sky, config map[string]any, generation int) []any {
 	t.Helper()
-	got, err := c.CallValues(testCtx(t), node, "@skycall", "reload", config,
-		map[string]any{"generation": generation, "hash": "h" + string(rune('0'+generation%10))})
+	return reload(t, c, s, config, map[string]any{"generation": generation, "hash": "h" + strconv.Itoa(generation), "token": s.Token})
+}
+
+// reload calls "reload" on node s's skycall service with config and meta
+// as given.
+func reload(t *testing.T, c *sender.Client, s *sky, config, meta any) []any {
+	t.Helper()
+	got, err := c.CallValues(testCtx(t), s.Name, "@skycall", "reload", config, meta)
 	if err != nil {
-		t.Fatalf("push generation %d to %s: %v", generation, node, err)
+		t.Fatalf("reload %v on %s: %v", meta, s.Name, err)
 	}
 	return got
 }
 
-// status asks node's skycall service for its status.
-func status(t *testing.T, c *sender.Client, node string) map[any]any {
+// status asks node s's skycall service for its status, with its token.
+func status(t *testing.T, c *sender.Client, s *sky) map[any]any {
 	t.Helper()
-	got, err := c.CallValues(testCtx(t), node, "@skycall", "status")
+	got, err := c.CallValues(testCtx(t), s.Name, "@skycall", "status", map[string]any{"token": s.Token})
 	if err != nil {
-		t.Fatalf("status of %s: %v", node, err)
+		t.Fatalf("status of %s: %v", s.Name, err)
 	}
 	m, ok := got[0].(map[any]any)
 	if !ok {
-		t.Fatalf("status of %s: %#v, want a table", node, got)
+		t.Fatalf("status of %s: %#v, want a table", s.Name, got)
 	}
 	return m
 }

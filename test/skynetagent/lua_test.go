@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +26,13 @@ func TestPushedConfigIsAppliedAndSkynetCallsTheNodeItLearned(t *testing.T) {
 	sky := startSky(t, "sky1", 0, nil)
 	c := newClient(t, registry.NewStatic(map[string]string{"sky1": sky.Addr}))
 
-	if got := push(t, c, "sky1", map[string]any{"go": goA, "gone": false, "__nowaiting": true}, 1); !equal(got, []any{true, int64(1)}) {
+	if got := push(t, c, sky, map[string]any{"go": goA, "gone": false, "__nowaiting": true}, 1); !equal(got, []any{true, int64(1)}) {
 		t.Fatalf("push: %#v, want [true 1]", got)
 	}
 	if got := drive(t, c, "sky1", "call", "go", "@echo", "from skynet"); !equal(got, []any{true, "from skynet"}) {
 		t.Fatalf("skynet -> go after the push: %#v", got)
 	}
-	st := status(t, c, "sky1")
+	st := status(t, c, sky)
 	if st["generation"] != int64(1) || st["hash"] != "h1" || st["source"] != "push" || st["node"] != "sky1" {
 		t.Errorf("status after one push: %v", st)
 	}
@@ -39,7 +40,7 @@ func TestPushedConfigIsAppliedAndSkynetCallsTheNodeItLearned(t *testing.T) {
 	// The same name at another address: skynet reconnects there. (go_b
 	// answers any payload: the echo proves which node got it only through
 	// the address, so ask the node's name from the confirmation instead.)
-	push(t, c, "sky1", map[string]any{"go": goB}, 2)
+	push(t, c, sky, map[string]any{"go": goB}, 2)
 	if got := drive(t, c, "sky1", "call", "go", "@echo", "again"); !equal(got, []any{true, "again"}) {
 		t.Fatalf("skynet -> go after the second push: %#v", got)
 	}
@@ -55,7 +56,7 @@ func TestBadConfigIsRefusedAndThePreviousKept(t *testing.T) {
 	goA := goNode(t, "go_a")
 	sky := startSky(t, "sky1", 0, nil)
 	c := newClient(t, registry.NewStatic(map[string]string{"sky1": sky.Addr}))
-	push(t, c, "sky1", map[string]any{"go": goA}, 1)
+	push(t, c, sky, map[string]any{"go": goA}, 1)
 
 	bad := []struct {
 		name   string
@@ -75,10 +76,7 @@ func TestBadConfigIsRefusedAndThePreviousKept(t *testing.T) {
 		{"not a table", "go = 1", "want a table"},
 	}
 	for i, b := range bad {
-		got, err := c.CallValues(testCtx(t), "sky1", "@skycall", "reload", b.config, map[string]any{"generation": 100 + i})
-		if err != nil {
-			t.Fatalf("%s: %v", b.name, err)
-		}
+		got := reload(t, c, sky, b.config, map[string]any{"generation": 100 + i, "hash": "bad" + strconv.Itoa(i), "token": sky.Token})
 		if len(got) != 2 || got[0] != false || !strings.Contains(toString(got[1]), b.reason) {
 			t.Errorf("%s: reply %#v, want false and a reason containing %q", b.name, got, b.reason)
 		}
@@ -91,7 +89,7 @@ func TestBadConfigIsRefusedAndThePreviousKept(t *testing.T) {
 	if got := drive(t, c, "sky1", "call", "go", "@echo", "still"); !equal(got, []any{true, "still"}) {
 		t.Errorf("skynet -> go after the refusals: %#v", got)
 	}
-	st := status(t, c, "sky1")
+	st := status(t, c, sky)
 	if st["generation"] != int64(1) || st["refused"] != int64(len(bad)) {
 		t.Errorf("status after %d refusals: %v", len(bad), st)
 	}
@@ -111,11 +109,11 @@ func TestNodeLeavingTheConfigIsSetDown(t *testing.T) {
 	goA := goNode(t, "go_a")
 	sky := startSky(t, "sky1", 0, nil)
 	c := newClient(t, registry.NewStatic(map[string]string{"sky1": sky.Addr}))
-	push(t, c, "sky1", map[string]any{"go": goA}, 1)
+	push(t, c, sky, map[string]any{"go": goA}, 1)
 	if got := drive(t, c, "sky1", "call", "go", "@echo", "x"); !equal(got, []any{true, "x"}) {
 		t.Fatalf("skynet -> go: %#v", got)
 	}
-	push(t, c, "sky1", map[string]any{}, 2)
+	push(t, c, sky, map[string]any{}, 2)
 	if got := drive(t, c, "sky1", "call", "go", "@echo", "x"); got[0] != false {
 		t.Errorf("skynet -> go after go left the config: %#v, want a failure", got)
 	}
