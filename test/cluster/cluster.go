@@ -262,17 +262,25 @@ func (c *Cluster) run(ctx context.Context, stdin, tool string, args ...string) (
 	cmd := exec.CommandContext(ctx, filepath.Join(c.Tools, tool), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Dir = c.Root
-	cmd.Env = append(os.Environ(),
-		"HELM_CACHE_HOME="+filepath.Join(c.helm, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(c.helm, "config"),
-		"HELM_DATA_HOME="+filepath.Join(c.helm, "data"),
-	)
+	cmd.Env = c.Env()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// Env is the environment for running kubectl and helm as the
+// administrator: this process's, with KUBECONFIG and helm's own
+// directories (not the user's) set.
+func (c *Cluster) Env() []string {
+	return append(os.Environ(),
+		"KUBECONFIG="+c.Kubeconfig,
+		"HELM_CACHE_HOME="+filepath.Join(c.helm, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(c.helm, "config"),
+		"HELM_DATA_HOME="+filepath.Join(c.helm, "data"),
+	)
 }
 
 // DumpPods writes what someone debugging a failed step looks at first:
