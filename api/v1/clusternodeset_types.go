@@ -20,10 +20,13 @@ const (
 	// never adopts or overwrites it; delete it, or rename it, to let the
 	// set take over.
 	ReasonNodeConflict = "NodeConflict"
-	// ReasonInvalidNodeName (shared with ClusterNode) on a set: the
-	// template gives some pod a name that is not a valid node name (a
-	// Lua keyword, too long, starting with a digit, or {ordinal} of a pod
-	// whose name has no ordinal). That pod gets no ClusterNode.
+	// ReasonInvalidNodeName (shared with ClusterNode) on a set: some pod
+	// can have no valid name: the template gives it one that is not a
+	// valid node name (a Lua keyword, too long, starting with a digit, or
+	// {ordinal} of a pod whose name has no ordinal), or its own name, which
+	// its ClusterNode would take, is not a valid object name (a DNS-1123
+	// subdomain: no capitals, no _). That pod gets no ClusterNode; the
+	// set's other pods do.
 )
 
 // LabelClusterNodeSet is set on every ClusterNode a ClusterNodeSet manages:
