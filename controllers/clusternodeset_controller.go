@@ -331,20 +331,20 @@ func (r *ClusterNodeSetReconciler) retire(ctx context.Context, set *skycallv1.Cl
 		grace = time.Duration(*set.Spec.RemoveAfterSeconds) * time.Second
 	}
 	now := r.now()
-	since, err := time.Parse(time.RFC3339, cn.Annotations[skycallv1.AnnotationPodGoneSince])
-	if err != nil && grace > 0 {
+	since, ok := goneSince(cn)
+	if !ok && grace > 0 {
 		// First noticed now (or the mark was mangled: start again).
 		patch := client.MergeFrom(cn.DeepCopy())
 		if cn.Annotations == nil {
 			cn.Annotations = map[string]string{}
 		}
-		cn.Annotations[skycallv1.AnnotationPodGoneSince] = now.UTC().Format(time.RFC3339)
+		cn.Annotations[skycallv1.AnnotationPodGoneSince] = now.UTC().Format(goneSinceLayout)
 		if err := r.Patch(ctx, cn, patch); err != nil {
 			return 0, client.IgnoreNotFound(fmt.Errorf("mark ClusterNode %s/%s as missing its pod: %w", cn.Namespace, cn.Name, err))
 		}
 		return grace, nil
 	}
-	if left := since.Add(grace).Sub(now); err == nil && left > 0 {
+	if left := since.Add(grace).Sub(now); ok && left > 0 {
 		return left, nil
 	}
 	// Only the object we looked at: one recreated meanwhile under the
@@ -355,6 +355,25 @@ func (r *ClusterNodeSetReconciler) retire(ctx context.Context, set *skycallv1.Cl
 	}
 	log.FromContext(ctx).V(1).Info("ClusterNode removed: its pod left the Service", "node", cn.Name)
 	return 0, nil
+}
+
+// goneSinceLayout is RFC 3339 with the nanoseconds always written: a mark
+// cut to the second would remove the node up to a second early.
+const goneSinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// goneSince reads a node's pod-gone-since mark. A mark in whole seconds,
+// as older operators wrote it, counts from the end of its second, so that
+// the node still stays at least the grace.
+func goneSince(cn *skycallv1.ClusterNode) (time.Time, bool) {
+	mark := cn.Annotations[skycallv1.AnnotationPodGoneSince]
+	since, err := time.Parse(time.RFC3339Nano, mark)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if !strings.Contains(mark, ".") {
+		since = since.Add(time.Second)
+	}
+	return since, true
 }
 
 func (r *ClusterNodeSetReconciler) now() time.Time {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -573,4 +574,81 @@ func TestSetReconcilesTheRestWhileOneNodeIsRefused(t *testing.T) {
 	expectNodeNames(t, ns, "game-0", "game-2")
 	t.Logf("game-2's node created %v after the policy was lifted", time.Since(accepted).Round(time.Millisecond))
 	expectSet(t, ns, "game", 2, 2, 2, 0, skycallv1.ReasonAllNodesReady)
+}
+
+// A node stays at least removeAfterSeconds after its pod left, to the
+// sub-second. Pods leave a quarter of a second apart, so a gone-since mark
+// cut to the second would remove at least one of them early.
+func TestSetNeverRemovesANodeBeforeRemoveAfterSeconds(t *testing.T) {
+	const grace = 2 * time.Second
+	ns := newNamespace(t)
+	ctx := context.Background()
+	create(t, service(ns, "game", corev1.ServicePort{Name: "cluster", Port: 2526}))
+	names := []string{"game-0", "game-1", "game-2", "game-3"}
+	for i, name := range names {
+		create(t, podSlice(ns, "game", name, pod{name: name, ip: fmt.Sprintf("10.0.0.%d", 10+i), ready: true}))
+	}
+	create(t, nodeSet(ns, "game", "game", "game_{ordinal}", int32(grace/time.Second)))
+	expectSet(t, ns, "game", 4, 4, 4, 0, skycallv1.ReasonAllNodesReady)
+
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &skycallv1.ClusterNodeList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	left := map[string]time.Time{}
+	first := time.Now()
+	for i, name := range names {
+		time.Sleep(time.Until(first.Add(time.Duration(i) * time.Second / time.Duration(len(names)))))
+		left[name] = time.Now() // before the write: the pod leaves no sooner
+		updatePods(t, ns, name)
+	}
+	gone := map[string]time.Time{}
+	deadline := time.After(grace + wait)
+	for len(gone) < len(names) {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch of ClusterNodes ended")
+			}
+			if cn, isNode := ev.Object.(*skycallv1.ClusterNode); isNode && ev.Type == watch.Deleted {
+				gone[cn.Name] = time.Now()
+			}
+		case <-deadline:
+			t.Fatalf("after %v only these nodes were removed: %v", grace+wait, gone)
+		}
+	}
+	for _, name := range names {
+		kept := gone[name].Sub(left[name])
+		t.Logf("%s removed %v after its pod left", name, kept.Round(time.Millisecond))
+		if kept < grace {
+			t.Errorf("%s removed %v after its pod left, before removeAfterSeconds (%v)", name, kept, grace)
+		}
+	}
+}
+
+// A gone-since mark in whole seconds, as older operators wrote it, is
+// still read: here one from two hours ago, past the grace.
+func TestSetReadsAGoneSinceMarkInWholeSeconds(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, service(ns, "game", corev1.ServicePort{Name: "cluster", Port: 2526}))
+	game0 := pod{name: "game-0", ip: "10.0.0.10", ready: true}
+	create(t, podSlice(ns, "game", "game-a", game0, pod{name: "game-1", ip: "10.0.0.11", ready: true}))
+	create(t, nodeSet(ns, "game", "game", "game_{ordinal}", 3600))
+	expectSet(t, ns, "game", 2, 2, 2, 0, skycallv1.ReasonAllNodesReady)
+	updatePods(t, ns, "game-a", game0)
+	eventually(t, wait, func() error {
+		cn := setNodes(t, ns)["game-1"]
+		if cn.Annotations[skycallv1.AnnotationPodGoneSince] == "" {
+			return fmt.Errorf("game-1 not marked yet")
+		}
+		cn.Annotations[skycallv1.AnnotationPodGoneSince] = time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
+		return k8s.Update(context.Background(), &cn)
+	})
+	expectNodeNames(t, ns, "game-0")
 }

@@ -36,8 +36,9 @@ const LabelClusterNodeSet = "cluster.skycall.io/set"
 
 // AnnotationPodGoneSince is set by the set controller on a ClusterNode whose
 // pod has left the Service's EndpointSlices, with the RFC 3339 time it
-// noticed; the node is removed spec.removeAfterSeconds later unless the pod
-// comes back (a StatefulSet pod being replaced leaves for a few seconds).
+// noticed, to the nanosecond; the node is removed spec.removeAfterSeconds
+// later, never sooner, unless the pod comes back (a StatefulSet pod being
+// replaced leaves for a few seconds).
 const AnnotationPodGoneSince = "cluster.skycall.io/pod-gone-since"
 
 // ClusterNodeSetSpec says which pods are nodes and how they are named.
