@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,7 +55,17 @@ type ClusterNodeSetReconciler struct {
 	client.Client
 	// Now is the clock (tests may replace it); time.Now when nil.
 	Now func() time.Time
+	// retry spaces out the passes of a set some of whose nodes could not
+	// be written; set by SetupWithManager.
+	retry workqueue.TypedRateLimiter[ctrl.Request]
 }
+
+// Bounds of the backoff between passes of a set whose nodes could not all
+// be written.
+const (
+	setRetryMin = 5 * time.Millisecond
+	setRetryMax = 5 * time.Minute
+)
 
 // +kubebuilder:rbac:groups=cluster.skycall.io,resources=clusternodesets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cluster.skycall.io,resources=clusternodesets/status,verbs=get;update;patch
@@ -63,13 +76,15 @@ type ClusterNodeSetReconciler struct {
 func (r *ClusterNodeSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var set skycallv1.ClusterNodeSet
 	if err := r.Get(ctx, req.NamespacedName, &set); err != nil {
+		r.retry.Forget(req)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !set.DeletionTimestamp.IsZero() {
+		r.retry.Forget(req)
 		return ctrl.Result{}, nil // the garbage collector takes the nodes
 	}
 	before := set.Status.DeepCopy()
-	requeue, err := r.sync(ctx, &set)
+	requeue, failed, err := r.sync(ctx, &set)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -80,6 +95,18 @@ func (r *ClusterNodeSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			}
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
+	}
+	if failed == nil {
+		r.retry.Forget(req)
+		return ctrl.Result{RequeueAfter: requeue}, nil
+	}
+	// The other nodes and the status are written: retry the failed ones
+	// with a backoff of our own, not by returning the error, whose backoff
+	// (up to 16 minutes) would also delay a removal that is due.
+	after := r.retry.When(req)
+	log.FromContext(ctx).Error(failed, "Some ClusterNodes of the set could not be written; the rest are", "retryAfter", after)
+	if requeue == 0 || after < requeue {
+		requeue = after
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
@@ -94,17 +121,20 @@ type setSummary struct {
 }
 
 // sync creates, updates and removes the set's ClusterNodes and fills
-// set.Status. It returns when to look again (a pod's removal grace).
-func (r *ClusterNodeSetReconciler) sync(ctx context.Context, set *skycallv1.ClusterNodeSet) (time.Duration, error) {
+// set.Status. It returns when to look again (a pod's removal grace) and
+// the joined errors of the nodes it could not write: one node's failure
+// costs only that node, the others are still created, updated and removed.
+// err is a failure to read the set's pods or nodes: then nothing was done.
+func (r *ClusterNodeSetReconciler) sync(ctx context.Context, set *skycallv1.ClusterNodeSet) (requeue time.Duration, failed, err error) {
 	var owned skycallv1.ClusterNodeList
 	if err := r.List(ctx, &owned, client.InNamespace(set.Namespace), client.MatchingFields{indexSetOwner: string(set.UID)}); err != nil {
-		return 0, fmt.Errorf("list the ClusterNodes of set %s/%s: %w", set.Namespace, set.Name, err)
+		return 0, nil, fmt.Errorf("list the ClusterNodes of set %s/%s: %w", set.Namespace, set.Name, err)
 	}
 	var sum setSummary
-	var requeue time.Duration
+	var errs []error
 	pods, known, err := r.podsBehind(ctx, set, &sum)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if known {
 		sum.desired = len(pods)
@@ -116,15 +146,13 @@ func (r *ClusterNodeSetReconciler) sync(ctx context.Context, set *skycallv1.Clus
 		for _, pod := range pods {
 			cn, err := r.ensureNode(ctx, set, pod, mine[pod], &sum)
 			if err != nil {
-				return 0, err
+				errs = append(errs, err)
 			}
 			if cn != nil {
 				missing = append(missing, cn)
 			}
 		}
-		if err := r.createAll(ctx, missing, &sum); err != nil {
-			return 0, err
-		}
+		errs = append(errs, r.createAll(ctx, missing, &sum)...)
 		// Nodes whose pod has left: removed after the grace.
 		for i := range owned.Items {
 			cn := &owned.Items[i]
@@ -133,7 +161,8 @@ func (r *ClusterNodeSetReconciler) sync(ctx context.Context, set *skycallv1.Clus
 			}
 			wait, err := r.retire(ctx, set, cn)
 			if err != nil {
-				return 0, err
+				errs = append(errs, err)
+				continue
 			}
 			if wait > 0 && (requeue == 0 || wait < requeue) {
 				requeue = wait
@@ -144,7 +173,7 @@ func (r *ClusterNodeSetReconciler) sync(ctx context.Context, set *skycallv1.Clus
 	if sum.retry {
 		requeue = conflictRetry
 	}
-	return requeue, nil
+	return requeue, errors.Join(errs...), nil
 }
 
 // podsBehind lists, sorted, the pods the set's Service's EndpointSlices
@@ -198,9 +227,16 @@ func (r *ClusterNodeSetReconciler) podsBehind(ctx context.Context, set *skycallv
 // name, if any.
 func (r *ClusterNodeSetReconciler) ensureNode(ctx context.Context, set *skycallv1.ClusterNodeSet,
 	pod string, cur *skycallv1.ClusterNode, sum *setSummary) (*skycallv1.ClusterNode, error) {
+	// The API server does not check an EndpointSlice's target pod names,
+	// and the ClusterNode would be refused its name on every pass.
+	if why := validation.IsDNS1123Subdomain(pod); len(why) > 0 {
+		sum.invalid = append(sum.invalid, fmt.Sprintf("%s: its ClusterNode would be named after it, and %q is not a valid object name: %s",
+			pod, pod, strings.Join(why, "; ")))
+		return nil, nil
+	}
 	nodeName, err := RenderNodeName(set.Spec.NodeName, pod)
 	if err != nil {
-		sum.invalid = append(sum.invalid, fmt.Sprintf("%s: %v", pod, err))
+		sum.invalid = append(sum.invalid, fmt.Sprintf("%s: spec.nodeName %q: %v", pod, set.Spec.NodeName, err))
 		return nil, nil
 	}
 	want := skycallv1.ClusterNodeSpec{
@@ -253,14 +289,14 @@ func (r *ClusterNodeSetReconciler) ensureNode(ctx context.Context, set *skycallv
 // trips one after the other, nor open 1,000 requests at once.
 const createParallelism = 16
 
-// createAll creates the nodes, a few at a time, and returns the first
-// error other than AlreadyExists.
-func (r *ClusterNodeSetReconciler) createAll(ctx context.Context, nodes []*skycallv1.ClusterNode, sum *setSummary) error {
+// createAll creates the nodes, a few at a time, and returns the errors
+// other than AlreadyExists: one node refused does not stop the others.
+func (r *ClusterNodeSetReconciler) createAll(ctx context.Context, nodes []*skycallv1.ClusterNode, sum *setSummary) []error {
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex // guards first and sum.retry
-		first error
-		sem   = make(chan struct{}, createParallelism)
+		wg   sync.WaitGroup
+		mu   sync.Mutex // guards errs and sum.retry
+		errs []error
+		sem  = make(chan struct{}, createParallelism)
 	)
 	for _, cn := range nodes {
 		sem <- struct{}{}
@@ -277,13 +313,13 @@ func (r *ClusterNodeSetReconciler) createAll(ctx context.Context, nodes []*skyca
 				// Created meanwhile, by us (the cache is behind) or by
 				// someone else: the next pass tells which.
 				sum.retry = true
-			case first == nil:
-				first = fmt.Errorf("create ClusterNode %s/%s for pod %s: %w", cn.Namespace, cn.Name, cn.Spec.Service.Pod, err)
+			default:
+				errs = append(errs, fmt.Errorf("create ClusterNode %s/%s for pod %s: %w", cn.Namespace, cn.Name, cn.Spec.Service.Pod, err))
 			}
 		}()
 	}
 	wg.Wait()
-	return first
+	return errs
 }
 
 // retire handles one of the set's nodes whose pod is no longer listed: it
@@ -295,20 +331,20 @@ func (r *ClusterNodeSetReconciler) retire(ctx context.Context, set *skycallv1.Cl
 		grace = time.Duration(*set.Spec.RemoveAfterSeconds) * time.Second
 	}
 	now := r.now()
-	since, err := time.Parse(time.RFC3339, cn.Annotations[skycallv1.AnnotationPodGoneSince])
-	if err != nil && grace > 0 {
+	since, ok := goneSince(cn)
+	if !ok && grace > 0 {
 		// First noticed now (or the mark was mangled: start again).
 		patch := client.MergeFrom(cn.DeepCopy())
 		if cn.Annotations == nil {
 			cn.Annotations = map[string]string{}
 		}
-		cn.Annotations[skycallv1.AnnotationPodGoneSince] = now.UTC().Format(time.RFC3339)
+		cn.Annotations[skycallv1.AnnotationPodGoneSince] = now.UTC().Format(goneSinceLayout)
 		if err := r.Patch(ctx, cn, patch); err != nil {
 			return 0, client.IgnoreNotFound(fmt.Errorf("mark ClusterNode %s/%s as missing its pod: %w", cn.Namespace, cn.Name, err))
 		}
 		return grace, nil
 	}
-	if left := since.Add(grace).Sub(now); err == nil && left > 0 {
+	if left := since.Add(grace).Sub(now); ok && left > 0 {
 		return left, nil
 	}
 	// Only the object we looked at: one recreated meanwhile under the
@@ -319,6 +355,25 @@ func (r *ClusterNodeSetReconciler) retire(ctx context.Context, set *skycallv1.Cl
 	}
 	log.FromContext(ctx).V(1).Info("ClusterNode removed: its pod left the Service", "node", cn.Name)
 	return 0, nil
+}
+
+// goneSinceLayout is RFC 3339 with the nanoseconds always written: a mark
+// cut to the second would remove the node up to a second early.
+const goneSinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// goneSince reads a node's pod-gone-since mark. A mark in whole seconds,
+// as older operators wrote it, counts from the end of its second, so that
+// the node still stays at least the grace.
+func goneSince(cn *skycallv1.ClusterNode) (time.Time, bool) {
+	mark := cn.Annotations[skycallv1.AnnotationPodGoneSince]
+	since, err := time.Parse(time.RFC3339Nano, mark)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if !strings.Contains(mark, ".") {
+		since = since.Add(time.Second)
+	}
+	return since, true
 }
 
 func (r *ClusterNodeSetReconciler) now() time.Time {
@@ -368,8 +423,8 @@ func (r *ClusterNodeSetReconciler) summarise(set *skycallv1.ClusterNodeSet, owne
 			len(sum.conflicts), listSome(sum.conflicts))
 	case len(sum.invalid) > 0:
 		cond.Reason = skycallv1.ReasonInvalidNodeName
-		cond.Message = fmt.Sprintf("spec.nodeName %q gives %d pod(s) no valid node name, so they have no ClusterNode: %s",
-			set.Spec.NodeName, len(sum.invalid), listSome(sum.invalid))
+		cond.Message = fmt.Sprintf("%d pod(s) have no ClusterNode, as no valid name can be made for them: %s",
+			len(sum.invalid), listSome(sum.invalid))
 	case set.Spec.Down:
 		cond.Reason, cond.Message = skycallv1.ReasonAdministrativelyDown, "spec.down is true: every node of the set is down"
 	case len(notReady) > 0 || int(st.Ready) < sum.desired:
@@ -448,6 +503,7 @@ func validNodeName(s string) bool {
 func (r *ClusterNodeSetReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
+	r.retry = workqueue.NewTypedItemExponentialFailureRateLimiter[ctrl.Request](setRetryMin, setRetryMax)
 	if err := idx.IndexField(ctx, &skycallv1.ClusterNodeSet{}, indexSetService, func(o client.Object) []string {
 		return []string{o.(*skycallv1.ClusterNodeSet).Spec.Service.Name}
 	}); err != nil {

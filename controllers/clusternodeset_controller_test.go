@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -442,4 +445,210 @@ func TestRenderNodeName(t *testing.T) {
 			t.Errorf("RenderNodeName(%q, %q) = %q, %v; want %q, error containing %q", c.template, c.pod, got, err, c.want, c.err)
 		}
 	}
+}
+
+// reconcileErrors is how many times the set controller's Reconcile has
+// returned an error (controller-runtime retries each one with a backoff).
+func reconcileErrors(t *testing.T) float64 {
+	t.Helper()
+	m := series(t, "controller_runtime_reconcile_errors_total", map[string]string{"controller": "clusternodeset"})
+	return m.GetCounter().GetValue()
+}
+
+// An EndpointSlice may name a pod that makes a valid node name but not a
+// valid object name (the API server does not check target references):
+// only that pod goes without a ClusterNode, and says why; the rest of the
+// set is reconciled as usual and nothing is retried.
+func TestSetGivesOnlyThePodWithABadObjectNameNoNode(t *testing.T) {
+	ns := newNamespace(t)
+	errorsBefore := reconcileErrors(t)
+	create(t, service(ns, "game", corev1.ServicePort{Name: "cluster", Port: 2526}))
+	game0 := pod{name: "game-0", ip: "10.0.0.10", ready: true}
+	bad := []pod{{name: "Web-0", ip: "10.0.0.20", ready: true}, {name: "web_1", ip: "10.0.0.21", ready: true}}
+	create(t, podSlice(ns, "game", "game-a", game0, bad[0], pod{name: "game-1", ip: "10.0.0.11", ready: true}, bad[1]))
+	start := time.Now()
+	create(t, nodeSet(ns, "game", "game", "{pod}", 0))
+
+	set := expectSet(t, ns, "game", 4, 2, 2, 0, skycallv1.ReasonInvalidNodeName)
+	t.Logf("the 2 good pods' nodes Ready and the set's status written %v after the set was created", time.Since(start).Round(time.Millisecond))
+	msg := meta.FindStatusCondition(set.Status.Conditions, skycallv1.ConditionReady).Message
+	for _, p := range bad {
+		if !strings.Contains(msg, p.name+": ") || !strings.Contains(msg, fmt.Sprintf("%q is not a valid object name", p.name)) {
+			t.Errorf("message %q does not say that pod %s has no valid object name", msg, p.name)
+		}
+	}
+	if !strings.Contains(msg, "RFC 1123 subdomain") {
+		t.Errorf("message %q does not say what an object name must be", msg)
+	}
+	expectNodeNames(t, ns, "game-0", "game-1")
+
+	// A pod leaving with removeAfterSeconds 0 loses its node at once.
+	updatePods(t, ns, "game-a", game0, bad[0], bad[1])
+	left := time.Now()
+	eventually(t, 5*time.Second, func() error {
+		if _, ok := setNodes(t, ns)["game-1"]; ok {
+			return fmt.Errorf("game-1 still has its node")
+		}
+		return nil
+	})
+	t.Logf("game-1's node removed %v after its pod left", time.Since(left).Round(time.Millisecond))
+	expectSet(t, ns, "game", 3, 1, 1, 0, skycallv1.ReasonInvalidNodeName)
+	expectNodeNames(t, ns, "game-0")
+	if n := reconcileErrors(t) - errorsBefore; n != 0 {
+		t.Errorf("the set controller failed %v time(s), want none: a pod with a bad name is reported, not retried", n)
+	}
+}
+
+// The API server refusing one pod's ClusterNode (here an admission policy)
+// costs only that node: the others are created and removed on time, the
+// status is written, and the refused one is retried until it is accepted.
+func TestSetReconcilesTheRestWhileOneNodeIsRefused(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "refuse-game-2-" + ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{skycallv1.GroupVersion.Group},
+						APIVersions: []string{skycallv1.GroupVersion.Version}, Resources: []string{"clusternodes"}},
+				}}},
+			},
+			Validations: []admissionregistrationv1.Validation{{Expression: "object.metadata.name != 'game-2'", Message: "the test refuses game-2"}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{corev1.LabelMetadataName: ns}}},
+		},
+	}
+	create(t, policy)
+	t.Cleanup(func() { _ = k8s.Delete(ctx, policy) })
+	create(t, binding)
+	t.Cleanup(func() { _ = k8s.Delete(ctx, binding) })
+	// The policy takes a moment to be enforced.
+	eventually(t, wait, func() error {
+		probe := addressNode(ns, "game-2", "10.0.0.12:2526")
+		err := k8s.Create(ctx, probe)
+		if err == nil {
+			_ = k8s.Delete(ctx, probe)
+			return fmt.Errorf("game-2 not refused yet")
+		}
+		if !strings.Contains(err.Error(), "the test refuses game-2") {
+			return err
+		}
+		return nil
+	})
+
+	create(t, service(ns, "game", corev1.ServicePort{Name: "cluster", Port: 2526}))
+	game0 := pod{name: "game-0", ip: "10.0.0.10", ready: true}
+	game2 := pod{name: "game-2", ip: "10.0.0.12", ready: true}
+	create(t, podSlice(ns, "game", "game-a", game0, pod{name: "game-1", ip: "10.0.0.11", ready: true}, game2))
+	create(t, nodeSet(ns, "game", "game", "game_{ordinal}", 1))
+	expectSet(t, ns, "game", 3, 2, 2, 0, skycallv1.ReasonNodesNotReady)
+	expectNodeNames(t, ns, "game-0", "game-1")
+
+	// game-1 leaves: its node goes after removeAfterSeconds, not after
+	// the refused node's next retry.
+	updatePods(t, ns, "game-a", game0, game2)
+	left := time.Now()
+	eventually(t, 3*time.Second, func() error {
+		if _, ok := setNodes(t, ns)["game-1"]; ok {
+			return fmt.Errorf("game-1 still has its node")
+		}
+		return nil
+	})
+	t.Logf("game-1's node removed %v after its pod left (removeAfterSeconds 1)", time.Since(left).Round(time.Millisecond))
+	expectSet(t, ns, "game", 2, 1, 1, 0, skycallv1.ReasonNodesNotReady)
+
+	// Once the API server accepts it, game-2 gets its node.
+	if err := k8s.Delete(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	accepted := time.Now()
+	expectNodeNames(t, ns, "game-0", "game-2")
+	t.Logf("game-2's node created %v after the policy was lifted", time.Since(accepted).Round(time.Millisecond))
+	expectSet(t, ns, "game", 2, 2, 2, 0, skycallv1.ReasonAllNodesReady)
+}
+
+// A node stays at least removeAfterSeconds after its pod left, to the
+// sub-second. Pods leave a quarter of a second apart, so a gone-since mark
+// cut to the second would remove at least one of them early.
+func TestSetNeverRemovesANodeBeforeRemoveAfterSeconds(t *testing.T) {
+	const grace = 2 * time.Second
+	ns := newNamespace(t)
+	ctx := context.Background()
+	create(t, service(ns, "game", corev1.ServicePort{Name: "cluster", Port: 2526}))
+	names := []string{"game-0", "game-1", "game-2", "game-3"}
+	for i, name := range names {
+		create(t, podSlice(ns, "game", name, pod{name: name, ip: fmt.Sprintf("10.0.0.%d", 10+i), ready: true}))
+	}
+	create(t, nodeSet(ns, "game", "game", "game_{ordinal}", int32(grace/time.Second)))
+	expectSet(t, ns, "game", 4, 4, 4, 0, skycallv1.ReasonAllNodesReady)
+
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &skycallv1.ClusterNodeList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	left := map[string]time.Time{}
+	first := time.Now()
+	for i, name := range names {
+		time.Sleep(time.Until(first.Add(time.Duration(i) * time.Second / time.Duration(len(names)))))
+		left[name] = time.Now() // before the write: the pod leaves no sooner
+		updatePods(t, ns, name)
+	}
+	gone := map[string]time.Time{}
+	deadline := time.After(grace + wait)
+	for len(gone) < len(names) {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch of ClusterNodes ended")
+			}
+			if cn, isNode := ev.Object.(*skycallv1.ClusterNode); isNode && ev.Type == watch.Deleted {
+				gone[cn.Name] = time.Now()
+			}
+		case <-deadline:
+			t.Fatalf("after %v only these nodes were removed: %v", grace+wait, gone)
+		}
+	}
+	for _, name := range names {
+		kept := gone[name].Sub(left[name])
+		t.Logf("%s removed %v after its pod left", name, kept.Round(time.Millisecond))
+		if kept < grace {
+			t.Errorf("%s removed %v after its pod left, before removeAfterSeconds (%v)", name, kept, grace)
+		}
+	}
+}
+
+// A gone-since mark in whole seconds, as older operators wrote it, is
+// still read: here one from two hours ago, past the grace.
+func TestSetReadsAGoneSinceMarkInWholeSeconds(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, service(ns, "game", corev1.ServicePort{Name: "cluster", Port: 2526}))
+	game0 := pod{name: "game-0", ip: "10.0.0.10", ready: true}
+	create(t, podSlice(ns, "game", "game-a", game0, pod{name: "game-1", ip: "10.0.0.11", ready: true}))
+	create(t, nodeSet(ns, "game", "game", "game_{ordinal}", 3600))
+	expectSet(t, ns, "game", 2, 2, 2, 0, skycallv1.ReasonAllNodesReady)
+	updatePods(t, ns, "game-a", game0)
+	eventually(t, wait, func() error {
+		cn := setNodes(t, ns)["game-1"]
+		if cn.Annotations[skycallv1.AnnotationPodGoneSince] == "" {
+			return fmt.Errorf("game-1 not marked yet")
+		}
+		cn.Annotations[skycallv1.AnnotationPodGoneSince] = time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
+		return k8s.Update(context.Background(), &cn)
+	})
+	expectNodeNames(t, ns, "game-0")
 }

@@ -20,10 +20,13 @@ const (
 	// never adopts or overwrites it; delete it, or rename it, to let the
 	// set take over.
 	ReasonNodeConflict = "NodeConflict"
-	// ReasonInvalidNodeName (shared with ClusterNode) on a set: the
-	// template gives some pod a name that is not a valid node name (a
-	// Lua keyword, too long, starting with a digit, or {ordinal} of a pod
-	// whose name has no ordinal). That pod gets no ClusterNode.
+	// ReasonInvalidNodeName (shared with ClusterNode) on a set: some pod
+	// can have no valid name: the template gives it one that is not a
+	// valid node name (a Lua keyword, too long, starting with a digit, or
+	// {ordinal} of a pod whose name has no ordinal), or its own name, which
+	// its ClusterNode would take, is not a valid object name (a DNS-1123
+	// subdomain: no capitals, no _). That pod gets no ClusterNode; the
+	// set's other pods do.
 )
 
 // LabelClusterNodeSet is set on every ClusterNode a ClusterNodeSet manages:
@@ -33,8 +36,9 @@ const LabelClusterNodeSet = "cluster.skycall.io/set"
 
 // AnnotationPodGoneSince is set by the set controller on a ClusterNode whose
 // pod has left the Service's EndpointSlices, with the RFC 3339 time it
-// noticed; the node is removed spec.removeAfterSeconds later unless the pod
-// comes back (a StatefulSet pod being replaced leaves for a few seconds).
+// noticed, to the nanosecond; the node is removed spec.removeAfterSeconds
+// later, never sooner, unless the pod comes back (a StatefulSet pod being
+// replaced leaves for a few seconds).
 const AnnotationPodGoneSince = "cluster.skycall.io/pod-gone-since"
 
 // ClusterNodeSetSpec says which pods are nodes and how they are named.
