@@ -68,6 +68,26 @@ func TestCallRawSendsBytesFromStdinOrFile(t *testing.T) {
 	}
 }
 
+// TestDeeplyNestedReplyOrArgumentIsRefusedWithAClearError: 400 KB nested
+// 200,000 tables deep, what crashes a skynet node, as a reply to print and
+// as an argument to parse.
+func TestDeeplyNestedReplyOrArgumentIsRefusedWithAClearError(t *testing.T) {
+	db := startNode(t, "db")
+	reg := staticReg("db=" + db.addr)
+	const k = 200000
+	deep := strings.Repeat("\x0e", k) + "\x0a\x01" + strings.Repeat("\x00", k)
+	for _, output := range []string{"lua", "json"} {
+		r := skycallIn(t, deep, reg, "call", "db", "@echo", "--raw", "-", "-o", output)
+		if r.code != exitError || !strings.Contains(r.stderr, `the reply of node "db" (400002 bytes) is not skynet.pack'ed: luaseri: tables nested deeper than 32 at offset 33; use -o raw`) {
+			t.Fatalf("-o %s: exit %d, stderr %q", output, r.code, r.stderr)
+		}
+	}
+	r := skycall(t, reg, "call", "db", "@echo", strings.Repeat("{", k)+strings.Repeat("}", k))
+	if r.code != exitUsage || !strings.Contains(r.stderr, "tables nested deeper than 32 (skynet.pack's limit)") {
+		t.Fatalf("deep argument: exit %d, stderr %.300q", r.code, r.stderr)
+	}
+}
+
 func TestSendReturnsOnceTheNodeHasTheMessage(t *testing.T) {
 	db := startNode(t, "db")
 	reg := staticReg("db=" + db.addr)
