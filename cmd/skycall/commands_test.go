@@ -320,6 +320,39 @@ func TestBadInputSaysWhatIsWrongAndExitsNonZero(t *testing.T) {
 	}
 }
 
+// TestUsageMistakesExit2WithTheHintOnStderr: every mistake in the command
+// line itself, cobra's own checks included, exits with the documented usage
+// code, says what is wrong and where help is on standard error, and prints
+// nothing on standard output.
+func TestUsageMistakesExit2WithTheHintOnStderr(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "Error: unknown command \"frobnicate\" for \"skycall\"\nSee 'skycall --help'.\n"},
+		{[]string{"cal", "db", "@echo"}, "Error: unknown command \"cal\" for \"skycall\" (did you mean call?)\nSee 'skycall --help'.\n"},
+		{[]string{"--bogus", "nodes"}, "Error: unknown flag: --bogus\nSee 'skycall --help'.\n"},
+		{[]string{"ping", "--count"}, "Error: flag needs an argument: --count\nSee 'skycall ping --help'.\n"},
+		{[]string{"ping"}, "Error: accepts 1 arg(s), received 0\nSee 'skycall ping --help'.\n"},
+		{[]string{"query", "db", "a", "b"}, "Error: accepts 2 arg(s), received 3\nSee 'skycall query --help'.\n"},
+		{[]string{"call", "db"}, "Error: requires at least 2 arg(s), only received 1\nSee 'skycall call --help'.\n"},
+		{[]string{"help", "frobnicate"}, "Error: unknown help topic \"frobnicate\"\nSee 'skycall help --help'.\n"},
+		{[]string{"completion", "tcsh"}, "Error: unknown command \"tcsh\" for \"skycall completion\"\nSee 'skycall completion --help'.\n"},
+		{[]string{"completion", "bash", "extra"}, "Error: unknown command \"extra\" for \"skycall completion bash\"\nSee 'skycall completion bash --help'.\n"},
+	} {
+		r := skycall(t, tc.args...)
+		if r.code != exitUsage || r.stderr != tc.want || r.stdout != "" {
+			t.Errorf("skycall %s: exit %d, want %d\nstderr %q\nwant   %q\nstdout %.80q", strings.Join(tc.args, " "), r.code, exitUsage, r.stderr, tc.want, r.stdout)
+		}
+	}
+	// Help asked for is not a mistake.
+	for _, args := range [][]string{{}, {"help"}, {"help", "call"}, {"call", "--help"}, {"completion"}} {
+		if r := skycall(t, args...); r.code != exitOK || !strings.Contains(r.stdout, "Usage:") || r.stderr != "" {
+			t.Errorf("skycall %s: exit %d, stderr %q, stdout %.80q; want help on stdout", strings.Join(args, " "), r.code, r.stderr, r.stdout)
+		}
+	}
+}
+
 func TestInterruptedCallExits130(t *testing.T) {
 	db := startNode(t, "db")
 	ctx, cancel := contextWithTimeout(testTimeout)
