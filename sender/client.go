@@ -97,8 +97,10 @@ func (c *Client) SendHandle(ctx context.Context, node string, handle uint32, pay
 }
 
 // Call sends payload to the service at addr on node and waits for its
-// reply, within ctx (or the Client's default call timeout when ctx has no
-// deadline). Time spent queued while the node is not ready counts.
+// reply, within ctx (or the Client's call timeout, WithCallTimeout, when
+// ctx has no deadline). Time spent queued while the node is not ready
+// counts; a call that times out queued says the node's state and its last
+// connection error, and wraps that error.
 //
 // A remote failure is a *RemoteError. If ctx ends while the request is
 // still queued, it is withdrawn and certainly not sent; if it ends after the

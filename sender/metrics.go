@@ -61,7 +61,7 @@ const (
 	resultRemoteError    = "remote_error"
 	resultDeadline       = "deadline_exceeded"
 	resultCanceled       = "canceled"
-	resultTimeout        = "timeout" // the Client's default call timeout
+	resultTimeout        = "timeout" // the Client's call timeout (WithCallTimeout)
 	resultConnectionLost = "connection_lost"
 	resultNodeDown       = "node_down"
 	resultUnknownNode    = "unknown_node"

@@ -34,40 +34,48 @@ func (n *node) tooLarge(size int) error {
 
 // ctxError explains a Call whose ctx ended.
 func (n *node) ctxError(err error, addr uint32, name string, written bool) error {
+	msg, last := n.waitEnded(err.Error(), addr, name, written)
+	return &nodeError{kind: err, cause: last, msg: msg}
+}
+
+// deliverTimeout fails a Call that has waited the Client's call timeout.
+func (n *node) deliverTimeout(w *call, written bool) {
+	why := fmt.Sprintf("call timeout %v (WithCallTimeout) exceeded", n.c.opts.callTimeout)
+	if !n.c.opts.callTimeoutSet {
+		why = fmt.Sprintf("default call timeout %v (DefaultCallTimeout) exceeded", n.c.opts.callTimeout)
+	}
+	msg, last := n.waitEnded(why, w.addr, w.name, written)
+	w.err = &timeoutError{msg: msg, cause: last}
+	w.done <- struct{}{}
+}
+
+// waitEnded says why a Call stopped waiting, whatever ended the wait: a
+// call still queued names the node's state, why it is in it, and the last
+// connection error, which it also returns as the cause.
+func (n *node) waitEnded(why string, addr uint32, name string, written bool) (string, error) {
 	target := name
 	if target == "" {
 		target = handleAddress(addr)
 	}
 	if written {
-		return fmt.Errorf("skycall: call to node %q service %s: %w (the request was sent; its reply will be discarded)", n.name, target, err)
+		return fmt.Sprintf("skycall: call to node %q service %s: %s (the request was sent; its reply will be discarded)",
+			n.name, target, why), nil
 	}
 	n.mu.Lock()
 	st, reason, last := n.state, n.reason, n.lastErr
 	n.mu.Unlock()
 	detail := "node " + st.String()
+	if st == StateReady {
+		last = nil // the call waited behind others, not for a connection
+	}
 	if reason != "" && st != StateReady {
 		detail += ": " + reason
 	}
-	if last != nil && st != StateReady {
+	if last != nil {
 		detail += "; last connection error: " + last.Error()
 	}
-	return &nodeError{kind: err, cause: last, msg: fmt.Sprintf(
-		"skycall: call to node %q service %s: %v while queued (%s); it was not sent", n.name, target, err, detail)}
-}
-
-func (n *node) deliverTimeout(w *call, written bool) {
-	target := w.name
-	if target == "" {
-		target = handleAddress(w.addr)
-	}
-	what := "while queued; it was not sent"
-	if written {
-		what = "after it was sent; a late reply will be discarded"
-	}
-	w.err = &timeoutError{msg: fmt.Sprintf(
-		"skycall: call to node %q service %s got no reply within the default call timeout %v (%s); give ctx a deadline or change WithCallTimeout",
-		n.name, target, n.c.opts.callTimeout, what)}
-	w.done <- struct{}{}
+	return fmt.Sprintf("skycall: call to node %q service %s: %s while queued (%s); it was not sent",
+		n.name, target, why, detail), last
 }
 
 func (n *node) countCall(result string) {

@@ -49,6 +49,7 @@ type clientOptions struct {
 	queueBytes     int
 	failWhenFull   bool
 	callTimeout    time.Duration
+	callTimeoutSet bool // by WithCallTimeout, for error messages
 	connectTimeout time.Duration
 	backoffBase    time.Duration
 	backoffMax     time.Duration
@@ -144,12 +145,13 @@ func WithPeerTimeout(d time.Duration) Option {
 
 // WithCallTimeout bounds Calls whose ctx has no deadline (default
 // DefaultCallTimeout), so that no call waits forever on a silent peer. The
-// error then wraps context.DeadlineExceeded. It is enforced by one sweep per
+// error then wraps context.DeadlineExceeded and reads as a ctx deadline's
+// does, naming this timeout instead. It is enforced by one sweep per
 // tenth of d, so it fires between d and 1.1×d. d < 0 disables it.
 func WithCallTimeout(d time.Duration) Option {
 	return func(o *clientOptions) {
 		if d != 0 {
-			o.callTimeout = d
+			o.callTimeout, o.callTimeoutSet = d, true
 		}
 	}
 }

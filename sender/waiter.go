@@ -59,9 +59,20 @@ func deliver(calls []*call) {
 	}
 }
 
-// timeoutError is the default call timeout: it is a context.DeadlineExceeded.
-type timeoutError struct{ msg string }
+// timeoutError is the Client's call timeout (WithCallTimeout) passing: a
+// context.DeadlineExceeded, with the last connection error of a call that
+// timed out queued.
+type timeoutError struct {
+	msg   string
+	cause error
+}
 
 func (e *timeoutError) Error() string { return e.msg }
-func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
 func (e *timeoutError) Timeout() bool { return true }
+
+func (e *timeoutError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{context.DeadlineExceeded}
+	}
+	return []error{context.DeadlineExceeded, e.cause}
+}

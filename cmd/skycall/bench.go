@@ -91,7 +91,7 @@ func newBenchCommand(g *globalOptions) *cobra.Command {
 		Short:   "Load-test a service on a node: rate, latency histogram, percentiles",
 		Long:    benchLong,
 		Example: benchExample,
-		Args:    minArgs(2),
+		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(); err != nil {
 				return err

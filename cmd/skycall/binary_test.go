@@ -55,6 +55,10 @@ func TestBinaryRunsAloneAndAsKubectlPlugin(t *testing.T) {
 	if _, errOut, code := exe(bin, reg, "send", "db", "@nobody", "1"); code != exitRemote || !strings.Contains(errOut, "replied with an error: Invalid name (the node rejected the message") {
 		t.Fatalf("rejected send: exit %d, %q", code, errOut)
 	}
+	// The process's own exit status, through os.Exit: 2 for usage.
+	if out, errOut, code := exe(bin, "frobnicate"); code != exitUsage || out != "" || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: exit %d, want %d; stdout %q, stderr %q", code, exitUsage, out, errOut)
+	}
 	if out, _, _ := exe(bin, "--help"); !strings.Contains(out, "kubectl skycall nodes") {
 		t.Fatalf("as kubectl-skycall, help should name `kubectl skycall`:\n%s", out)
 	}

@@ -77,7 +77,7 @@ func newCallCommand(g *globalOptions, push bool) *cobra.Command {
 		Short:   "Call a service on a node and print its reply",
 		Long:    callLong,
 		Example: callExample,
-		Args:    minArgs(2),
+		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd.Context(), args[0], args[1], args[2:])
 		},

@@ -68,6 +68,26 @@ func TestCallRawSendsBytesFromStdinOrFile(t *testing.T) {
 	}
 }
 
+// TestDeeplyNestedReplyOrArgumentIsRefusedWithAClearError: 400 KB nested
+// 200,000 tables deep, what crashes a skynet node, as a reply to print and
+// as an argument to parse.
+func TestDeeplyNestedReplyOrArgumentIsRefusedWithAClearError(t *testing.T) {
+	db := startNode(t, "db")
+	reg := staticReg("db=" + db.addr)
+	const k = 200000
+	deep := strings.Repeat("\x0e", k) + "\x0a\x01" + strings.Repeat("\x00", k)
+	for _, output := range []string{"lua", "json"} {
+		r := skycallIn(t, deep, reg, "call", "db", "@echo", "--raw", "-", "-o", output)
+		if r.code != exitError || !strings.Contains(r.stderr, `the reply of node "db" (400002 bytes) is not skynet.pack'ed: luaseri: tables nested deeper than 32 at offset 33; use -o raw`) {
+			t.Fatalf("-o %s: exit %d, stderr %q", output, r.code, r.stderr)
+		}
+	}
+	r := skycall(t, reg, "call", "db", "@echo", strings.Repeat("{", k)+strings.Repeat("}", k))
+	if r.code != exitUsage || !strings.Contains(r.stderr, "tables nested deeper than 32 (skynet.pack's limit)") {
+		t.Fatalf("deep argument: exit %d, stderr %.300q", r.code, r.stderr)
+	}
+}
+
 func TestSendReturnsOnceTheNodeHasTheMessage(t *testing.T) {
 	db := startNode(t, "db")
 	reg := staticReg("db=" + db.addr)
@@ -296,6 +316,39 @@ func TestBadInputSaysWhatIsWrongAndExitsNonZero(t *testing.T) {
 		r := skycall(t, tc.reg, "nodes")
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%s: exit %d, want %d; stderr %q", tc.reg, r.code, tc.code, r.stderr)
+		}
+	}
+}
+
+// TestUsageMistakesExit2WithTheHintOnStderr: every mistake in the command
+// line itself, cobra's own checks included, exits with the documented usage
+// code, says what is wrong and where help is on standard error, and prints
+// nothing on standard output.
+func TestUsageMistakesExit2WithTheHintOnStderr(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "Error: unknown command \"frobnicate\" for \"skycall\"\nSee 'skycall --help'.\n"},
+		{[]string{"cal", "db", "@echo"}, "Error: unknown command \"cal\" for \"skycall\" (did you mean call?)\nSee 'skycall --help'.\n"},
+		{[]string{"--bogus", "nodes"}, "Error: unknown flag: --bogus\nSee 'skycall --help'.\n"},
+		{[]string{"ping", "--count"}, "Error: flag needs an argument: --count\nSee 'skycall ping --help'.\n"},
+		{[]string{"ping"}, "Error: accepts 1 arg(s), received 0\nSee 'skycall ping --help'.\n"},
+		{[]string{"query", "db", "a", "b"}, "Error: accepts 2 arg(s), received 3\nSee 'skycall query --help'.\n"},
+		{[]string{"call", "db"}, "Error: requires at least 2 arg(s), only received 1\nSee 'skycall call --help'.\n"},
+		{[]string{"help", "frobnicate"}, "Error: unknown help topic \"frobnicate\"\nSee 'skycall help --help'.\n"},
+		{[]string{"completion", "tcsh"}, "Error: unknown command \"tcsh\" for \"skycall completion\"\nSee 'skycall completion --help'.\n"},
+		{[]string{"completion", "bash", "extra"}, "Error: unknown command \"extra\" for \"skycall completion bash\"\nSee 'skycall completion bash --help'.\n"},
+	} {
+		r := skycall(t, tc.args...)
+		if r.code != exitUsage || r.stderr != tc.want || r.stdout != "" {
+			t.Errorf("skycall %s: exit %d, want %d\nstderr %q\nwant   %q\nstdout %.80q", strings.Join(tc.args, " "), r.code, exitUsage, r.stderr, tc.want, r.stdout)
+		}
+	}
+	// Help asked for is not a mistake.
+	for _, args := range [][]string{{}, {"help"}, {"help", "call"}, {"call", "--help"}, {"completion"}} {
+		if r := skycall(t, args...); r.code != exitOK || !strings.Contains(r.stdout, "Usage:") || r.stderr != "" {
+			t.Errorf("skycall %s: exit %d, stderr %q, stdout %.80q; want help on stdout", strings.Join(args, " "), r.code, r.stderr, r.stdout)
 		}
 	}
 }

@@ -71,7 +71,7 @@ func newNodesCommand(g *globalOptions) *cobra.Command {
 		Short:   "List the registry's nodes, their state and reachability",
 		Long:    nodesLong,
 		Example: nodesExample,
-		Args:    exactArgs(0),
+		Args:    cobra.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.output {
 			case "table", "json", "yaml":

@@ -53,7 +53,7 @@ func newPingCommand(g *globalOptions) *cobra.Command {
 		Short:   "Measure round trips to a node",
 		Long:    pingLong,
 		Example: pingExample,
-		Args:    exactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.count < 1 || o.count > 1_000_000 {
 				return usagef("-c %d: want 1 to 1000000 round trips", o.count)

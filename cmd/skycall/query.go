@@ -24,7 +24,7 @@ func newQueryCommand(g *globalOptions) *cobra.Command {
 		Short:   "Look up the handle of a service name on a node",
 		Long:    queryLong,
 		Example: queryExample,
-		Args:    exactArgs(2),
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return usagef("-o %q: want text or json", output)

@@ -69,7 +69,7 @@ Quote them for the shell: skycall call db @store "'get'" "'k'".
 Exit codes:
   0  success
   1  any other failure
-  2  usage: bad flag, argument or Lua literal
+  2  usage: unknown command or flag, wrong number of arguments, bad Lua literal
   3  unknown node: not in the registry
   4  node down or not ready in the registry
   5  timeout: no answer within --timeout
@@ -172,7 +172,65 @@ func newRootCommand(o *globalOptions, name string) *cobra.Command {
 	for _, c := range root.Commands() {
 		c.Example = strings.ReplaceAll(c.Example, "skycall ", name+" ")
 	}
+	// cobra adds these when it runs; added now, their arguments are
+	// checked as the others' are.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	argsAsUsage(root)
 	return root
+}
+
+// argsAsUsage makes every argument check in the command tree a usage
+// error (exit 2), cobra's own included: a word that names no command, a
+// help topic that names none, an argument a command does not take.
+func argsAsUsage(c *cobra.Command) {
+	switch {
+	case c.Name() == "help":
+		c.Args = helpTopic
+	case c.Args != nil:
+		check := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	case c.HasSubCommands():
+		c.Args = unknownCommand
+	}
+	if c.HasSubCommands() && !c.Runnable() {
+		// A command that only groups others shows its help, and must be
+		// runnable for cobra to check its arguments at all.
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		argsAsUsage(sub)
+	}
+}
+
+// unknownCommand refuses arguments to a command that only groups others,
+// with cobra's suggestions.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+	}
+	return usageError{errors.New(msg)}
+}
+
+// helpTopic refuses `help WORDS` when WORDS name no command.
+func helpTopic(cmd *cobra.Command, args []string) error {
+	c, rest, err := cmd.Root().Find(args)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(rest) > 0 && c.HasSubCommands() {
+		return usagef("unknown help topic %q", strings.Join(args, " "))
+	}
+	return nil
 }
 
 // newClient returns a sender Client on src, with the options a one-shot
@@ -282,23 +340,4 @@ func exitCode(err error) int {
 		return exitTimeout
 	}
 	return exitError
-}
-
-// exactArgs and rangeArgs are cobra's argument checks as usage errors.
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError{err}
-		}
-		return nil
-	}
-}
-
-func minArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
-			return usageError{err}
-		}
-		return nil
-	}
 }

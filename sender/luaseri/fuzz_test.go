@@ -11,6 +11,8 @@ func FuzzUnpack(f *testing.F) {
 	}
 	f.Add([]byte{0xfe, 0x22, 0xff, 0xff, 0xff, 0x7f})
 	f.Add([]byte{0x0e, 0x0c, 0x61, 0x0a, 0x01, 0x0c, 0x62, 0x00})
+	_, deepest := emptyNested(33)
+	f.Add(deepest)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		values, err := Unpack(data)
 		if err != nil {

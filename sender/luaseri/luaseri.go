@@ -41,7 +41,9 @@
 // is an error: its pointer means nothing outside the process that packed it.
 //
 // Both directions refuse values nested inside more than 32 tables, skynet's
-// MAX_DEPTH rule, which also stops cyclic Go values. Unpack never panics on
+// MAX_DEPTH rule, which also stops cyclic Go values. Unpack stops reading at
+// that depth, so a message nested deeper costs no more to refuse (skynet's
+// own unpack has no limit, and overflows its stack). Unpack never panics on
 // malformed input: it returns an error naming the offset of the bad byte.
 package luaseri
 
@@ -66,8 +68,9 @@ var (
 	ErrMalformed   = errors.New("luaseri: malformed input")
 )
 
-// maxDepth is skynet's MAX_DEPTH: a value nested inside more tables is refused.
-const maxDepth = 32
+// MaxDepth is skynet's MAX_DEPTH: a value nested inside more tables is
+// refused, in both directions.
+const MaxDepth = 32
 
 // Wire format: a byte type | cookie<<3, then the cookie's data.
 const (

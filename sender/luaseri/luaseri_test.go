@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -293,6 +294,58 @@ func TestNestingBeyond32TablesIsRefusedBothWays(t *testing.T) {
 	}
 	if _, err := Unpack(b); !errors.Is(err, ErrTooDeep) || !strings.Contains(err.Error(), "offset 33") {
 		t.Fatalf("33 levels: Unpack err = %v, want ErrTooDeep at offset 33", err)
+	}
+}
+
+// emptyNested returns k tables each inside the one before, the innermost
+// empty, and its packing as skynet writes it (lua-seri.c: a table's array
+// size in its type byte, its elements, then nil).
+func emptyNested(k int) (any, []byte) {
+	v := any([]any{})
+	for i := 1; i < k; i++ {
+		v = []any{v}
+	}
+	b := append(bytes.Repeat([]byte{0x0e}, k-1), 0x06)
+	return v, append(b, bytes.Repeat([]byte{0x00}, k)...)
+}
+
+func TestEmptyTableAtTheDepthLimitReadsBack(t *testing.T) {
+	// skynet.pack refuses a value inside more than 32 tables, but the 33rd
+	// table itself, empty, has no value inside: skynet packs it.
+	v, b := emptyNested(33)
+	got, err := Pack(v)
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("33 tables, the last empty: Pack = %x, %v; want %x", got, err, b)
+	}
+	if vals, err := Unpack(b); err != nil || !equalValues(vals, []any{v}) {
+		t.Fatalf("33 tables, the last empty: Unpack = %v, %v; want them back", vals, err)
+	}
+	v, b = emptyNested(34)
+	if _, err := Pack(v); !errors.Is(err, ErrTooDeep) {
+		t.Fatalf("34 tables: Pack err = %v, want ErrTooDeep", err)
+	}
+	if _, err := Unpack(b); !errors.Is(err, ErrTooDeep) {
+		t.Fatalf("34 tables: Unpack err = %v, want ErrTooDeep", err)
+	}
+}
+
+// A message nested 200,000 tables deep (400 KB) makes skynet's own unpack,
+// which recurses without a limit, overflow its C stack (docs/reliability.md).
+func TestUnpackRefusesAMessage200000TablesDeepAtOnce(t *testing.T) {
+	_, b := nested(200000)
+	if len(b) < 400000 {
+		t.Fatalf("payload is %d bytes, want 400 KB", len(b))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Unpack(b)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooDeep) || !strings.Contains(err.Error(), "offset 33") {
+		t.Fatalf("Unpack = %v, want ErrTooDeep at offset 33", err)
+	}
+	// It stops at the limit: 33 one-element tables, not 200,000.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Fatalf("Unpack allocated %d bytes before refusing, want under 64 KiB", n)
 	}
 }
 

@@ -110,7 +110,7 @@ func (e *encoder) tableHeader(n int) {
 }
 
 func (e *encoder) value(v any, depth int) error {
-	if depth > maxDepth {
+	if depth > MaxDepth {
 		return ErrTooDeep
 	}
 	switch x := v.(type) {

@@ -76,7 +76,7 @@ func (d *decoder) integer(cookie byte, at int) (int64, error) {
 
 func (d *decoder) value(depth int) (any, error) {
 	at := d.off
-	if depth > maxDepth {
+	if depth > MaxDepth {
 		return nil, fmt.Errorf("%w at offset %d", ErrTooDeep, at)
 	}
 	hdr, err := d.take(1, "a value", at)
@@ -166,8 +166,13 @@ func (d *decoder) table(cookie byte, depth, at int) (any, error) {
 	var hash map[any]any
 	for {
 		keyAt := d.off
-		k, err := d.value(depth + 1)
-		if err != nil {
+		// The nil that ends a table is read here, not as a value one level
+		// down: skynet packs an empty table at the depth limit.
+		var k any
+		var err error
+		if keyAt < len(d.data) && d.data[keyAt]&7 == typeNil {
+			d.off++
+		} else if k, err = d.value(depth + 1); err != nil {
 			return nil, err
 		}
 		switch kk := k.(type) {

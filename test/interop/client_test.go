@@ -155,6 +155,37 @@ func TestRemoteErrorsCarrySkynetsExactText(t *testing.T) {
 	}
 }
 
+// TestSkynetPacksAsDeepAsLuaseriReads: the depth limit is skynet.pack's to
+// the table. skynet echoes 33 tables whose innermost is empty, and luaseri
+// reads them back; a value inside 33 tables skynet refuses to pack.
+func TestSkynetPacksAsDeepAsLuaseriReads(t *testing.T) {
+	n := startSky(t, "sky", skynetpeer.Config{})
+	c := clientTo(t, "sky", n.Addr)
+	ctx := testCtx(t)
+	deepest := any([]any{})
+	tooDeep := any("x")
+	for range 32 {
+		deepest = []any{deepest}
+		tooDeep = []any{tooDeep}
+	}
+	tooDeep = []any{tooDeep}
+	got, err := c.CallValues(ctx, "sky", "@echo", "echo", deepest)
+	if err != nil || !reflect.DeepEqual(got, []any{"echo", deepest}) {
+		t.Fatalf("33 tables, the last empty: skynet echoed %v, %v; want them back", describe(got), err)
+	}
+	payload := append(mustPack(t, "echo"), 0x0e)
+	inner := mustPack(t, tooDeep.([]any)[0])
+	payload = append(append(payload, inner...), 0x00)
+	_, err = c.Call(ctx, "sky", "@echo", payload)
+	var re *sender.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("a value inside 33 tables: %v, want skynet's error reply (its pack refuses it)", err)
+	}
+	if _, err := n.WaitLog(ctx, regexp.MustCompile(`serialize can't pack too depth table`)); err != nil {
+		t.Errorf("skynet's log does not say why: %v", err)
+	}
+}
+
 func TestPushToAnUnknownNameIsRejectedAndCounted(t *testing.T) {
 	n := startSky(t, "sky", skynetpeer.Config{})
 	reg := prometheus.NewRegistry()

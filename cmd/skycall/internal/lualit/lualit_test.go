@@ -153,8 +153,10 @@ func TestMalformedLiteralSaysWhereAndWhy(t *testing.T) {
 		{"1_000", "malformed number"},
 		{"-", "expected a number"},
 		{"[=[x]]", "unfinished long string"},
-		{strings.Repeat("{", 33) + strings.Repeat("}", 33), "nested deeper than 32"},
+		{strings.Repeat("{", 34) + strings.Repeat("}", 34), "at byte 34 of \"{{{"},
+		{strings.Repeat("{", 33) + "1" + strings.Repeat("}", 33), "nested deeper than 32"},
 		{strings.Repeat("{", 100000), "nested deeper than 32"},
+		{strings.Repeat("{", 200000) + strings.Repeat("}", 200000), "nested deeper than 32"},
 	} {
 		_, err := Parse(tc.in)
 		if err == nil {
@@ -225,5 +227,23 @@ func TestUnpackedRepliesFormatAndParseBack(t *testing.T) {
 	}
 	if string(repacked) != string(packed) {
 		t.Fatalf("%s packs differently after the round trip", text)
+	}
+}
+
+// TestLiteralsNestAsDeepAsSkynetPacks: the parser's limit is skynet.pack's,
+// neither more nor less. A value inside 32 tables packs; so does an empty
+// 33rd table, which holds no value; a value inside 33 does not.
+func TestLiteralsNestAsDeepAsSkynetPacks(t *testing.T) {
+	for _, lit := range []string{
+		strings.Repeat("{", 32) + "1" + strings.Repeat("}", 32),
+		strings.Repeat("{", 33) + strings.Repeat("}", 33),
+	} {
+		v, err := Parse(lit)
+		if err != nil {
+			t.Fatalf("Parse(%.40q...): %v", lit, err)
+		}
+		if _, err := luaseri.Pack(v); err != nil {
+			t.Fatalf("Pack(Parse(%.40q...)): %v", lit, err)
+		}
 	}
 }

@@ -29,10 +29,6 @@ import (
 	"github.com/skycall-io/skycall/sender/luaseri"
 )
 
-// maxDepth is skynet.pack's own nesting limit: a deeper literal could not be
-// sent anyway, and the bound keeps the recursive parser's stack small.
-const maxDepth = 32
-
 // ErrSyntax is wrapped by every parse error.
 var ErrSyntax = errors.New("malformed Lua literal")
 
@@ -129,7 +125,13 @@ func (p *parser) skip() {
 	}
 }
 
+// value reads a literal nested inside depth tables. Past skynet.pack's
+// limit it stops: such a literal could not be sent, and the bound keeps the
+// recursive parser's stack small.
 func (p *parser) value(depth int) (any, error) {
+	if depth > luaseri.MaxDepth {
+		return nil, p.errorf("tables nested deeper than %d (skynet.pack's limit)", luaseri.MaxDepth)
+	}
 	if p.pos >= len(p.src) {
 		return nil, p.errorf("expected a value, found end of input")
 	}
@@ -144,9 +146,6 @@ func (p *parser) value(depth int) (any, error) {
 		}
 		return p.longBody(level)
 	case c == '{':
-		if depth >= maxDepth {
-			return nil, p.errorf("tables nested deeper than %d (skynet.pack's limit)", maxDepth)
-		}
 		return p.table(depth + 1)
 	case c == '-' || c == '.' || (c >= '0' && c <= '9'):
 		return p.number()
