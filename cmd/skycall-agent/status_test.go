@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -50,11 +51,15 @@ func TestDeeplyNestedStatusReplyIsAnErrorAndTheAgentGoesOn(t *testing.T) {
 	addr := sendertest.Serve(t, srv)
 	client := sender.New(registry.NewStatic(map[string]string{"sky": addr}))
 	t.Cleanup(func() { client.Close() })
-	a := New(staticSource{}, client, Options{Node: "sky", CallTimeout: timeout, Log: testr.New(t)}, nil)
+	token, err := NewTokenFile(filepath.Join(t.TempDir(), "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(staticSource{}, client, Options{Node: "sky", CallTimeout: timeout, Token: token, Log: testr.New(t)}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
-	_, err := a.status(ctx)
+	_, err = a.status(ctx)
 	if !errors.Is(err, luaseri.ErrTooDeep) || !strings.Contains(err.Error(), `node "sky"`) {
 		t.Fatalf("status: %v, want luaseri.ErrTooDeep naming the node", err)
 	}

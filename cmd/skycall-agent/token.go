@@ -27,8 +27,12 @@ func NewTokenFile(path string) (*TokenFile, error) {
 	return t, t.Rotate()
 }
 
-// Token returns the token in force.
+// Token returns the token in force; "" for a nil TokenFile, which skynet
+// refuses.
 func (t *TokenFile) Token() string {
+	if t == nil {
+		return ""
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.token
