@@ -1,13 +1,16 @@
 package sender
 
-// Push accounting (issue 17, item 6). A Send has no reply, so once written
-// its fate is unknown until something later on the same connection proves
-// the peer read it: TCP delivers in order, so a reply to any call written
-// after the push (a probe included) proves the peer received the push. When
-// a connection breaks, the pushes written on it and not proven received are
-// counted and logged as dropped with reason "unconfirmed": outcome unknown,
-// some of them did arrive. A push counted "connection_lost" was never
-// written at all, so it certainly did not.
+// Push accounting. A Send has no reply, so once written its fate is unknown
+// until something later on the same connection proves the peer read it: TCP
+// delivers in order, so a reply to any call written after the push (a probe
+// included) proves the peer received the push. A connection closed in
+// order (drained, Client.Close, idle) first writes a probe after its last
+// push, so that a clean close proves them all. When a connection breaks,
+// or that probe gets no reply within the peer timeout, the pushes written
+// on it and not proven received are counted and logged as dropped with
+// reason "unconfirmed": outcome unknown, some of them did arrive. A push
+// counted "connection_lost" was never written at all, so it certainly did
+// not.
 //
 // Every message appended to a node's outbox gets a write ordinal
 // (node.seq); the connection keeps the ordinals of the pushes it wrote and
@@ -81,10 +84,16 @@ func (c *nodeConn) written(pushes *seqRanges) {
 	n := c.unacked.n
 	c.ackMu.Unlock()
 	if n >= acksProbeAt {
-		select {
-		case c.probeNow <- struct{}{}:
-		default:
-		}
+		c.probeSoon()
+	}
+}
+
+// probeSoon has the watchdog probe c now rather than after a quiet peer
+// timeout, so that a reply proves the pushes written so far.
+func (c *nodeConn) probeSoon() {
+	select {
+	case c.probeNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -97,6 +106,18 @@ func (c *nodeConn) ack(seq uint64) {
 		c.unacked.dropThrough(seq)
 	}
 	c.ackMu.Unlock()
+}
+
+// lastUnconfirmed returns the ordinal of the last push written on c that no
+// reply has proven received, if any: a reply to a probe written after it
+// proves them all.
+func (c *nodeConn) lastUnconfirmed() (seq uint64, ok bool) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	if k := len(c.unacked.runs); k > 0 {
+		return c.unacked.runs[k-1].hi, true
+	}
+	return 0, false
 }
 
 // unconfirmed takes the count of pushes written and never proven received,

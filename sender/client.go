@@ -202,6 +202,15 @@ func (c *Client) State(nodeName string) State {
 // dropped, counted (skycall_sender_dropped_total{reason="closed"}) and
 // logged. Later Sends and Calls fail with ErrClosed. It returns once all
 // the Client's goroutines have ended.
+//
+// Sends already written are proven received before their connection
+// closes: a connection with pushes no reply has proven writes a probe and
+// Close waits for its reply, a round trip to a healthy peer, so that a
+// clean shutdown counts none unconfirmed. The wait is bounded by
+// WithPeerTimeout, the time after which a silent peer is taken for dead
+// anyway, and runs for every node at once: Close takes at most that long
+// more, and only when a peer does not answer; the pushes then count as
+// unconfirmed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	already := c.closed

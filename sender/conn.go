@@ -36,20 +36,20 @@ type nodeConn struct {
 	interruptFn func()   // interruptRead, made once for context.AfterFunc
 
 	wake    chan struct{} // 1-buffered: wakes the writer
-	retired chan struct{} // closed when a move or a drain retires the connection: the writer stops
+	retired chan struct{} // closed when the connection is retired: the writer stops taking the outbox
 
 	// UnixNano of the last reply read and of the last write progress, for
 	// the watchdog (watchdog.go).
 	lastRead, lastWrite atomic.Int64
-	probeNow            chan struct{} // 1-buffered: many unconfirmed pushes, probe now
+	probeNow            chan struct{} // 1-buffered: the watchdog probes now (probeSoon)
 
-	ackMu   sync.Mutex // guards acked and unacked (acks.go)
+	ackMu   sync.Mutex // guards acked and unacked (acks.go); n.mu before ackMu
 	acked   uint64     // highest write ordinal a reply proved received
 	unacked seqRanges  // ordinals of pushes written and not proven received
 
-	draining   atomic.Bool // retired after a move or a drain; see node.startDrain
-	drainTimer *time.Timer // guarded by n.mu
-	shrink     *time.Timer // the writer's: gives back free outbox chunks after an idle second
+	draining atomic.Bool // retired after a move, a drain or Close; see node.startDrain
+	drain    connDrain   // guarded by n.mu (drain.go)
+	shrink   *time.Timer // the writer's: gives back free outbox chunks after an idle second
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -83,8 +83,9 @@ func (c *nodeConn) wakeWriter() {
 	}
 }
 
-// retire stops the writer after a move or when the node drains; the reader
-// goes on for the replies still due. Called with n.mu held.
+// retire stops the writer taking the outbox after a move, when the node
+// drains or when the Client closes; the reader goes on for the replies
+// still due. Called with n.mu held.
 func (c *nodeConn) retire() {
 	c.draining.Store(true)
 	close(c.retired)
@@ -110,11 +111,20 @@ const (
 	clientShrinkAfter = time.Second
 )
 
-// writeLoop writes the node's outbox in batches: it takes the chunks under
-// the node's lock and writes them outside it, a Write each.
+// writeLoop is the connection's writer goroutine: it writes the node's
+// outbox and, once the connection is retired, the probes of its drain.
 func (c *nodeConn) writeLoop() {
+	defer c.n.c.wg.Done()
+	if c.writeOutbox() {
+		c.writeDrainProbes()
+	}
+}
+
+// writeOutbox writes the node's outbox in batches: it takes the chunks under
+// the node's lock and writes them outside it, a Write each. It returns true
+// when c was retired, everything it took written; false when c ended.
+func (c *nodeConn) writeOutbox() bool {
 	n := c.n
-	defer n.c.wg.Done()
 	var spare batch // the last batch written: its chunks are reused
 	for {
 		n.mu.Lock()
@@ -144,9 +154,9 @@ func (c *nodeConn) writeLoop() {
 				n.out.trim(clientKeepBuffer)
 				continue
 			case <-c.retired:
-				return
+				return true
 			case <-c.done:
-				return
+				return false
 			}
 			// Woken from idle by the first message of a burst: let the
 			// callers that are runnable now append theirs too, so that one
@@ -155,8 +165,9 @@ func (c *nodeConn) writeLoop() {
 			n.mu.Lock()
 		}
 		if n.conn != c {
+			retired := c.draining.Load()
 			n.mu.Unlock()
-			return
+			return retired
 		}
 		b := n.out.take(&spare)
 		c.lastGen = b.gen
@@ -164,7 +175,7 @@ func (c *nodeConn) writeLoop() {
 		n.mu.Unlock()
 
 		if !c.writeBatch(&b) {
-			return
+			return false
 		}
 		spare = b
 	}
@@ -222,7 +233,11 @@ func (c *nodeConn) writeOwn(b batch) {
 		n.signaled = true
 		c.wakeWriter()
 	}
+	retired := c.draining.Load()
 	n.mu.Unlock()
+	if retired {
+		n.endDrainIfDone(c) // its drain waited for this write to end
+	}
 }
 
 // readOne reads one reply and delivers it to the call waiting for it. Its

@@ -26,29 +26,32 @@
 // that tells its node name and incarnation in a second round trip).
 // Broken connections are reopened with exponential backoff and jitter
 // (WithBackoff); a registry change of address moves the node, and the old
-// connection closes once the calls written on it have their replies. A node
-// that becomes absent or not ready in the registry keeps a connection it
-// already has, as skynet's merging reload does, until that connection breaks.
+// connection closes once the calls written on it have their replies and a
+// probe has proven its pushes received. A node that becomes absent or not
+// ready in the registry keeps a connection it already has, as skynet's
+// merging reload does, until that connection breaks.
 //
 // A node Draining in the registry (its pod is terminating, usually to be
 // replaced) is different: nothing more is written to its connection, new
 // sends and calls wait in the FIFO, in order, the calls already written get
-// their replies (within WithCallTimeout) before the connection closes, and
-// the FIFO goes to the replacement once it is Ready and confirmed. A node's
-// identity is its name and its incarnation (registry.Entry.Incarnation, the
-// pod UID): a new incarnation, even at the same address, is a new
-// connection, and a skycall Server that reports its incarnation
-// (ServerIncarnation, or SKYCALL_INCARNATION from the downward API) is
-// refused if it is not the one the registry names (ErrWrongNode, retried).
-// A skynet peer answers neither name nor incarnation: it is checked by
-// address only. docs/rolling-restarts.md says how to set a pod's preStop
-// and termination grace so that senders see the drain before the pod stops
-// reading.
+// their replies (within WithCallTimeout) and a probe proves the pushes
+// written there received (within WithPeerTimeout) before the connection
+// closes, and the FIFO goes to the replacement once it is Ready and
+// confirmed. A node's identity is its name and its incarnation
+// (registry.Entry.Incarnation, the pod UID): a new incarnation, even at the
+// same address, is a new connection, and a skycall Server that reports its
+// incarnation (ServerIncarnation, or SKYCALL_INCARNATION from the downward
+// API) is refused if it is not the one the registry names (ErrWrongNode,
+// retried). A skynet peer answers neither name nor incarnation: it is
+// checked by address only. docs/rolling-restarts.md says how to set a pod's
+// preStop and termination grace so that senders see the drain before the
+// pod stops reading.
 //
 // A node left idle (nothing queued, no call in flight, no Send or Call) for
 // WithNodeIdleTimeout (default 5 minutes) is forgotten: its connection
-// closes, its registry watch stops, its metric series are deleted and its
-// goroutine ends, so that mistyped or retired node names do not pile up.
+// closes (once a probe has proven its pushes), its registry watch stops,
+// its metric series are deleted and its goroutine ends, so that mistyped
+// or retired node names do not pile up.
 // The next message to it starts it afresh, as on first use; since nothing
 // was queued, no ordering is lost.
 //
@@ -93,6 +96,10 @@
 //     connection breaks are counted and logged as dropped with reason
 //     unconfirmed: outcome unknown, some did arrive. skynet's own cluster
 //     has the same hole, uncounted. Use Call when you must know.
+//   - A connection closed in order (drained, idle, or by Close) first
+//     writes a probe after its last push, so that a clean close counts no
+//     push unconfirmed; a probe unanswered within WithPeerTimeout, or a
+//     connection that breaks meanwhile, counts them.
 //   - A peer that stops answering or reading while its socket stays open
 //     (a stopped or hung process) is probed with the protocol's node query
 //     after WithPeerTimeout (default 10s) of silence; when neither the probe
@@ -103,7 +110,9 @@
 //   - A push the remote node rejects (for example "Invalid name") is counted
 //     (reason rejected) and logged, since its caller has gone.
 //   - Close fails queued and in-flight calls with ErrClosed and drops queued
-//     Sends (counted, reason closed). No goroutine outlives Close.
+//     Sends (counted, reason closed); it waits for the probes that prove
+//     the pushes already written, at most WithPeerTimeout. No goroutine
+//     outlives Close.
 //
 // # Bounds
 //

@@ -6,8 +6,9 @@ import (
 )
 
 // drainSet is a node's old connections finishing the calls written on them
-// after the node moved to another address or a new incarnation, or began
-// draining (its pod is terminating). Guarded by node.mu.
+// after the node moved to another address or a new incarnation, began
+// draining (its pod is terminating), or the Client closed. Guarded by
+// node.mu.
 type drainSet map[*nodeConn]struct{}
 
 func (d *drainSet) add(c *nodeConn) {
@@ -29,8 +30,17 @@ func (d drainSet) remove(c *nodeConn) bool {
 		return false
 	}
 	delete(d, c)
-	c.drainTimer.Stop()
+	c.drain.timer.Stop()
 	return true
+}
+
+// list returns the connections draining.
+func (d drainSet) list() []*nodeConn {
+	out := make([]*nodeConn, 0, len(d))
+	for c := range d {
+		out = append(out, c)
+	}
+	return out
 }
 
 // detachAll takes every connection out, for the caller to close once its
@@ -38,45 +48,70 @@ func (d drainSet) remove(c *nodeConn) bool {
 func (d drainSet) detachAll() []*nodeConn {
 	var out []*nodeConn
 	for c := range d {
-		c.drainTimer.Stop()
+		c.drain.timer.Stop()
 		out = append(out, c)
 	}
 	clear(d)
 	return out
 }
 
+// connDrain is the drain of a retired connection. Guarded by node.mu.
+type connDrain struct {
+	timer   *time.Timer // gives the connection up as lost when the drain lasts too long
+	flushed bool        // the writer has written everything it took from the outbox
+	probe   *call       // a probe for the writer to write, once endDrainIfDone asks
+}
+
 // startDrain retires c: nothing more is written to it, and it closes once
-// the calls written on it have their replies (or after the call timeout),
-// so that a move or a drain fails no call that answers in time. Messages
-// submitted from now on wait in the FIFO, in order, for the next
-// connection. next is the state the node goes to (Connecting after a move,
-// Resolving while the registry has no ready address) and why says why
-// (for the log and the drain timeout's error).
+// the calls written on it have their replies (or after the call timeout)
+// and a probe has proven the pushes written on it, so that a move or a
+// drain fails no call that answers in time and counts no push that
+// arrived. Messages submitted from now on wait in the FIFO, in order, for
+// the next connection. next is the state the node goes to (Connecting
+// after a move, Resolving while the registry has no ready address) and why
+// says why (for the log and the drain timeout's error).
 func (n *node) startDrain(c *nodeConn, next State, why string) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.conn != c {
-		n.mu.Unlock()
 		return
 	}
 	n.conn = nil
 	n.setStateLocked(next, why)
-	c.retire()
 	d := n.c.opts.callTimeout
 	if d <= 0 {
 		d = time.Minute
 	}
-	c.drainTimer = time.AfterFunc(d, func() {
-		n.connLost(c, fmt.Errorf("no reply within %v after %s (node %q at %s)", d, why, n.name, c.addr), 0)
-	})
-	n.draining.add(c)
-	n.mu.Unlock()
-	n.endDrainIfDone(c)
+	n.retireLocked(c, d, why)
 }
 
-// endDrainIfDone closes a draining connection with no call left on it.
+// retireLocked retires c, the node's connection until now, into the drain
+// set, given up as lost if its drain lasts d. Its writer ends the drain
+// (endDrainIfDone) once it has written what it took.
+func (n *node) retireLocked(c *nodeConn, d time.Duration, why string) {
+	c.retire()
+	n.draining.add(c)
+	n.limitDrainLocked(c, d, why)
+}
+
+// limitDrainLocked gives c up as lost if its drain has not ended d from now.
+func (n *node) limitDrainLocked(c *nodeConn, d time.Duration, why string) {
+	if c.drain.timer != nil {
+		c.drain.timer.Stop()
+	}
+	c.drain.timer = time.AfterFunc(d, func() {
+		n.connLost(c, fmt.Errorf("no reply within %v after %s (node %q at %s)", d, why, n.name, c.addr), 0)
+	})
+}
+
+// endDrainIfDone closes a draining connection once nothing written on it
+// waits for a reply. Pushes on it that no reply has proven received are
+// proven first: it has the writer write a probe after them, bounded by the
+// peer timeout as the watchdog's probes are; if the probe goes unanswered
+// the drain timer counts them unconfirmed (connLost).
 func (n *node) endDrainIfDone(c *nodeConn) {
 	n.mu.Lock()
-	if !n.draining.has(c) {
+	if !n.draining.has(c) || !c.drain.flushed || c.writing {
 		n.mu.Unlock()
 		return
 	}
@@ -84,12 +119,66 @@ func (n *node) endDrainIfDone(c *nodeConn) {
 		n.mu.Unlock()
 		return
 	}
+	if seq, ok := c.lastUnconfirmed(); ok {
+		// In flight like a call c wrote, so that the drain waits for it.
+		w := &call{done: make(chan struct{}, 1), where: whereOut, session: n.sessions.Next(), seq: seq, gen: c.lastGen}
+		n.inflight.add(w)
+		c.drain.probe = w
+		if n.state != StateClosed { // Close set the bound of its own drains
+			n.limitDrainLocked(c, n.c.opts.peerTimeout, "the probe written to prove its pushes")
+		}
+		n.mu.Unlock()
+		c.wakeWriter()
+		c.kickReader() // nobody waits for the probe to read its reply
+		return
+	}
 	n.draining.remove(c)
 	n.mu.Unlock()
 	n.log.V(1).Info("Old connection drained", "address", c.addr)
-	// Pushes written after the last reply on c are not proven received:
-	// the peer may close before reading them (a pod that ends without a
-	// preStop wait). Count them as connLost does.
-	n.countUnconfirmed(c, "Pushes written on a drained connection were never confirmed received; they may or may not have arrived", "drained")
 	c.close()
+}
+
+// endDrains ends the drains that no longer wait for anything, after calls
+// were withdrawn.
+func (n *node) endDrains() {
+	n.mu.Lock()
+	conns := n.draining.list()
+	n.mu.Unlock()
+	for _, c := range conns {
+		n.endDrainIfDone(c)
+	}
+}
+
+// writeDrainProbes is the writer of a retired connection once everything
+// it took from the outbox is written: it writes the probes endDrainIfDone
+// asks for, after every push, until the connection closes.
+func (c *nodeConn) writeDrainProbes() {
+	n := c.n
+	n.mu.Lock()
+	c.drain.flushed = true
+	n.mu.Unlock()
+	n.endDrainIfDone(c)
+	var buf []byte
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		n.mu.Lock()
+		w := c.drain.probe
+		c.drain.probe = nil
+		n.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		buf = appendRequest(buf[:0], 0, "", w.session, false, probeQuery, nil)
+		wrote, err := c.write(buf)
+		if err != nil {
+			n.connLost(c, err, 0)
+			return
+		}
+		n.m.written.Inc()
+		n.m.writtenBytes.Add(float64(wrote))
+	}
 }

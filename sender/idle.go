@@ -11,7 +11,8 @@ import (
 var errForgotten = errors.New("skycall: internal: node forgotten")
 
 // idleTicks is how many idle checks make one idle timeout: a node is
-// forgotten between one and 1 + 1/idleTicks idle timeouts after its last use.
+// forgotten between one and 1 + 1/idleTicks idle timeouts after its last use
+// (a check later if a probe must first prove the pushes of its connection).
 const idleTicks = 4
 
 // forgetIdle forgets the nodes idle for the whole idle timeout. The Client's
@@ -69,7 +70,8 @@ func (n *node) idleForLocked(now time.Time) time.Duration {
 	return n.idle.check(busy, now)
 }
 
-// forget drops n if it is still idle: it is taken out of the Client's
+// forget drops n if it is still idle and its connection has no push left to
+// prove (else it has the watchdog probe): it is taken out of the Client's
 // nodes and its metric series are deleted, under nodesMu so that no new
 // node of the same name is made meanwhile; then its connection is closed
 // and its manager goroutine stops its registry watch and ends. A message
@@ -82,8 +84,19 @@ func (c *Client) forget(n *node, now time.Time) {
 		c.nodesMu.Unlock()
 		return
 	}
-	n.forgotten = true
 	conn := n.conn
+	if conn != nil {
+		if _, ok := conn.lastUnconfirmed(); ok {
+			// Prove its pushes before closing it: the watchdog probes now,
+			// and a later sweep forgets the node once the reply has come, or
+			// once the watchdog has given a silent peer up and counted them.
+			conn.probeSoon()
+			n.mu.Unlock()
+			c.nodesMu.Unlock()
+			return
+		}
+	}
+	n.forgotten = true
 	n.conn = nil
 	n.mu.Unlock()
 	c.nodes.CompareAndDelete(n.name, n)

@@ -83,7 +83,7 @@ const (
 	dropRegistry       = "registry_error"
 	dropConnectionLost = "connection_lost"
 	dropRejected       = "rejected"
-	dropUnconfirmed    = "unconfirmed" // written, then the connection broke before a reply proved it received
+	dropUnconfirmed    = "unconfirmed" // written, then the connection broke (or its closing probe went unanswered) before a reply proved it received
 )
 
 var dropReasons = [...]string{dropNodeDown, dropClosed, dropUnknownNode, dropRegistry, dropConnectionLost, dropRejected, dropUnconfirmed}
@@ -179,7 +179,7 @@ func newClientMetrics(c *Client) *clientMetrics {
 		}, node),
 		dropped: counter(prometheus.CounterOpts{
 			Name: "skycall_sender_dropped_total",
-			Help: "Sends lost after their caller had returned, by reason: node_down, closed, unknown_node, registry_error (dropped from the queue), connection_lost (in a write that failed before any byte left: never arrived), unconfirmed (written, then the connection broke before any later reply proved it received: may or may not have arrived), rejected (the node replied an error to the push).",
+			Help: "Sends lost after their caller had returned, by reason: node_down, closed, unknown_node, registry_error (dropped from the queue), connection_lost (in a write that failed before any byte left: never arrived), unconfirmed (written, then the connection broke, or its closing probe went unanswered, before any later reply proved it received: may or may not have arrived), rejected (the node replied an error to the push).",
 		}, []string{"node", "reason"}),
 	}
 }

@@ -288,8 +288,13 @@ func (n *node) startLocked() {
 // request had left the Client.
 func (n *node) withdraw(w *call) (owned, written bool) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.withdrawLocked(w)
+	owned, written = n.withdrawLocked(w)
+	drains := owned && written && len(n.draining) > 0
+	n.mu.Unlock()
+	if drains {
+		n.endDrains() // a drain may have waited for w alone
+	}
+	return owned, written
 }
 
 func (n *node) withdrawLocked(w *call) (owned, written bool) {
@@ -332,15 +337,20 @@ func (n *node) expire(now uint64) {
 	cands = n.inflight.appendIf(cands, due)
 	var expired []*call
 	var written []bool
+	drains := false
 	for _, w := range cands {
 		if owned, wr := n.withdrawLocked(w); owned {
 			expired = append(expired, w)
 			written = append(written, wr)
+			drains = drains || wr && len(n.draining) > 0
 		}
 	}
 	n.mu.Unlock()
 	for i, w := range expired {
 		n.deliverTimeout(w, written[i])
+	}
+	if drains {
+		n.endDrains() // a drain may have waited for these calls alone
 	}
 }
 
@@ -641,21 +651,36 @@ func closeConns(conns []*nodeConn) {
 	}
 }
 
-// shutdown fails everything of the node when the Client closes.
+// shutdown fails everything of the node when the Client closes. Its
+// connections are drained rather than cut: each proves the pushes written
+// on it with a probe before it closes, all within one peer timeout, so that
+// a clean shutdown counts none unconfirmed (drain.go).
 func (n *node) shutdown() {
 	n.mu.Lock()
 	n.setStateLocked(StateClosed, "client closed")
 	n.failErr = ErrClosed
-	calls, conns := n.failEverythingLocked(
-		newNodeError(ErrClosed, nil, "skycall: client closed before the message to node %q was sent", n.name), dropClosed,
-		newNodeError(ErrClosed, nil, "skycall: client closed while the call to node %q was in flight; the request may or may not have been processed", n.name))
+	calls := n.failQueuedLocked(newNodeError(ErrClosed, nil, "skycall: client closed before the message to node %q was sent", n.name), dropClosed, true)
+	calls = append(calls, n.failInflightLocked(nil, newNodeError(ErrClosed, nil,
+		"skycall: client closed while the call to node %q was in flight; the request may or may not have been processed", n.name))...)
+	if c := n.conn; c != nil {
+		n.conn = nil
+		c.retire()
+		n.draining.add(c)
+	}
+	conns := n.draining.list()
+	for _, c := range conns {
+		n.limitDrainLocked(c, n.c.opts.peerTimeout, "the client closed")
+	}
 	n.quota.wake()
 	n.mu.Unlock()
-	closeConns(conns)
 	if n.stopWatch != nil {
 		n.stopWatch()
 	}
 	deliver(calls)
+	for _, c := range conns {
+		c.interruptRead() // a caller reading its own reply takes its ErrClosed
+		n.endDrainIfDone(c)
+	}
 }
 
 // connLost handles the end of connection c: its in-flight calls fail with

@@ -134,7 +134,9 @@ func WithQueueFullError() Option {
 // ErrConnectionLost wrapping ErrPeerUnresponsive and the node reconnects.
 // A silent peer is noticed within 2.25·d of its last answer. Probes are
 // counted in skycall_sender_written_messages_total; on a busy connection
-// there are none. d <= 0 keeps DefaultPeerTimeout (10 s).
+// there are none. d also bounds the probe a connection closed in order
+// (drained, idle, Close) writes to prove its pushes received: Close waits
+// at most d for it. d <= 0 keeps DefaultPeerTimeout (10 s).
 func WithPeerTimeout(d time.Duration) Option {
 	return func(o *clientOptions) {
 		if d > 0 {
@@ -186,9 +188,10 @@ func WithBackoff(base, max time.Duration) Option {
 // WithNodeIdleTimeout sets how long a node may go unused before the Client
 // forgets it (default DefaultNodeIdleTimeout, 5 minutes): a node with
 // nothing queued, no call in flight and no Send or Call for d closes its
-// connection, stops following its registry entry and drops its metric
-// series, so that a mistyped or retired node name does not keep a goroutine,
-// a watch and metrics until Close. The next message to it starts it afresh
+// connection (once a probe has proven the pushes written on it), stops
+// following its registry entry and drops its metric series, so that a
+// mistyped or retired node name does not keep a goroutine, a watch and
+// metrics until Close. The next message to it starts it afresh
 // (resolve, connect, confirm). d <= 0 keeps every node until Close.
 func WithNodeIdleTimeout(d time.Duration) Option {
 	return func(o *clientOptions) {

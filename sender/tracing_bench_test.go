@@ -82,8 +82,7 @@ func BenchmarkCallTracing(b *testing.B) {
 func BenchmarkSendClientOnlyTracing(b *testing.B) {
 	for _, tc := range trBenchCases(b) {
 		b.Run(tc.name, func(b *testing.B) {
-			c := New(registry.NewStatic(map[string]string{"db": ctDiscardPeer(b)}), tc.opts...)
-			b.Cleanup(func() { c.Close() })
+			c := ctDiscardClient(b, tc.opts...)
 			svc := c.Service("db", "@sink")
 			payload := make([]byte, 64)
 			b.ReportAllocs()
