@@ -1,6 +1,8 @@
-// Package controllers reconciles ClusterNodes into the endpoint registry:
-// each ClusterNode's status (Ready, address), and per namespace a registry
-// ConfigMap in skynet's cluster-config format.
+// Package controllers is the skycall operator's reconcilers: a
+// ClusterNodeSet into one ClusterNode per pod of its Service, each
+// ClusterNode into its status (Ready, address), and the ClusterNodes of a
+// namespace into its registry ConfigMap (skynet's cluster config and
+// nodes.json). Setup wires them into a manager.
 package controllers
 
 import (
@@ -62,6 +64,8 @@ type ClusterNodeReconciler struct {
 	// Recorder, if set, records an Event when a node's Ready condition
 	// changes status or reason (but not for a node Ready from the start).
 	Recorder events.EventRecorder
+
+	metrics *operatorMetrics // set by Setup; nil records nothing
 }
 
 // +kubebuilder:rbac:groups=cluster.skycall.io,resources=clusternodes,verbs=get;list;watch
@@ -85,7 +89,7 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	if equality.Semantic.DeepEqual(before, &node.Status) {
-		sliceChanges.resolved(req.NamespacedName, false)
+		r.metrics.nodeResolved(req.NamespacedName, false)
 		return ctrl.Result{}, nil
 	}
 	if err := r.Status().Update(ctx, &node); err != nil {
@@ -100,7 +104,7 @@ func (r *ClusterNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, err
 	}
-	sliceChanges.resolved(req.NamespacedName, true)
+	r.metrics.nodeResolved(req.NamespacedName, true)
 	ready := meta.FindStatusCondition(node.Status.Conditions, skycallv1.ConditionReady)
 	log.FromContext(ctx).V(1).Info("Status updated", "node", node.Status.NodeName,
 		"address", node.Status.Address, "ready", ready.Status, "reason", ready.Reason)
@@ -442,7 +446,7 @@ func (r *ClusterNodeReconciler) nodesForEndpointSlice(ctx context.Context, o cli
 		seen[ep.TargetRef.Name] = true
 		reqs = append(reqs, r.nodesMatching(ctx, o.GetNamespace(), indexServicePod, servicePodKey(svc, ep.TargetRef.Name), "")...)
 	}
-	sliceChanges.saw(o, reqs)
+	r.metrics.sliceChanged(o, reqs)
 	return reqs
 }
 

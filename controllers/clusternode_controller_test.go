@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
-	"github.com/skycall-io/skycall/controllers"
 	registrypkg "github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -74,17 +73,17 @@ func expectReady(t *testing.T, ns, name string, status metav1.ConditionStatus, r
 // registry reads the namespace's registry ConfigMap.
 func registry(ns string) (lua string, doc registrypkg.NodesDocument, err error) {
 	var cm corev1.ConfigMap
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: controllers.RegistryConfigMapName}, &cm); err != nil {
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: registrypkg.ConfigMapName}, &cm); err != nil {
 		return "", doc, err
 	}
-	if cm.Labels[controllers.RegistryLabel] != "true" {
-		return "", doc, fmt.Errorf("registry ConfigMap lacks label %s", controllers.RegistryLabel)
+	if cm.Labels[registrypkg.ConfigMapLabel] != "true" {
+		return "", doc, fmt.Errorf("registry ConfigMap lacks label %s", registrypkg.ConfigMapLabel)
 	}
-	d, err := registrypkg.ParseNodesJSON([]byte(cm.Data[controllers.RegistryJSONKey]))
+	d, err := registrypkg.ParseNodesJSON([]byte(cm.Data[registrypkg.ConfigMapJSONKey]))
 	if err != nil {
 		return "", doc, err
 	}
-	return cm.Data[controllers.RegistryLuaKey], *d, nil
+	return cm.Data[registrypkg.ConfigMapLuaKey], *d, nil
 }
 
 // expectRegistryLines waits until clustername.lua holds exactly these node
@@ -325,13 +324,13 @@ func TestRegistryIsRestoredAfterDeleteOrEdit(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, addressNode(ns, "db", "10.0.0.1:1"))
 	expectRegistryLines(t, ns, `db = "10.0.0.1:1"`)
-	key := types.NamespacedName{Namespace: ns, Name: controllers.RegistryConfigMapName}
+	key := types.NamespacedName{Namespace: ns, Name: registrypkg.ConfigMapName}
 
 	var cm corev1.ConfigMap
 	if err := k8s.Get(context.Background(), key, &cm); err != nil {
 		t.Fatal(err)
 	}
-	cm.Data[controllers.RegistryLuaKey] = "db = \"6.6.6.6:6\"\n"
+	cm.Data[registrypkg.ConfigMapLuaKey] = "db = \"6.6.6.6:6\"\n"
 	if err := k8s.Update(context.Background(), &cm); err != nil {
 		t.Fatal(err)
 	}
@@ -341,8 +340,8 @@ func TestRegistryIsRestoredAfterDeleteOrEdit(t *testing.T) {
 	if err := k8s.Get(context.Background(), key, &cm); err != nil {
 		t.Fatal(err)
 	}
-	delete(cm.Labels, controllers.RegistryLabel)
-	cm.Data[controllers.RegistryLuaKey] = ""
+	delete(cm.Labels, registrypkg.ConfigMapLabel)
+	cm.Data[registrypkg.ConfigMapLuaKey] = ""
 	if err := k8s.Update(context.Background(), &cm); err != nil {
 		t.Fatal(err)
 	}

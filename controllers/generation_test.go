@@ -45,11 +45,11 @@ func recordGenerations(t *testing.T, ns string) *generations {
 	go func() {
 		for ev := range w.ResultChan() {
 			cm, ok := ev.Object.(*corev1.ConfigMap)
-			if !ok || cm.Name != controllers.RegistryConfigMapName || ev.Type == watch.Deleted ||
-				strings.HasPrefix(cm.Data[controllers.RegistryLuaKey], editedByTest) {
+			if !ok || cm.Name != registrypkg.ConfigMapName || ev.Type == watch.Deleted ||
+				strings.HasPrefix(cm.Data[registrypkg.ConfigMapLuaKey], editedByTest) {
 				continue
 			}
-			doc, err := registrypkg.ParseNodesJSON([]byte(cm.Data[controllers.RegistryJSONKey]))
+			doc, err := registrypkg.ParseNodesJSON([]byte(cm.Data[registrypkg.ConfigMapJSONKey]))
 			if err != nil {
 				continue
 			}
@@ -117,7 +117,7 @@ func TestRegistryGenerationNeverGoesBackwards(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	gens := recordGenerations(t, ns)
-	key := types.NamespacedName{Namespace: ns, Name: controllers.RegistryConfigMapName}
+	key := types.NamespacedName{Namespace: ns, Name: registrypkg.ConfigMapName}
 	create(t, addressNode(ns, "db", "10.0.0.1:1"))
 	high := expectGenerationAbove(t, ns, 0)
 
@@ -127,8 +127,8 @@ func TestRegistryGenerationNeverGoesBackwards(t *testing.T) {
 		if err := k8s.Get(ctx, key, &cm); err != nil {
 			t.Fatal(err)
 		}
-		cm.Data[controllers.RegistryLuaKey] = editedByTest + `db = "6.6.6.6:6"` + "\n"
-		cm.Data[controllers.RegistryJSONKey] = `{"generation":1,"ready":{"db":"6.6.6.6:6"},"down":[],"notReady":[]}`
+		cm.Data[registrypkg.ConfigMapLuaKey] = editedByTest + `db = "6.6.6.6:6"` + "\n"
+		cm.Data[registrypkg.ConfigMapJSONKey] = `{"generation":1,"ready":{"db":"6.6.6.6:6"},"down":[],"notReady":[]}`
 		edit(&cm)
 		if err := k8s.Update(ctx, &cm); err != nil {
 			t.Fatal(err)
@@ -141,7 +141,7 @@ func TestRegistryGenerationNeverGoesBackwards(t *testing.T) {
 
 	// Someone strips the label (the operator's cache loses the object) and
 	// winds the generation back.
-	forge(func(cm *corev1.ConfigMap) { delete(cm.Labels, controllers.RegistryLabel) })
+	forge(func(cm *corev1.ConfigMap) { delete(cm.Labels, registrypkg.ConfigMapLabel) })
 	high = expectGenerationAbove(t, ns, high)
 
 	// Someone deletes it.

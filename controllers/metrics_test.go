@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
-	"github.com/skycall-io/skycall/controllers"
+	registrypkg "github.com/skycall-io/skycall/sender/registry"
 )
 
 // metricFamily gathers the operator's metrics registry (what the manager's
@@ -116,14 +116,14 @@ func TestRegistryGenerationAndSizeAreExported(t *testing.T) {
 	expectRegistryLines(t, ns, `db = "10.1.2.3:2528"`)
 	eventually(t, wait, func() error {
 		var cm corev1.ConfigMap
-		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: controllers.RegistryConfigMapName}, &cm); err != nil {
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: registrypkg.ConfigMapName}, &cm); err != nil {
 			return err
 		}
 		_, doc, err := registry(ns)
 		if err != nil {
 			return err
 		}
-		size := len(cm.Data[controllers.RegistryLuaKey]) + len(cm.Data[controllers.RegistryJSONKey])
+		size := len(cm.Data[registrypkg.ConfigMapLuaKey]) + len(cm.Data[registrypkg.ConfigMapJSONKey])
 		gen := series(t, "skycall_operator_registry_generation", map[string]string{"namespace": ns})
 		bytes := series(t, "skycall_operator_registry_bytes", map[string]string{"namespace": ns})
 		if gen == nil || bytes == nil {

@@ -27,8 +27,8 @@ func TestRegistryOfTenThousandNodesFitsOneConfigMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if size := len(lua) + len(doc); size > RegistryMaxBytes {
-		t.Fatalf("registry of 10,000 nodes is %d bytes, over the ConfigMap limit of %d", size, RegistryMaxBytes)
+	if size := len(lua) + len(doc); size > registry.ConfigMapMaxBytes {
+		t.Fatalf("registry of 10,000 nodes is %d bytes, over the ConfigMap limit of %d", size, registry.ConfigMapMaxBytes)
 	}
 	if got := strings.Count(lua, "\n") - 1; got != 10000 {
 		t.Errorf("clustername.lua has %d node lines, want 10000", got)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -12,8 +13,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/skycall-io/skycall/internal/apiwait"
+	"github.com/skycall-io/skycall/sender/registry"
 )
 
 // APIServerRetry is the longest an informer of the operator waits between
@@ -35,7 +38,7 @@ func CacheOptions(cfg *rest.Config, namespaces []string) (cache.Options, error) 
 	}
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{RegistryLabel: "true"})},
+			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{registry.ConfigMapLabel: "true"})},
 		},
 		NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
 			return toolscache.NewSharedIndexInformer(apiwait.ListerWatcher(lw, APIServerRetry, ready, log.WithValues("type", fmt.Sprintf("%T", obj))), obj, resync, idx)
@@ -65,6 +68,9 @@ type Options struct {
 	// reconciled at once (default 4).
 	// Registries are rebuilt one namespace at a time.
 	Workers int
+	// Registerer takes the operator's metrics (default: controller-runtime's
+	// registry, which the manager serves).
+	Registerer prometheus.Registerer
 }
 
 // Setup registers every skycall controller with the manager.
@@ -72,12 +78,20 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
+	if opts.Registerer == nil {
+		opts.Registerer = metrics.Registry
+	}
+	m, err := newOperatorMetrics(opts.Registerer)
+	if err != nil {
+		return err
+	}
 	if err := (&ClusterNodeReconciler{Client: mgr.GetClient(), Workers: opts.Workers,
-		Recorder: mgr.GetEventRecorder("skycall-manager")}).SetupWithManager(mgr); err != nil {
+		Recorder: mgr.GetEventRecorder("skycall-manager"), metrics: m}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&ClusterNodeSetReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	return (&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), MinInterval: time.Second}).SetupWithManager(mgr)
+	return (&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), MinInterval: time.Second,
+		metrics: m}).SetupWithManager(mgr)
 }

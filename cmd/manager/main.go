@@ -1,5 +1,6 @@
-// Command manager runs the skycall operator: it reconciles ClusterNodes into
-// their status and the per-namespace skycall-registry ConfigMaps.
+// Command manager runs the skycall operator: it reconciles ClusterNodeSets
+// into one ClusterNode per pod, ClusterNodes into their status, and both
+// into the per-namespace skycall-registry ConfigMaps.
 package main
 
 import (

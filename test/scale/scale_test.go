@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
-	"github.com/skycall-io/skycall/controllers"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/localcp"
 )
@@ -106,7 +105,7 @@ func BenchmarkOperatorScale(b *testing.B) {
 	b.Logf("%d ClusterNodes: created in %v; all Ready and in the registry after %v [%s, target 60s]",
 		n, created.Round(time.Millisecond), allReady.Round(time.Millisecond), verdict(allReady <= time.Minute))
 	b.Logf("manager peak RSS %.1f MiB [%s, target 256 MiB]; registry %d bytes [%s, limit %d]",
-		float64(rss)/(1<<20), verdict(rss <= 256<<20), size, verdict(size <= controllers.RegistryMaxBytes), controllers.RegistryMaxBytes)
+		float64(rss)/(1<<20), verdict(rss <= 256<<20), size, verdict(size <= registry.ConfigMapMaxBytes), registry.ConfigMapMaxBytes)
 }
 
 // startOperator starts the local control plane and the manager built from
@@ -145,14 +144,14 @@ func startOperator(b *testing.B) (client.Client, *localcp.Process) {
 // returns the size of the registry's data.
 func registryReady(ctx context.Context, k8s client.Client, ns string) (int, int, error) {
 	var cm corev1.ConfigMap
-	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: controllers.RegistryConfigMapName}, &cm); err != nil {
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: registry.ConfigMapName}, &cm); err != nil {
 		return 0, 0, err
 	}
-	doc, err := registry.ParseNodesJSON([]byte(cm.Data[controllers.RegistryJSONKey]))
+	doc, err := registry.ParseNodesJSON([]byte(cm.Data[registry.ConfigMapJSONKey]))
 	if err != nil {
 		return 0, 0, err
 	}
-	return len(doc.Ready), len(cm.Data[controllers.RegistryJSONKey]) + len(cm.Data[controllers.RegistryLuaKey]), nil
+	return len(doc.Ready), len(cm.Data[registry.ConfigMapJSONKey]) + len(cm.Data[registry.ConfigMapLuaKey]), nil
 }
 
 // peakRSS reads a process's peak resident set size (VmHWM) in bytes.
