@@ -1,6 +1,7 @@
 // Package lualit reads and writes Lua literals: the values a user types on
 // the skycall command line ('get' 'k' 42 true {a=1, 2}) and the way replies
-// are printed back. It is the constructor subset of Lua 5.4's grammar: nil,
+// are printed back. It is the constructor subset of Lua 5.5's grammar, read
+// from the tokens of clusterconfig's Lexer (skynet's Lua, keywords included): nil,
 // booleans, integers and floats (decimal and hex), strings in every quoting
 // Lua has (short with all escapes, and long brackets), and table
 // constructors. No expressions, names or calls, apart from the three
