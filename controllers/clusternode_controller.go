@@ -32,7 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
-	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/clusterconfig"
 )
 
 // Field indexes on ClusterNodes, so that a Service, an EndpointSlice or a
@@ -181,15 +181,15 @@ func (r *ClusterNodeReconciler) decide(ctx context.Context, node *skycallv1.Clus
 	// The CRD rejects reserved names and malformed addresses; an object
 	// stored before those rules gets a status saying so, and no sender uses
 	// it (registry.EntryOf applies the same checks to whatever status says).
-	if why := registry.ReservedNodeName(name); why != "" {
-		return outcome{reason: skycallv1.ReasonInvalidNodeName, message: why + "; set spec.nodeName to another name"}, nil
+	if err := clusterconfig.CheckNodeName(name); err != nil {
+		return outcome{reason: skycallv1.ReasonInvalidNodeName, message: err.Error() + "; set spec.nodeName to another name"}, nil
 	}
 	if node.Spec.Down {
 		return outcome{reason: skycallv1.ReasonAdministrativelyDown,
 			message: "spec.down is true: senders fail fast until it is cleared"}, nil
 	}
 	if node.Spec.Address != "" {
-		if err := registry.CheckAddress(node.Spec.Address); err != nil {
+		if err := clusterconfig.CheckAddress(node.Spec.Address); err != nil {
 			return outcome{reason: skycallv1.ReasonInvalidSpec, message: "spec." + err.Error()}, nil
 		}
 		return outcome{ready: true, reason: skycallv1.ReasonResolved,
@@ -320,7 +320,7 @@ func nodeEndpoints(items []discoveryv1.EndpointSlice, portName, pod string) []sk
 				continue
 			}
 			addr := net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))
-			if registry.CheckAddress(addr) != nil {
+			if clusterconfig.CheckAddress(addr) != nil {
 				// The API server validates EndpointSlice addresses; an
 				// address skynet could not dial is never passed on anyway.
 				continue

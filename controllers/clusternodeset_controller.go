@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
-	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/clusterconfig"
 )
 
 // Field indexes for the set controller.
@@ -460,7 +460,7 @@ func describeOwner(cn *skycallv1.ClusterNode) string {
 // the pod's name, {ordinal} the number at the end of it (a StatefulSet
 // pod's ordinal, after the last '-'). It fails when the template uses
 // {ordinal} and the pod name has none, or when the result is not a valid
-// node name (the ClusterNode CRD's rules and registry.ReservedNodeName).
+// node name (clusterconfig.CheckNodeName, which the CRD agrees with).
 func RenderNodeName(template, pod string) (string, error) {
 	name := strings.ReplaceAll(template, "{pod}", pod)
 	if strings.Contains(name, "{ordinal}") {
@@ -474,29 +474,10 @@ func RenderNodeName(template, pod string) (string, error) {
 	if len(name) > 63 {
 		return "", fmt.Errorf("node name %q is longer than 63 characters", name)
 	}
-	if !validNodeName(name) {
-		return "", fmt.Errorf("node name %q must start with a letter or _ and hold only letters, digits, _, . and -", name)
-	}
-	if why := registry.ReservedNodeName(name); why != "" {
-		return "", fmt.Errorf("%s", why)
+	if err := clusterconfig.CheckNodeName(name); err != nil {
+		return "", err
 	}
 	return name, nil
-}
-
-// validNodeName is the ClusterNode CRD's pattern on spec.nodeName,
-// ^[A-Za-z_][A-Za-z0-9_.-]*$.
-func validNodeName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_'
-		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '.' || c == '-')) {
-			return false
-		}
-	}
-	return true
 }
 
 // SetupWithManager registers the indexes and watches of the set controller.

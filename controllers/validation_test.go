@@ -2,14 +2,17 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
-	registrypkg "github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/clusterconfig"
+	"github.com/skycall-io/skycall/sender/clusterconfig/clusterconfigtest"
 )
 
 // The API server itself rejects bad ClusterNodes (CRD schema and CEL rules),
@@ -42,7 +45,7 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		{"pod name invalid", skycallv1.ClusterNodeSpec{Service: svc("s", intstr.FromInt32(1), "Pod_0")}, "spec.service.pod"},
 		{"node name with space", skycallv1.ClusterNodeSpec{NodeName: "game 1", Address: "db:1"}, "spec.nodeName"},
 		{"node name too long", skycallv1.ClusterNodeSpec{NodeName: strings.Repeat("n", 64), Address: "db:1"}, "spec.nodeName"},
-		// Issue 17: names skynet's cluster config reads as something else.
+		// Names skynet's cluster config reads as something else.
 		{"node name _ENV", skycallv1.ClusterNodeSpec{NodeName: "_ENV", Address: "db:1"}, "must not be a Lua keyword"},
 		{"node name _G", skycallv1.ClusterNodeSpec{NodeName: "_G", Address: "db:1"}, "must not be a Lua keyword"},
 		{"node name __nowaiting", skycallv1.ClusterNodeSpec{NodeName: "__nowaiting", Address: "db:1"}, "nor start with __"},
@@ -50,24 +53,15 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		{"address with a quote", skycallv1.ClusterNodeSpec{Address: `db":1`}, "address must be host:port"},
 		{"address with a newline", skycallv1.ClusterNodeSpec{Address: "db:1\nx = false"}, "address must be host:port"},
 	}
-	// Every Lua keyword, in spec.nodeName or as metadata.name without one:
-	// the CRD's list and registry.ReservedNodeName's are the same.
-	for _, kw := range registrypkg.LuaKeywords() {
+	// Every Lua keyword in spec.nodeName, with the message that says why.
+	for _, kw := range clusterconfig.Keywords() {
 		cases = append(cases, struct {
 			name string
 			spec skycallv1.ClusterNodeSpec
 			want string
 		}{"node name " + kw, skycallv1.ClusterNodeSpec{NodeName: kw, Address: "db:1"}, "must not be a Lua keyword"})
-		if registrypkg.ReservedNodeName(kw) == "" {
-			t.Errorf("registrypkg.ReservedNodeName(%q) allows a Lua keyword", kw)
-		}
 	}
 	for _, tc := range cases {
-		// The operator checks addresses again with the same rule, for
-		// objects stored before the CRD had it.
-		if tc.spec.Address != "" && tc.spec.Service == nil && tc.spec.NodeName == "" && registrypkg.CheckAddress(tc.spec.Address) == nil {
-			t.Errorf("registry.CheckAddress accepts %q, which the CRD rejects", tc.spec.Address)
-		}
 		t.Run(tc.name, func(t *testing.T) {
 			obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"}, Spec: tc.spec}
 			err := k8s.Create(context.Background(), obj)
@@ -80,7 +74,7 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		})
 	}
 
-	for _, kw := range registrypkg.LuaKeywords() {
+	for _, kw := range clusterconfig.Keywords() {
 		obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: kw}, Spec: skycallv1.ClusterNodeSpec{Address: "db:1"}}
 		if err := k8s.Create(context.Background(), obj); err == nil || !strings.Contains(err.Error(), "set spec.nodeName") {
 			t.Errorf("ClusterNode named %q without spec.nodeName: got %v, want a rejection saying to set spec.nodeName", kw, err)
@@ -104,14 +98,46 @@ func TestBadClusterNodesAreRejected(t *testing.T) {
 		{Address: "db:1", Down: true},
 	}
 	for _, spec := range good {
-		if spec.Address != "" {
-			if err := registrypkg.CheckAddress(spec.Address); err != nil {
-				t.Errorf("registry.CheckAddress rejects %q, which the CRD accepts: %v", spec.Address, err)
-			}
-		}
 		obj := &skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "good-"}, Spec: spec}
 		if err := k8s.Create(context.Background(), obj); err != nil {
 			t.Errorf("rejected good spec %+v: %v", spec, err)
 		}
+	}
+}
+
+// The CRD's rules on node names and addresses judge the shared corpus as
+// clusterconfig's Go rules do (which the corpus test there holds to the
+// corpus): a name as spec.nodeName, and as metadata.name without one where
+// Kubernetes allows it as an object name; an address as spec.address.
+func TestCRDRulesAgreeWithClusterConfig(t *testing.T) {
+	ns := newNamespace(t)
+	corpus := clusterconfigtest.Load(t)
+	create := func(obj *skycallv1.ClusterNode, what string, ok bool) {
+		t.Helper()
+		err := k8s.Create(context.Background(), obj)
+		switch {
+		case ok && err != nil:
+			t.Errorf("%s: clusterconfig accepts it, the CRD rejects it: %v", what, err)
+		case !ok && err == nil:
+			t.Errorf("%s: clusterconfig rejects it, the CRD accepts it", what)
+		}
+	}
+	for _, n := range corpus.Names {
+		if n.Value == "" {
+			continue // an empty spec.nodeName is omitted: metadata.name stands in
+		}
+		create(&skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "name-"},
+			Spec: skycallv1.ClusterNodeSpec{NodeName: n.Value, Address: "db:1"}},
+			fmt.Sprintf("spec.nodeName %q", n.Value), n.OK)
+		if len(validation.IsDNS1123Subdomain(n.Value)) == 0 {
+			create(&skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: n.Value},
+				Spec: skycallv1.ClusterNodeSpec{Address: "db:1"}},
+				fmt.Sprintf("metadata.name %q without spec.nodeName", n.Value), n.OK)
+		}
+	}
+	for _, a := range corpus.Addresses {
+		create(&skycallv1.ClusterNode{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "addr-"},
+			Spec: skycallv1.ClusterNodeSpec{Address: a.Value}},
+			fmt.Sprintf("spec.address %q", a.Value), a.OK)
 	}
 }

@@ -50,8 +50,8 @@ type ClusterNodeSpec struct {
 	// set it when the skynet name (for example game_1) is not a valid
 	// Kubernetes object name. Reserved, because skynet's cluster config
 	// would read them as something else: Lua keywords, _ENV, _G and names
-	// starting with __ (cluster options such as __nowaiting). The same list
-	// is registry.ReservedNodeName.
+	// starting with __ (cluster options such as __nowaiting). These are
+	// clusterconfig.CheckNodeName's rules; a test holds the two to one corpus.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
@@ -67,7 +67,8 @@ type ClusterNodeSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(\\\\[[0-9A-Fa-f:.]+\\\\]|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*):[0-9]{1,5}$')",message="address must be host:port, with host an IPv4 address, a DNS name or [IPv6]"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^.*:[0-9]{1,5}$') || (int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535)",message="address port must be between 1 and 65535"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]+(\\\\.[0-9]+){3}:') || isIP(self.substring(0, self.lastIndexOf(':')))",message="address has an invalid IPv4 address"
-	// +kubebuilder:validation:XValidation:rule="!self.startsWith('[') || (self.lastIndexOf(']') > 1 && isIP(self.substring(1, self.lastIndexOf(']'))))",message="address has an invalid IPv6 address"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('[') || (self.lastIndexOf(']') > 1 && isIP(self.substring(1, self.lastIndexOf(']'))) && ip(self.substring(1, self.lastIndexOf(']'))).family() == 6)",message="address has an invalid IPv6 address"
+	// +kubebuilder:validation:XValidation:rule="self.lastIndexOf(':') <= 253",message="address host must be at most 253 characters"
 	Address string `json:"address,omitempty"`
 
 	// Service points at a Service in the same namespace whose ready
@@ -159,7 +160,7 @@ type ClusterNodeStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="has(self.spec.nodeName) || !(self.metadata.name in ['and','break','do','else','elseif','end','false','for','function','global','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while'])",message="metadata.name is a Lua keyword, which is reserved as a node name: set spec.nodeName to the name senders use"
+// +kubebuilder:validation:XValidation:rule="has(self.spec.nodeName) || (size(self.metadata.name) <= 63 && self.metadata.name.matches('^[A-Za-z_][A-Za-z0-9_.-]*$') && !(self.metadata.name in ['and','break','do','else','elseif','end','false','for','function','global','goto','if','in','local','nil','not','or','repeat','return','then','true','until','while']))",message="metadata.name is not a valid node name (a Lua keyword, longer than 63 characters, or not starting with a letter): set spec.nodeName to the name senders use"
 type ClusterNode struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -159,9 +159,9 @@ func (a *Agent) lag() float64 {
 	return time.Since(a.changedAt).Seconds()
 }
 
-// want builds the config to push from the source's entries: every Ready
-// node at its address, every Down node false (what the operator writes
-// into clustername.lua), and __nowaiting.
+// want builds the config to push from the source's entries: exactly the
+// table the operator's clustername.lua makes (registry.ConfigTable), and
+// its hash.
 func (a *Agent) want() (config map[string]any, hash string, ok bool) {
 	entries, synced, err := a.src.Entries()
 	if err != nil {
@@ -170,23 +170,10 @@ func (a *Agent) want() (config map[string]any, hash string, ok bool) {
 	if !synced {
 		return nil, "", false
 	}
-	config = map[string]any{"__nowaiting": a.o.NoWait}
-	lines := []string{fmt.Sprintf("__nowaiting=%t", a.o.NoWait)}
-	for _, e := range entries {
-		if registry.ReservedNodeName(e.Node) != "" {
-			continue
-		}
-		switch e.State {
-		case registry.Ready:
-			if registry.CheckAddress(e.Address) != nil {
-				continue
-			}
-			config[e.Node] = e.Address
-			lines = append(lines, e.Node+"="+e.Address)
-		case registry.Down:
-			config[e.Node] = false
-			lines = append(lines, e.Node+"=false")
-		}
+	config, _ = registry.ConfigTable(entries, a.o.NoWait)
+	lines := make([]string, 0, len(config))
+	for k, v := range config {
+		lines = append(lines, fmt.Sprintf("%s=%v", k, v))
 	}
 	sort.Strings(lines)
 	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))

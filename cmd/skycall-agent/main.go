@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/clusterconfig"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -68,8 +69,8 @@ func run() error {
 	if o.Node == "" {
 		return errors.New("no node name: set --node or SKYCALL_NODE (the local skynet node's cluster name)")
 	}
-	if registry.ReservedNodeName(o.Node) != "" {
-		return fmt.Errorf("--node: %s", registry.ReservedNodeName(o.Node))
+	if err := clusterconfig.CheckNodeName(o.Node); err != nil {
+		return fmt.Errorf("--node: %w", err)
 	}
 	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(os.Stderr, obj) }, funcr.Options{Verbosity: verbose})
 	o.Log = log

@@ -62,13 +62,20 @@ end
 
 -- Validation ------------------------------------------------------------
 
+-- The rules below are sender/clusterconfig's (CheckNodeName, CheckAddress,
+-- Keywords); test/skynetagent holds both to one corpus of names and
+-- addresses. Patterns spell out ASCII ranges: %w would follow the C locale.
+
 -- Names skynet's cluster config file cannot hold as a node (they mean the
--- table itself, a keyword, or an option): the list of registry.ReservedNodeName.
+-- table itself, a keyword, or an option).
 local reserved = {}
 for w in string.gmatch("and break do else elseif end false for function global goto if in local nil not " ..
 	"or repeat return then true until while _ENV _G", "%S+") do
 	reserved[w] = true
 end
+
+local MAX_NODE_NAME = 63
+local MAX_HOST = 253
 
 -- The options skynet's clusterd reads (config.<name> from __<name>) and the
 -- type each must have. Any other __ key is refused: it would only be stored,
@@ -77,35 +84,105 @@ local options = { nowaiting = "boolean" }
 
 local MAX_NODES = 65536
 
+-- ipv4 returns the four octets of s, or nil: no leading zeros, each 0 to 255.
+local function ipv4(s)
+	local p = { s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+	if #p ~= 4 then
+		return nil
+	end
+	for i, part in ipairs(p) do
+		if #part > 3 or (#part > 1 and part:sub(1, 1) == "0") or tonumber(part) > 255 then
+			return nil
+		end
+		p[i] = tonumber(part)
+	end
+	return p
+end
+
+-- ipv6_fields reads the ':'-separated fields of part into out (an IPv4
+-- address last, as two fields, when v4 allows it); false when malformed.
+local function ipv6_fields(part, v4, out)
+	if part == "" then
+		return true
+	end
+	local items = {}
+	for f in (part .. ":"):gmatch("([^:]*):") do
+		items[#items + 1] = f
+	end
+	for i, f in ipairs(items) do
+		if v4 and i == #items and f:find(".", 1, true) then
+			local o = ipv4(f)
+			if not o then
+				return false
+			end
+			out[#out + 1] = o[1] * 256 + o[2]
+			out[#out + 1] = o[3] * 256 + o[4]
+		elseif f:match("^[0-9A-Fa-f][0-9A-Fa-f]?[0-9A-Fa-f]?[0-9A-Fa-f]?$") then
+			out[#out + 1] = tonumber(f, 16)
+		else
+			return false
+		end
+	end
+	return true
+end
+
+-- ipv6 says whether s is an IPv6 address as Go's netip.ParseAddr reads one
+-- (no zone), and not IPv4-mapped (::ffff:a.b.c.d), which Kubernetes refuses.
+local function ipv6(s)
+	local head, tail, fields = s, nil, {}
+	local a, b = s:find("::", 1, true)
+	if a then
+		head, tail = s:sub(1, a - 1), s:sub(b + 1)
+	end
+	if not ipv6_fields(head, tail == nil, fields) then
+		return false
+	end
+	local n = #fields
+	if tail then
+		if not ipv6_fields(tail, true, fields) or #fields > 7 then
+			return false -- :: stands for at least one field of zeros
+		end
+		for _ = 1, 8 - #fields do
+			table.insert(fields, n + 1, 0)
+		end
+	end
+	if #fields ~= 8 then
+		return false
+	end
+	local mapped = fields[6] == 0xffff
+	for i = 1, 5 do
+		mapped = mapped and fields[i] == 0
+	end
+	return not mapped
+end
+
 local function check_host(host)
+	if #host > MAX_HOST then
+		return string.format("host longer than %d bytes", MAX_HOST)
+	end
 	if host:sub(1, 1) == "[" then
-		if host:sub(-1) ~= "]" or not host:match("^%[[%x:.]+%]$") or not host:find(":", 1, true) then
+		if host:sub(-1) ~= "]" or not ipv6(host:sub(2, -2)) then
 			return "invalid IPv6 address " .. host
 		end
 		return nil
 	end
 	if host:match("^%d+%.%d+%.%d+%.%d+$") then
-		for part in host:gmatch("%d+") do
-			if #part > 3 or tonumber(part) > 255 then
-				return "invalid IPv4 address " .. host
-			end
+		if not ipv4(host) then
+			return "invalid IPv4 address " .. host
 		end
 		return nil
 	end
-	if #host > 253 then
-		return "host name longer than 253 bytes"
-	end
 	for label in (host .. "."):gmatch("([^.]*)%.") do
-		if not label:match("^[%w]$") and not label:match("^[%w][%w-]*[%w]$") or #label > 63 then
+		if not label:match("^[A-Za-z0-9]$") and not label:match("^[A-Za-z0-9][A-Za-z0-9%-]*[A-Za-z0-9]$") or #label > 63 then
 			return string.format("host %q is not an IPv4 address, a DNS name or [IPv6]", host)
 		end
 	end
 	return nil
 end
 
--- check_address mirrors registry.CheckAddress: host:port, port 1 to 65535.
+-- check_address is clusterconfig.CheckAddress: host:port, port 1 to 65535.
 local function check_address(addr)
-	local host, port = addr:match("^(.+):(%d+)$")
+	local host, port = addr:match("^(.+):([0-9]+)$")
 	if not host then
 		return string.format("address %q is not host:port", addr)
 	end
@@ -120,15 +197,16 @@ local function check_address(addr)
 	return nil
 end
 
+-- check_name is clusterconfig.CheckNodeName.
 local function check_name(name)
-	if #name == 0 or #name > 253 then
-		return string.format("node name %q must be 1 to 253 bytes", name)
+	if #name == 0 or #name > MAX_NODE_NAME then
+		return string.format("node name %q must be 1 to %d bytes", name, MAX_NODE_NAME)
 	end
-	if reserved[name] then
-		return string.format("node name %q is reserved (a Lua keyword, _ENV or _G)", name)
+	if reserved[name] or name:sub(1, 2) == "__" then
+		return string.format("node name %q is reserved (a Lua keyword, _ENV, _G, or __ as of a cluster option)", name)
 	end
-	if not name:match("^[%w_][%w_.-]*$") then
-		return string.format("node name %q has characters other than letters, digits, _ . - (or starts with . or -)", name)
+	if not name:match("^[A-Za-z_][A-Za-z0-9_.%-]*$") then
+		return string.format("node name %q has characters other than letters, digits, _ . - (or starts with a digit, . or -)", name)
 	end
 	return nil
 end

@@ -6,11 +6,14 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/skycall-io/skycall/sender/clusterconfig"
 )
 
-// Names that are Lua keywords or not identifiers are written so that
-// skynet's loader (a Lua chunk whose environment is the node table) takes
-// them; nodes not ready yet have no line.
+// Names that are not Lua identifiers are written so that skynet's loader
+// (a Lua chunk whose environment is the node table) takes them; names the
+// rules refuse (a keyword, _ENV) are left out and returned; nodes not
+// ready yet have no line.
 func TestClusterConfigLines(t *testing.T) {
 	lua, omitted := FormatClusterConfig("ns", []Entry{
 		{Node: "db", State: Ready, Address: "10.0.0.7:2528"},
@@ -18,11 +21,12 @@ func TestClusterConfigLines(t *testing.T) {
 		{Node: "game-1", State: Down},
 		{Node: "waiting", State: NotReady},
 		{Node: "_ENV", State: Down},
+		{Node: "db.eu", State: Ready, Address: "h:1"},
 	})
-	if len(omitted) != 0 {
-		t.Fatalf("omitted %+v", omitted)
+	if len(omitted) != 2 || omitted[0].Node != "end" || omitted[1].Node != "_ENV" {
+		t.Fatalf("omitted %+v, want end and _ENV", omitted)
 	}
-	want := []string{`db = "10.0.0.7:2528"`, `_ENV["end"] = "h:1"`, `_ENV["game-1"] = false`, `_ENV["_ENV"] = false`}
+	want := []string{`db = "10.0.0.7:2528"`, `_ENV["game-1"] = false`, `_ENV["db.eu"] = "h:1"`}
 	got := strings.Split(strings.TrimSpace(lua), "\n")[1:]
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("clustername.lua lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -33,7 +37,7 @@ func TestClusterConfigLines(t *testing.T) {
 func TestClusterConfigReadsBack(t *testing.T) {
 	entries := []Entry{
 		{Node: "db", State: Ready, Address: "10.0.0.7:2528"},
-		{Node: "end", State: Ready, Address: "[fd00::1]:1"},
+		{Node: "db.eu", State: Ready, Address: "[fd00::1]:1"},
 		{Node: "game-1", State: Down},
 		{Node: "waiting", State: NotReady},
 	}
@@ -44,7 +48,7 @@ func TestClusterConfigReadsBack(t *testing.T) {
 	}
 	want := map[string]Entry{
 		"db":     {Node: "db", State: Ready, Address: "10.0.0.7:2528"},
-		"end":    {Node: "end", State: Ready, Address: "[fd00::1]:1"},
+		"db.eu":  {Node: "db.eu", State: Ready, Address: "[fd00::1]:1"},
 		"game-1": {Node: "game-1", State: Down},
 	}
 	if len(cfg.Nodes) != len(want) {
@@ -58,7 +62,7 @@ func TestClusterConfigReadsBack(t *testing.T) {
 	}
 }
 
-// Issue 17's injection: whatever name or address the writer is given (an
+// Injection: whatever name or address the writer is given (an
 // object stored before the CRD rejected it, a status written by someone
 // else), no line it writes changes what another line means. Each hostile
 // entry sits between two honest ones, which must read back unchanged, with
@@ -220,7 +224,7 @@ func TestNodesJSONAgreesWithClusterConfig(t *testing.T) {
 // FuzzClusterConfigRoundTrip: whatever entries the writer is given, what it
 // writes parses back to exactly the entries it did not report as left out
 // (Ready and Down; others have no line), __nowaiting stays off, and
-// nodes.json says the same.
+// nodes.json and ConfigTable (what skycall-agent pushes) say the same.
 func FuzzClusterConfigRoundTrip(f *testing.F) {
 	f.Add("db", "10.0.0.7:2528", uint8(Ready), "end", "h:1", uint8(Down), "ns")
 	f.Add("_ENV", "x:1", uint8(Ready), "__nowaiting", "", uint8(Down), "ns\n")
@@ -241,14 +245,15 @@ func FuzzClusterConfigRoundTrip(f *testing.F) {
 			t.Fatalf("written file switches __nowaiting on:\n%s", lua)
 		}
 		// The writer's contract, restated: in order, an entry is left out
-		// when its name is empty, is an option (__) on a line, is not UTF-8, was given before, or
-		// it is Ready at an address CheckAddress refuses.
+		// when its name is empty, fails CheckNodeName on a line, is not
+		// UTF-8, was given before, or it is Ready at an address
+		// CheckAddress refuses.
 		want := map[string]Entry{}
 		var wantOmitted []string
 		for _, e := range entries {
 			_, dup := want[e.Node]
 			line := e.State == Ready || e.State == Down
-			if e.Node == "" || (line && strings.HasPrefix(e.Node, "__")) || !utf8.ValidString(e.Node) || dup || (e.State == Ready && CheckAddress(e.Address) != nil) {
+			if e.Node == "" || (line && clusterconfig.CheckNodeName(e.Node) != nil) || !utf8.ValidString(e.Node) || dup || (e.State == Ready && clusterconfig.CheckAddress(e.Address) != nil) {
 				wantOmitted = append(wantOmitted, e.Node)
 				continue
 			}
@@ -268,6 +273,15 @@ func FuzzClusterConfigRoundTrip(f *testing.F) {
 		for name, w := range want {
 			if got := cfg.Nodes[name]; got.State != w.State || (w.State == Ready && got.Address != w.Address) {
 				t.Fatalf("%q read back as %+v, want %+v\n%s", name, got, w, lua)
+			}
+		}
+		table, tableOmitted := ConfigTable(entries, false)
+		if len(tableOmitted) != len(omitted) || len(table) != len(cfg.Nodes)+1 || table["__nowaiting"] != false {
+			t.Fatalf("ConfigTable = %v leaving out %v; the file reads %v leaving out %v", table, tableOmitted, cfg.Nodes, omitted)
+		}
+		for name, e := range cfg.Nodes {
+			if want := map[State]any{Ready: e.Address, Down: false}[e.State]; table[name] != want {
+				t.Fatalf("ConfigTable[%q] = %v, the file reads %+v", name, table[name], e)
 			}
 		}
 		raw, err := FormatNodesJSON(1, entries)

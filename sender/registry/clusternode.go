@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/sender/clusterconfig"
 )
 
 // What a ClusterNode means to a sender, decided here and only here: the
@@ -47,9 +48,10 @@ import (
 //     nodes.json lists it as notReady, and also under draining.
 //
 // And a status the operator wrote (or anyone with status access) is
-// trusted only as far as a skynet node can safely use it: a reserved node
-// name (ReservedNodeName) or an address that fails CheckAddress makes the
-// node NotReady with the reason, never a line in skynet's file.
+// trusted only as far as a skynet node can safely use it: a node name that
+// fails clusterconfig.CheckNodeName or an address that fails
+// clusterconfig.CheckAddress makes the node NotReady with the reason, never
+// a line in skynet's file.
 
 // NodeNameOf is the node name a ClusterNode serves: status.nodeName as the
 // operator last resolved it, or spec.nodeName / metadata.name before it
@@ -81,9 +83,9 @@ func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
 			skycallv1.ReasonNameConflict, node, strings.Join(names, ", "), claimants[0].Namespace)}
 	}
 	cn := claimants[0]
-	if why := ReservedNodeName(node); why != "" {
+	if err := clusterconfig.CheckNodeName(node); err != nil {
 		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf(
-			"%s: ClusterNode %s: %s; set spec.nodeName to another name", skycallv1.ReasonInvalidNodeName, cn.Name, why)}
+			"%s: ClusterNode %s: %v; set spec.nodeName to another name", skycallv1.ReasonInvalidNodeName, cn.Name, err)}
 	}
 	if cn.Spec.Down {
 		return Entry{Node: node, State: Down, Reason: fmt.Sprintf("ClusterNode %s has spec.down set", cn.Name)}
@@ -93,7 +95,7 @@ func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
 	case cond == nil:
 		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s has no Ready condition yet", cn.Name)}
 	case cond.Status == metav1.ConditionTrue && cn.Status.Address != "":
-		if err := CheckAddress(cn.Status.Address); err != nil {
+		if err := clusterconfig.CheckAddress(cn.Status.Address); err != nil {
 			return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s: status.%v", cn.Name, err)}
 		}
 		return Entry{Node: node, State: Ready, Address: cn.Status.Address, Incarnation: incarnationAt(cn, cn.Status.Address)}
@@ -103,7 +105,7 @@ func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
 		// about endpoints the node may no longer follow: NotReady below.)
 		e := Entry{Node: node, State: Draining, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
 		for _, ep := range cn.Status.Endpoints {
-			if ep.Terminating && CheckAddress(ep.Address) == nil {
+			if ep.Terminating && clusterconfig.CheckAddress(ep.Address) == nil {
 				e.Address, e.Incarnation = ep.Address, string(ep.PodUID)
 				break
 			}

@@ -69,7 +69,7 @@ func TestParseClusterConfigErrorsNameTheLine(t *testing.T) {
 		{"end = \"h:1\"\n", 1, "Lua keyword"},
 		{"db = [[h:1]]\n", 1, "want"},
 		{"db = \"h:1\"\n--[[ never closed\n", 2, "unfinished long comment"},
-		{"db = \"h\\u{110000000}:1\"\n", 1, "bad \\u escape"},
+		{"db = \"h\\u{110000000}:1\"\n", 1, "must be hex below 2^31"},
 		{"db == \"h:1\"\n", 1, "expected '='"},
 		{"x = 1 + 2\n", 1, "want"},
 		{"_ENV[db] = \"h:1\"\n", 1, "quoted name"},

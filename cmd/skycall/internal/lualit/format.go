@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/skycall-io/skycall/sender/clusterconfig"
 	"github.com/skycall-io/skycall/sender/luaseri"
 )
 
@@ -125,7 +126,7 @@ func formatHash(b *strings.Builder, h map[any]any) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		if s, ok := k.(string); ok && isName(s) {
+		if s, ok := k.(string); ok && clusterconfig.IsName(s) {
 			b.WriteString(s)
 		} else {
 			b.WriteByte('[')
@@ -188,20 +189,6 @@ func toFloat(v any) float64 {
 		return v
 	}
 	return 0
-}
-
-// isName reports whether s can be written as a bare key: a Lua identifier
-// that is not a keyword.
-func isName(s string) bool {
-	if s == "" || !isIdentStart(s[0]) || reserved[s] {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if !isIdent(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // quote writes s in double quotes with the escapes Lua reads; valid UTF-8
