@@ -193,7 +193,6 @@ func (a *Agent) sync(ctx context.Context) {
 		a.changedAt = time.Now()
 		a.o.Log.V(1).Info("The namespace's cluster config changed", "generation", a.generation, "nodes", len(config)-1)
 	}
-	gen := a.generation
 	a.mu.Unlock()
 
 	st, err := a.status(ctx)
@@ -211,7 +210,7 @@ func (a *Agent) sync(ctx context.Context) {
 	case st.generation >= a.generation:
 		a.generation = st.generation + 1
 	}
-	gen = a.generation
+	gen := a.generation
 	restarted := st.incarnation != a.incarnation
 	if a.incarnation != "" && restarted {
 		a.o.Log.Info("skynet node restarted; pushing the config again", "node", a.o.Node,
