@@ -8,9 +8,12 @@
 #   containerd, containerd-shim-runc-v2, from github.com/containerd/containerd/v2
 #   ctr                                 (CGO_ENABLED=0; kubelet 1.37 needs 2.x,
 #                                       Debian's containerd is 1.x)
+#   kube-router                         from github.com/cloudnativelabs/kube-router/v2
+#                                       (its network policy controller only: the
+#                                       cluster's NetworkPolicy enforcer)
 #   runc, containernetworking-plugins,  Debian packages
-#   iproute2, nftables, openssl,
-#   ca-certificates
+#   iproute2, nftables, iptables, ipset,
+#   openssl, ca-certificates
 #
 # Usage: hack/cluster-tools.sh [--check]
 #   Builds or installs whatever is missing, then prints the directory holding
@@ -19,12 +22,13 @@
 #   directory.
 #
 # Each binary is built only when missing: the Kubernetes ones live in a
-# directory named after their version, containerd's carry a version stamp
-# (containerd.version) so changing CONTAINERD_VERSION rebuilds them.
+# directory named after their version, containerd's and kube-router's carry a
+# version stamp (containerd.version, kube-router.version) so changing
+# CONTAINERD_VERSION or KUBE_ROUTER_VERSION rebuilds them.
 #
 # Environment: SKYCALL_CACHE_DIR (as in control-plane.sh), CONTAINERD_VERSION
-# (default v2.4.2), SKYCALL_NO_APT=1 to report missing packages instead of
-# installing them.
+# (default v2.4.2), KUBE_ROUTER_VERSION (default v2.1.0), SKYCALL_NO_APT=1 to
+# report missing packages instead of installing them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +41,10 @@ api_version=$(awk '$1 == "k8s.io/api" { print $2; exit }' "$root/go.mod" 2>/dev/
 api_version=${api_version:-v0.37.2}
 k8s_version="v1.${api_version#v0.}"
 containerd_version=${CONTAINERD_VERSION:-v2.4.2}
+# The one kube-router the Go module proxy here serves. Its network policy
+# controller alone runs (hack/cluster.sh); see docs/reliability.md for why not
+# kube-network-policies (its nft queue needs a kernel module this kernel lacks).
+kube_router_version=${KUBE_ROUTER_VERSION:-v2.1.0}
 cache_root=${SKYCALL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skycall}
 bin="$cache_root/k8s-${k8s_version}"
 work="$cache_root/build"
@@ -50,10 +58,16 @@ declare -A packages=(
   [/usr/lib/cni/host-local]=containernetworking-plugins
   [/usr/sbin/ip]=iproute2
   [/usr/sbin/nft]=nftables
+  [/usr/sbin/iptables]=iptables
+  [/usr/sbin/ipset]=ipset
   [/usr/bin/openssl]=openssl
   [/etc/ssl/certs/ca-certificates.crt]=ca-certificates
   [/usr/bin/flock]=util-linux
 )
+
+missing_kube_router() {
+  [ -x "$bin/kube-router" ] && [ "$(cat "$bin/kube-router.version" 2>/dev/null)" = "$kube_router_version" ] || echo kube-router
+}
 
 if [ "${1:-}" = --check ]; then
   absent=()
@@ -63,6 +77,7 @@ if [ "${1:-}" = --check ]; then
   for c in containerd containerd-shim-runc-v2 ctr; do
     [ -x "$bin/$c" ] && [ "$(cat "$bin/$c.version" 2>/dev/null)" = "$containerd_version" ] || absent+=("$bin/$c ($containerd_version)")
   done
+  [ -n "$(missing_kube_router)" ] && absent+=("$bin/kube-router ($kube_router_version)")
   for p in "${!packages[@]}"; do
     [ -e "$p" ] || absent+=("$p (Debian package ${packages[$p]})")
   done
@@ -111,6 +126,7 @@ export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
 k8s_dir="$work/kubernetes-node-${k8s_version}"
 containerd_dir="$work/containerd-${containerd_version}"
+kube_router_dir="$work/kube-router-${kube_router_version}"
 
 # Module resolution only downloads: it runs before the build lock, while
 # another build may still be compiling.
@@ -140,6 +156,35 @@ prepare_containerd() {
     exit 1
   fi
   touch "$containerd_dir/.prepared"
+}
+
+prepare_kube_router() {
+  mkdir -p "$kube_router_dir"
+  [ -f "$kube_router_dir/.prepared" ] && return 0
+  log "resolving github.com/cloudnativelabs/kube-router/v2 ${kube_router_version} (downloads modules)"
+  local gomod
+  gomod=$(cd "$kube_router_dir" && GOFLAGS= go mod download -json "github.com/cloudnativelabs/kube-router/v2@${kube_router_version}" |
+    awk -F'"' '/"GoMod":/ { print $4 }')
+  [ -n "$gomod" ] || { log "cannot download github.com/cloudnativelabs/kube-router/v2@${kube_router_version}"; exit 1; }
+  # kube-router's own requirements, as its release was built: `go mod tidy`
+  # here would raise some to today's (packages only other platforms import).
+  {
+    echo "module skycall.local/kube-router-tools"
+    echo
+    awk '$1 == "go" { print; exit }' "$gomod"
+    echo
+    echo "require github.com/cloudnativelabs/kube-router/v2 ${kube_router_version}"
+    echo
+    awk '/^require \(/ { inside = 1; next } inside && /^\)/ { inside = 0; next } inside' "$gomod" |
+      awk 'NF >= 2 { printf "require %s %s\n", $1, $2 }'
+  } >"$kube_router_dir/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"\n' >"$kube_router_dir/tools.go"
+  if ! (cd "$kube_router_dir" && go mod download && go list -deps github.com/cloudnativelabs/kube-router/v2/cmd/kube-router >/dev/null) >"$kube_router_dir/tidy.log" 2>&1; then
+    tail -n 20 "$kube_router_dir/tidy.log" >&2
+    log "cannot resolve github.com/cloudnativelabs/kube-router/v2@${kube_router_version}"
+    exit 1
+  fi
+  touch "$kube_router_dir/.prepared"
 }
 
 build_kubernetes_node() { # commands...
@@ -173,9 +218,22 @@ build_containerd() { # commands...
   done
 }
 
-if [ -n "$(missing_k8s)$(missing_containerd)" ]; then
+build_kube_router() {
+  local pkg="github.com/cloudnativelabs/kube-router/v2/pkg/version"
+  local start
+  start=$(date +%s)
+  log "building kube-router ${kube_router_version} (first time only: a few minutes)"
+  (cd "$kube_router_dir" && go build -trimpath -ldflags "-s -w -X ${pkg}.Version=${kube_router_version} -X ${pkg}.BuildDate=$(date -u +%F)" \
+    -o "$bin/kube-router.tmp" "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router")
+  mv "$bin/kube-router.tmp" "$bin/kube-router"
+  echo "$kube_router_version" >"$bin/kube-router.version"
+  log "kube-router built in $(($(date +%s) - start)) s"
+}
+
+if [ -n "$(missing_k8s)$(missing_containerd)$(missing_kube_router)" ]; then
   [ -z "$(missing_k8s)" ] || prepare_kubernetes_node
   [ -z "$(missing_containerd)" ] || prepare_containerd
+  [ -z "$(missing_kube_router)" ] || prepare_kube_router
 fi
 
 # etcd, kube-apiserver, kubectl, helm. control-plane.sh takes the cache lock
@@ -183,7 +241,7 @@ fi
 # this process would wait for ourselves).
 "$root/hack/control-plane.sh" >/dev/null
 
-if [ -n "$(missing_k8s)$(missing_containerd)" ]; then
+if [ -n "$(missing_k8s)$(missing_containerd)$(missing_kube_router)" ]; then
   # One heavy build at a time on the machine: the same lock as control-plane.sh.
   exec 9>"$cache_root/.lock"
   if ! flock -n 9; then
@@ -195,6 +253,7 @@ if [ -n "$(missing_k8s)$(missing_containerd)" ]; then
   [ ${#todo[@]} -eq 0 ] || build_kubernetes_node "${todo[@]}"
   mapfile -t todo < <(missing_containerd)
   [ ${#todo[@]} -eq 0 ] || build_containerd "${todo[@]}"
+  [ -z "$(missing_kube_router)" ] || build_kube_router
   exec 9>&-
 fi
 

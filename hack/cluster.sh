@@ -2,9 +2,11 @@
 # A real one-node Kubernetes cluster on this machine, for the cluster tests
 # and `make demo-cluster`: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kube-proxy (nftables), a real kubelet with containerd and
-# runc, pods in their own network namespaces on a bridge. Everything is built
-# from Go modules or Debian packages by hack/cluster-tools.sh; images come
-# from hack/ociimage (no registry, no Docker).
+# runc, pods in their own network namespaces on a bridge, and kube-router's
+# network policy controller enforcing NetworkPolicies (iptables and ipsets on
+# the bridged traffic). Everything is built from Go modules or Debian packages
+# by hack/cluster-tools.sh; images come from hack/ociimage (no registry, no
+# Docker).
 #
 # Usage (as root, on Linux):
 #   hack/cluster.sh up       start it; the last line printed is the admin
@@ -12,8 +14,9 @@
 #   hack/cluster.sh images   build the pause, manager, demo, agent and skynet images from this
 #                            work tree and import them into the cluster
 #   hack/cluster.sh down     tear it down: workloads first, then processes,
-#                            mounts, nftables, the bridge, cgroups and host
-#                            paths it created; fails when anything is left
+#                            mounts, nftables, kube-router's iptables chains
+#                            and ipsets, the bridge, cgroups and host paths
+#                            it created; fails when anything is left
 #   hack/cluster.sh check    exit 0 when nothing of a cluster is left behind
 #
 # Network: the bridge skycall0 holds ${SKYCALL_CLUSTER_NET}.0.1/16 (default
@@ -56,9 +59,15 @@ pause_image=localhost/skycall/pause:dev
 # whatever their configuration says; removed by
 # `down` only when `up` created them.
 host_dirs=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd)
-# Kernel settings kubelet changes on start (its "kernel tunables"); `down`
-# puts back what they were.
-sysctls=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+# Kernel settings kubelet changes on start (its "kernel tunables"), and the
+# one `up` sets so that bridged pod-to-pod traffic passes iptables, where
+# kube-router filters it; `down` puts back what they were.
+sysctls=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes
+  net/bridge/bridge-nf-call-iptables)
+# What kube-router's network policy controller makes: iptables chains in the
+# filter table (with jumps from INPUT, FORWARD and OUTPUT) and ipsets.
+kube_router_chains='^KUBE-(ROUTER|NWPLCY|POD-FW)-'
+kube_router_ipsets='^KUBE-(SRC|DST)-'
 # Cgroups kubelet (cgroupfs driver) and runc create under every hierarchy.
 cgroup_names=(kubepods k8s.io)
 
@@ -149,8 +158,9 @@ gen_pki() {
   cert kcm "/CN=system:kube-controller-manager"
   cert scheduler "/CN=system:kube-scheduler"
   cert kube-proxy "/CN=system:kube-proxy"
+  cert kube-router "/CN=system:kube-router"
   local n
-  for n in admin kubelet kcm scheduler kube-proxy; do
+  for n in admin kubelet kcm scheduler kube-proxy kube-router; do
     cat >"$p/$n.kubeconfig" <<KC
 apiVersion: v1
 kind: Config
@@ -365,12 +375,18 @@ up() {
   echo "$tools" >"$state/tools"
   local k
   for k in "${sysctls[@]}"; do echo "$k $(cat "/proc/sys/$k")" >>"$state/sysctls"; done
+  # iptables (nftables backend) makes the table `ip filter` for kube-router's
+  # chains; down removes it only when it was not there before.
+  nft list table ip filter >/dev/null 2>&1 || echo "ip filter" >>"$state/created-nft-tables"
   log "state in $state, tools in $tools"
 
   gen_pki
   write_configs
   log "certificates, kubeconfigs and configuration written"
 
+  [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] ||
+    die "/proc/sys/net/bridge/bridge-nf-call-iptables is missing (kernel module br_netfilter): NetworkPolicies could not be enforced"
+  echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
   ip link add "$bridge" type bridge
   ip addr add "${node_ip}/16" dev "$bridge"
   ip link set "$bridge" up
@@ -423,6 +439,7 @@ up() {
   wait_for kubelet 120 "node $node_name Ready" sh -c \
     "'$tools/kubectl' --kubeconfig '$p/admin.kubeconfig' get node $node_name -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
   wait_for kcm 120 "ServiceAccount default/default made by the controller manager" kubectl get serviceaccount default -n default
+  start_kube_router
   wait_for scheduler 60 "kube-scheduler healthy" curl -sfk https://127.0.0.1:10259/healthz
   # What a pod's rest.InClusterConfig() does: the `kubernetes` Service's
   # ClusterIP, DNATed by kube-proxy to the apiserver on the bridge.
@@ -432,6 +449,70 @@ up() {
   trap - EXIT
   log "cluster up; kubeconfig:"
   echo "$state/pki/admin.kubeconfig"
+}
+
+# kube-router's network policy controller alone (no routing, no service
+# proxy: kube-proxy has those), as a host process like kube-proxy. It needs
+# the Node (its InternalIP) to exist, so it starts once the node is Ready.
+# Traffic from the node itself (kubelet probes) it always admits.
+start_kube_router() {
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "skycall:kube-router"}
+rules:
+- apiGroups: [""]
+  resources: [pods, namespaces, nodes, services, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "skycall:kube-router"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "skycall:kube-router"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-router"}
+YAML
+  # No health or metrics port: nothing of it listens on the host.
+  PATH="/usr/sbin:/usr/bin:/sbin:/bin" start kube-router "$tools/kube-router" \
+    --kubeconfig="$state/pki/kube-router.kubeconfig" --hostname-override="$node_name" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+    --service-cluster-ip-range="$service_cidr" --health-port=0 --metrics-port=0 --iptables-sync-period=1m
+  # Its first full sync ends by writing this rule.
+  wait_for kube-router 60 "kube-router enforcing NetworkPolicies (iptables chain KUBE-ROUTER-FORWARD)" sh -c \
+    "iptables -w -t filter -S KUBE-ROUTER-FORWARD | grep -q 'explicitly ACCEPT'"
+}
+
+# remove_kube_router_rules removes kube-router's chains, the jumps to them
+# and its ipsets (kube-router leaves them when stopped), and the table
+# `ip filter` when up made it.
+remove_kube_router_rules() {
+  local rules
+  rules=$(iptables-save -t filter 2>/dev/null || true)
+  if grep -Eq "^:${kube_router_chains#^}" <<<"$rules"; then
+    local c n chains
+    for c in INPUT FORWARD OUTPUT; do
+      for n in $(iptables -w -t filter -L "$c" -n --line-numbers | awk -v re="$kube_router_chains" '$2 ~ re { print $1 }' | sort -rn); do
+        iptables -w -t filter -D "$c" "$n" || true
+      done
+    done
+    chains=$(iptables-save -t filter | awk -v re="$kube_router_chains" '/^:/ { c = substr($1, 2); if (c ~ re) print c }')
+    for c in $chains; do iptables -w -t filter -F "$c" || true; done
+    for c in $chains; do iptables -w -t filter -X "$c" || true; done
+  fi
+  if command -v ipset >/dev/null; then
+    local s
+    for s in $(ipset list -n 2>/dev/null | grep -E "$kube_router_ipsets"); do ipset destroy "$s" || true; done
+  fi
+  if [ -f "$state/created-nft-tables" ] && command -v nft >/dev/null; then
+    local t
+    while read -r t; do nft delete table $t 2>/dev/null || true; done <"$state/created-nft-tables"
+  fi
 }
 
 import_image() { # tarball; ctr's output only when it fails
@@ -485,7 +566,7 @@ teardown() {
     # done); the stopped containers themselves are removed below.
   fi
   log "stopping processes"
-  stop kube-proxy kcm scheduler kubelet
+  stop kube-router kube-proxy kcm scheduler kubelet
   if [ -n "$tools" ] && alive containerd; then
     # Whatever the kubelet did not stop: kill tasks, delete containers (shims
     # exit, rootfs unmounted).
@@ -520,6 +601,7 @@ teardown() {
     nft delete table ip kube-proxy 2>/dev/null || true
     nft delete table ip6 kube-proxy 2>/dev/null || true
   fi
+  remove_kube_router_rules
   ip link del "$bridge" 2>/dev/null || true
   if [ -f "$state/created-host-dirs" ]; then
     while read -r d; do rm -rf "$d"; done <"$state/created-host-dirs"
@@ -538,8 +620,9 @@ teardown() {
 }
 
 # leftovers prints what a cluster left behind on this machine, one line
-# each; $1 lists the host paths and cgroups `up` created (they are checked
-# only then: a machine may have its own).
+# each; $1 lists the host paths and cgroups `up` created, $2 the nftables
+# tables, one a line (they are checked only then: a machine may have its
+# own).
 leftovers() {
   [ -e "$state" ] && echo "state directory $state"
   awk -v d="$state/" 'index($2, d) == 1 { print "mount " $2 }' /proc/mounts
@@ -548,20 +631,31 @@ leftovers() {
   if command -v nft >/dev/null; then
     nft list tables 2>/dev/null | grep -w kube-proxy | sed 's/^/nftables /'
   fi
+  if command -v iptables-save >/dev/null; then
+    iptables-save -t filter 2>/dev/null | awk -v re="$kube_router_chains" '/^:/ { c = substr($1, 2); if (c ~ re) print "iptables chain " c }'
+  fi
+  if command -v ipset >/dev/null; then
+    ipset list -n 2>/dev/null | grep -E "$kube_router_ipsets" | sed 's/^/ipset /'
+  fi
   pgrep -af "$state/" 2>/dev/null | sed 's/^/process /'
   local p
   for p in ${1:-}; do [ -e "$p" ] && echo "created path $p"; done
+  local t
+  while read -r t; do
+    [ -n "$t" ] && nft list table $t >/dev/null 2>&1 && echo "nftables table $t"
+  done <<<"${2:-}"
   true
 }
 
 down() {
   preflight
   lock
-  local created
+  local created tables
   created=$(cat "$state/created-host-dirs" "$state/created-cgroups" 2>/dev/null || true)
+  tables=$(cat "$state/created-nft-tables" 2>/dev/null || true)
   teardown
   local left
-  left=$(leftovers "$created")
+  left=$(leftovers "$created" "$tables")
   if [ -n "$left" ]; then
     log "left behind after tear-down:"
     printf '  %s\n' "$left" >&2

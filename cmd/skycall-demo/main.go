@@ -6,6 +6,7 @@
 //	skycall-demo send --to alpha,beta [--count 6]
 //	skycall-demo sender [--listen :8080]           a long-lived sender pod
 //	skycall-demo cluster [--count 6]               `make demo-cluster` (root)
+//	skycall-demo dial --to 10.0.0.1:2528           can this pod connect there?
 package main
 
 import (
@@ -29,6 +30,8 @@ func main() {
 		err = runSender(os.Args[2:])
 	case "cluster":
 		err = runCluster(os.Args[2:])
+	case "dial":
+		err = runDial(os.Args[2:])
 	default:
 		usage()
 	}
@@ -39,6 +42,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: skycall-demo run|cluster|node|send|sender [flags]; see -h of each")
+	fmt.Fprintln(os.Stderr, "usage: skycall-demo run|cluster|node|send|sender|dial [flags]; see -h of each")
 	os.Exit(2)
 }

@@ -1,7 +1,8 @@
 // Package cluster runs the real one-node Kubernetes cluster of
 // hack/cluster.sh for tests and `make demo-cluster`: a kubelet with
 // containerd and runc, pods with their own IPs on a bridge, the real
-// controller manager, scheduler and kube-proxy, and the project's images
+// controller manager, scheduler and kube-proxy, kube-router enforcing
+// NetworkPolicies, and the project's images
 // (hack/ociimage) imported into containerd. It needs root on Linux.
 //
 // One user at a time: Up holds a lock (beside the state directory) until
@@ -152,8 +153,9 @@ func (c *Cluster) Down(ctx context.Context) error {
 }
 
 // leftBehind says what of a cluster is still on the machine: processes,
-// mounts, the bridge, nftables (hack/cluster.sh check), and host paths,
-// cgroups and kernel settings that differ from before Up.
+// mounts, the bridge, nftables, kube-router's iptables chains and ipsets
+// (hack/cluster.sh check), and host paths, cgroups and kernel settings that
+// differ from before Up.
 func (c *Cluster) leftBehind(ctx context.Context) error {
 	var err error
 	if out, cerr := c.script(ctx, "check"); cerr != nil {
@@ -173,11 +175,12 @@ func (c *Cluster) leftBehind(ctx context.Context) error {
 
 // hostTraces lists the host paths and cgroups a kubelet or CNI writes
 // whatever its configuration says, that exist now, and the kernel settings
-// kubelet and kube-proxy may change, with their values.
+// kubelet, kube-proxy and hack/cluster.sh may change, with their values.
 func hostTraces() []string {
 	var have []string
 	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
-		"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes", "net/ipv4/ip_forward", "net/ipv4/conf/all/route_localnet"} {
+		"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes", "net/ipv4/ip_forward", "net/ipv4/conf/all/route_localnet",
+		"net/bridge/bridge-nf-call-iptables"} {
 		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
 			have = append(have, "sysctl "+k+"="+strings.TrimSpace(string(b)))
 		}
@@ -315,7 +318,8 @@ func (c *Cluster) DumpPods(ctx context.Context, w io.Writer) {
 }
 
 // ComponentLogs returns the last lines of a cluster component's log
-// (containerd, etcd, apiserver, kubelet, kcm, scheduler, kube-proxy).
+// (containerd, etcd, apiserver, kubelet, kcm, scheduler, kube-proxy,
+// kube-router).
 func (c *Cluster) ComponentLogs(component string, lines int) string {
 	b, err := os.ReadFile(filepath.Join(c.state, "logs", component+".log"))
 	if err != nil {

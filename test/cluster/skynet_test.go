@@ -28,8 +28,9 @@ import (
 const skynetNS = "skynet"
 
 // goNodeManifest is a Go node (skycall-demo node: a sender.Server with
-// @echo) named gonode, in the skynet namespace, behind its ClusterNode.
-var goNodeManifest = cluster.GoNodesManifest(skynetNS, "gonode", "gonode", 1) + `---
+// @echo) named gonode, in the skynet namespace, behind its ClusterNode. It
+// carries the label the sample's NetworkPolicy admits to the skynet nodes.
+var goNodeManifest = cluster.GoNodesManifest(skynetNS, "gonode", "gonode", 1, cluster.SkynetClientLabel) + `---
 apiVersion: cluster.skycall.io/v1
 kind: ClusterNode
 metadata: {name: gonode, namespace: skynet}
@@ -38,10 +39,11 @@ spec:
 `
 
 // goCallerManifest is a Go pod that calls the skynet nodes by name once and
-// exits: skycall-demo send, whose Client comes from sender.NewInCluster.
+// exits: skycall-demo send, whose Client comes from sender.NewInCluster. Its
+// label lets it through the sample's NetworkPolicy.
 const goCallerManifest = `apiVersion: v1
 kind: Pod
-metadata: {name: gocaller, namespace: skynet}
+metadata: {name: gocaller, namespace: skynet, labels: {` + cluster.SkynetClientLabel + `}}
 spec:
   restartPolicy: Never
   enableServiceLinks: false
@@ -60,11 +62,12 @@ spec:
 
 // TestSkynetPodsFollowTheRegistry applies config/samples/skynet as it is
 // (a StatefulSet of 3 skynet nodes with the skycall-agent sidecar, under a
-// ClusterNodeSet) beside a Go node, and checks that skynet nodes call each
-// other and the Go node by name, and that Go calls them: a Go pod
-// (sender.NewInCluster) and this test's process (a skycall Client on the
-// Kubernetes registry, which confirms each skynet pod's name and UID). It
-// then measures, over three scale-ups, the time from a new pod Ready to the
+// ClusterNodeSet, fenced by a NetworkPolicy) beside a Go node, and checks
+// that skynet nodes call each other and the Go node by name, and that Go
+// calls them: a Go pod (sender.NewInCluster) and this test's process (a
+// skycall Client on the Kubernetes registry, which confirms each skynet
+// pod's name and UID). It checks the fence (networkPolicyFence), then
+// measures, over three scale-ups, the time from a new pod Ready to the
 // first successful cluster.call to it from every skynet node, and counts
 // what a rolling restart of the skynet StatefulSet under traffic costs each
 // side. Figures are logged, not
@@ -84,9 +87,14 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	})
 
 	j.kubectl(t, "create", "namespace", skynetNS)
+	// The chart's NetworkPolicy too: metrics only from the namespace
+	// monitoring, which no pod here is in.
 	j.helm(t, "upgrade", "--install", release, "charts/skycall", "-n", system, "--create-namespace",
 		"--set", "image.repository="+cluster.ManagerImage, "--set", "image.tag="+cluster.ImageTag,
-		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={"+skynetNS+"}", "--wait", "--timeout=3m")
+		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={"+skynetNS+"}",
+		"--set", "networkPolicy.enabled=true",
+		"--set-json", `networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`,
+		"--wait", "--timeout=3m")
 	j.kubectl(t, "apply", "-n", skynetNS, "-f", filepath.Join(c.Root, "config", "samples", "skynet"))
 	j.apply(t, goNodeManifest)
 	eventually(t, 3*time.Minute, "ClusterNodeSet sky 3/3 ready and ClusterNode gonode Ready", func() (bool, string) {
@@ -155,6 +163,8 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 		}
 	}
 	t.Logf("3 skynet nodes and gonode call each other by name")
+
+	t.Run("NetworkPolicyAdmitsOnlyLabelledPods", j.networkPolicyFence)
 
 	// A Go pod calls the skynet nodes by name too: skycall-demo send, a
 	// skycall Client from sender.NewInCluster with the namespace's default

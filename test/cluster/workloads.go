@@ -22,19 +22,28 @@ const (
 	NodePort = 2528
 	// SenderPort is the sender pod's HTTP control port.
 	SenderPort = "8080"
+	// SkynetClientLabel, as a YAML map entry, is the label that
+	// config/samples/skynet's NetworkPolicy admits to the skynet nodes'
+	// cluster port.
+	SkynetClientLabel = `skycall.io/skynet-client: "true"`
 )
 
 // NodesManifest is the headless Service "node" and StatefulSet "node"
 // (pods node-0 and node-1, each serving as the node named like its pod).
-var NodesManifest = GoNodesManifest(Namespace, "node", "", 2)
+var NodesManifest = GoNodesManifest(Namespace, "node", "", 2, "")
 
 // GoNodesManifest is a headless Service and a StatefulSet, both named app,
 // of replicas Go nodes (skycall-demo node: a sender.Server with @echo) in
 // namespace ns, each serving as nodeName, or as the node named like its pod
-// when nodeName is empty.
-func GoNodesManifest(ns, app, nodeName string, replicas int) string {
+// when nodeName is empty. label, a YAML map entry such as
+// SkynetClientLabel, is added to the pods' labels when not empty.
+func GoNodesManifest(ns, app, nodeName string, replicas int, label string) string {
 	if nodeName == "" {
 		nodeName = "$(POD_NAME)"
+	}
+	podLabels := "app: " + app
+	if label != "" {
+		podLabels += ", " + label
 	}
 	return fmt.Sprintf(`apiVersion: v1
 kind: Service
@@ -53,7 +62,7 @@ spec:
   podManagementPolicy: Parallel
   selector: {matchLabels: {app: %[2]s}}
   template:
-    metadata: {labels: {app: %[2]s}}
+    metadata: {labels: {%[6]s}}
     spec:
       automountServiceAccountToken: false
       enableServiceLinks: false
@@ -72,7 +81,7 @@ spec:
       # skycall-demo links envtest (for its loopback demo), whose init
       # creates a directory in /tmp; the root filesystem is read-only.
       volumes: [{name: tmp, emptyDir: {}}]
-`, ns, app, nodeName, replicas, DemoImage+":"+ImageTag)
+`, ns, app, nodeName, replicas, DemoImage+":"+ImageTag, podLabels)
 }
 
 // ClusterNodeManifest is a ClusterNode named after its first argument that
