@@ -74,11 +74,11 @@ func TestForceDeleteAndSIGKILLUnderLoad(t *testing.T) {
 	if !gotTerm || !gotShutdown {
 		t.Errorf("%s's process, force-deleted: events %v, want sigterm then shutdown (Server.Shutdown finished)", forced, old.events)
 	}
-	t.Logf("force delete of %s: SIGTERM %v after the delete (preStop sleeps 5 s), Shutdown done %v after SIGTERM; replacement started %v after the delete; "+
-		"calls failed %v; pushes lost %d, counted dropped %d (%s); max delivery delay %v",
-		forced, sigterm.Sub(deleted).Round(time.Millisecond), shutdown.Sub(sigterm).Round(time.Millisecond),
-		repl.started.Sub(deleted).Round(time.Millisecond), rep.failedTo(forced), len(lost[forced]),
-		rep.dropped[forced], rep.droppedWhy[forced], got[forced].maxDelay.Round(time.Millisecond))
+	since := func(t time.Time) time.Duration { return t.Sub(deleted).Round(time.Millisecond) }
+	t.Logf("force delete of %s, times from the delete: the old process's last push handled %v, SIGTERM %v (its preStop sleeps 5 s), Shutdown done %v; "+
+		"the replacement started %v, first push handled %v; calls failed %v; pushes lost %d, counted dropped %d (%s); max delivery delay %v",
+		forced, since(old.lastHandled), since(sigterm), since(shutdown), since(repl.started), since(repl.firstHandled),
+		rep.failedTo(forced), len(lost[forced]), rep.dropped[forced], rep.droppedWhy[forced], got[forced].maxDelay.Round(time.Millisecond))
 	checkReplacement(t, forced, repl, lost[forced])
 
 	// The SIGKILLed process had no SIGTERM and no Shutdown; the kubelet
@@ -87,8 +87,10 @@ func TestForceDeleteAndSIGKILLUnderLoad(t *testing.T) {
 	if len(old.events) != 0 {
 		t.Errorf("%s's process, SIGKILLed: events %v, want none", killed, old.events)
 	}
-	t.Logf("SIGKILL of %s: restarted process started %v after the kill; calls failed %v; pushes lost %d, counted dropped %d (%s); max delivery delay %v",
-		killed, repl.started.Sub(killedAt).Round(time.Millisecond), rep.failedTo(killed), len(lost[killed]),
+	since = func(t time.Time) time.Duration { return t.Sub(killedAt).Round(time.Millisecond) }
+	t.Logf("SIGKILL of %s, times from the kill: the old process's last push handled %v; the restarted one started %v, first push handled %v; "+
+		"calls failed %v; pushes lost %d, counted dropped %d (%s); max delivery delay %v",
+		killed, since(old.lastHandled), since(repl.started), since(repl.firstHandled), rep.failedTo(killed), len(lost[killed]),
 		rep.dropped[killed], rep.droppedWhy[killed], got[killed].maxDelay.Round(time.Millisecond))
 	checkReplacement(t, killed, repl, lost[killed])
 	t.Logf("calls ok %d, failed %v; slowest call answered %v, slowest failed %v, call timeout %v",

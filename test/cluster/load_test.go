@@ -229,11 +229,12 @@ type streamRecord struct {
 
 // processRecord is one node process's record.
 type processRecord struct {
-	started     time.Time
-	pushes      int
-	first, last int       // sequence numbers of the first and last push it handled
-	firstSent   time.Time // when the first was issued
-	events      map[string]time.Time
+	started                   time.Time
+	pushes                    int
+	first, last               int       // sequence numbers of the first and last push it handled
+	firstSent                 time.Time // when the first was issued
+	firstHandled, lastHandled time.Time
+	events                    map[string]time.Time
 }
 
 func (r *streamRecord) distinct() int { return len(r.seen) }
@@ -289,10 +290,10 @@ func readRecords(t *testing.T, dir string) map[string]*streamRecord {
 				continue
 			}
 			if p.pushes == 0 {
-				p.first, p.firstSent = seq, time.Unix(0, sent)
+				p.first, p.firstSent, p.firstHandled = seq, time.Unix(0, sent), time.Unix(0, recv)
 			}
 			p.pushes++
-			p.last = seq
+			p.last, p.lastHandled = seq, time.Unix(0, recv)
 			if len(r.seqs) > 0 && seq < r.seqs[len(r.seqs)-1] {
 				r.reordered++
 			}
