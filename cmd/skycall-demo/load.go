@@ -39,8 +39,9 @@ type load struct {
 
 	mu        sync.Mutex
 	callsOK   int
-	failed    map[string]int // calls failed, by errorKind
+	failed    map[string]int // calls failed, by "node errorKind"
 	maxCall   time.Duration  // the slowest call that succeeded
+	maxFailed time.Duration  // the slowest call that failed
 	pushes    map[string]int // pushes issued per node
 	pushFails map[string]int // "node kind": SendValues errors
 }
@@ -94,7 +95,8 @@ func (l *load) caller(ctx context.Context, c *sender.Client, id int, every time.
 		took := time.Since(start)
 		l.mu.Lock()
 		if err != nil {
-			l.failed[errorKind(err)]++
+			l.failed[node+" "+errorKind(err)]++
+			l.maxFailed = max(l.maxFailed, took)
 			fmt.Printf("load: call %d/%d to %s failed after %v: %v\n", id, i, node, took.Round(time.Millisecond), err)
 		} else {
 			l.callsOK++
@@ -148,13 +150,15 @@ func errorKind(err error) string {
 // writes the report, one figure a line:
 //
 //	calls ok N
-//	calls failed KIND N
-//	call max latency DURATION
+//	calls failed NODE KIND N
+//	call max latency DURATION       (the slowest call that succeeded)
+//	call max failed DURATION        (the slowest that failed)
+//	call timeout DURATION           (the client's WithCallTimeout)
 //	pushes sent NODE N
 //	pushes failed NODE KIND N
 //	queued NODE N                   (still in the node's FIFO)
 //	dropped NODE REASON N           (skycall_sender_dropped_total, since start)
-func (l *load) stop(reg *prometheus.Registry, w io.Writer) {
+func (l *load) stop(reg *prometheus.Registry, callTimeout time.Duration, w io.Writer) {
 	l.cancel()
 	l.wg.Wait()
 	deadline := time.Now().Add(loadStopWait)
@@ -168,6 +172,8 @@ func (l *load) stop(reg *prometheus.Registry, w io.Writer) {
 		fmt.Fprintf(w, "calls failed %s %d\n", k, l.failed[k])
 	}
 	fmt.Fprintf(w, "call max latency %v\n", l.maxCall.Round(time.Millisecond))
+	fmt.Fprintf(w, "call max failed %v\n", l.maxFailed.Round(time.Millisecond))
+	fmt.Fprintf(w, "call timeout %v\n", callTimeout)
 	for _, n := range l.nodes {
 		fmt.Fprintf(w, "pushes sent %s %d\n", n, l.pushes[n])
 	}
@@ -227,8 +233,9 @@ func sortedKeys(m map[string]int) []string {
 	return keys
 }
 
-// loadHandlers are /load/start and /load/stop (see runSender).
-func loadHandlers(mux *http.ServeMux, c *sender.Client, reg *prometheus.Registry) {
+// loadHandlers are /load/start and /load/stop (see runSender); callTimeout
+// is c's, for the report.
+func loadHandlers(mux *http.ServeMux, c *sender.Client, reg *prometheus.Registry, callTimeout time.Duration) {
 	var mu sync.Mutex
 	var running *load
 	mux.HandleFunc("GET /load/start", func(w http.ResponseWriter, r *http.Request) {
@@ -255,7 +262,7 @@ func loadHandlers(mux *http.ServeMux, c *sender.Client, reg *prometheus.Registry
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		running.stop(reg, io.MultiWriter(w, prefixed{"load: "}))
+		running.stop(reg, callTimeout, io.MultiWriter(w, prefixed{"load: "}))
 		running = nil
 	})
 }

@@ -72,10 +72,22 @@ func runNode(args []string) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		<-sig
+		s := <-sig
+		fmt.Printf("%v: shutting down\n", s)
+		if rec != nil && s == syscall.SIGTERM {
+			rec.event("sigterm")
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		err := srv.Shutdown(ctx)
+		if rec != nil {
+			if err != nil {
+				fmt.Printf("shutdown: %v\n", err)
+				rec.event("shutdown-failed")
+			} else {
+				rec.event("shutdown")
+			}
+		}
 	}()
 	if err := srv.Serve(ln); err != nil && err != sender.ErrServerClosed {
 		return err

@@ -12,10 +12,12 @@ import (
 // one line each, to a file of its own per process:
 //
 //	DIR/NAME-STARTNANOS.log:  push NODE SEQ SENTNANOS RECEIVEDNANOS
+//	                          event WHAT NANOS   (sigterm, shutdown, shutdown-failed)
 //
 // A node pod's output goes with the pod when a rollout replaces it; the
 // rolling-restart test mounts DIR from the host so that what every
-// incarnation received outlives it. Each line is one write(2), so a process
+// incarnation received outlives it, with whether it got SIGTERM and finished
+// Server.Shutdown (a force delete's and a SIGKILL's differ there). Each line is one write(2), so a process
 // killed in the middle loses no line it handled.
 type recorder struct {
 	mu sync.Mutex
@@ -44,6 +46,13 @@ func (r *recorder) push(vals []any) error {
 	defer r.mu.Unlock()
 	_, err := r.f.WriteString(line)
 	return err
+}
+
+// event records what happened to the process (WHAT without spaces) and when.
+func (r *recorder) event(what string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.f, "event %s %d\n", what, time.Now().UnixNano())
 }
 
 func (r *recorder) Close() error { return r.f.Close() }

@@ -53,7 +53,7 @@ func runSender(args []string) error {
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, c.State(r.URL.Query().Get("node")))
 	})
-	loadHandlers(mux, c, reg)
+	loadHandlers(mux, c, reg, *timeout)
 	mux.HandleFunc("GET /send", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		first, err1 := strconv.Atoi(q.Get("first"))

@@ -340,3 +340,36 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// KillContainer kills every process of a container with SIGKILL from the
+// host, as the kernel's OOM killer or a crash ends it: neither the kubelet
+// nor containerd takes part, so no preStop, no SIGTERM, no grace. The
+// container is named as a pod's status names it ("containerd://ID") and its
+// processes found by their cgroup. It returns them, "PID COMMAND" each.
+func KillContainer(containerID string) ([]string, error) {
+	_, id, ok := strings.Cut(containerID, "://")
+	if !ok || len(id) < 12 {
+		return nil, fmt.Errorf("%q is not a container ID as a pod's status gives it", containerID)
+	}
+	cgroups, err := filepath.Glob("/proc/[0-9]*/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	var killed []string
+	for _, f := range cgroups {
+		b, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(b, []byte(id)) {
+			continue // gone, or another container's
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+			return killed, fmt.Errorf("killing process %d of container %s: %w", pid, id, err)
+		}
+		killed = append(killed, fmt.Sprintf("%d %s", pid, strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))))
+	}
+	if len(killed) == 0 {
+		return nil, fmt.Errorf("no process is in the cgroup of container %s", id)
+	}
+	return killed, nil
+}
