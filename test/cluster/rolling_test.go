@@ -39,6 +39,12 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 		if lost := checkStream(t, n, got[n], rep); len(lost) > 0 && len(lost) <= rep.dropped[n] {
 			t.Errorf("%s: %d pushes lost %v in a graceful rolling restart, want none (the sender counted them: %s)", n, len(lost), abbreviate(lost), rep.droppedWhy[n])
 		}
+		// Every push arrived, and the sender must know it: a drained
+		// connection proves its pushes before it closes, so a clean
+		// rollout counts none dropped and no alert fires.
+		if rep.dropped[n] != 0 {
+			t.Errorf("%s: the sender counted %d pushes dropped (%s) in a clean rolling restart, want 0", n, rep.dropped[n], rep.droppedWhy[n])
+		}
 		if p := len(got[n].procs); p < 3 {
 			t.Errorf("%s: %d node processes recorded, want 3 (the first and one per rollout)", n, p)
 		}
