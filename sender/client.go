@@ -385,9 +385,9 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uin
 	w.addr, w.name, w.dst = addr, name, dst
 	if c.opts.callTimeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
-			// From the clock, not from a count of sweeps: a sweep that is
-			// late (a loaded machine) made a count lag the clock, and calls
-			// timed out as early as 0.9·d (issue 17).
+			// From the clock, not from a count of sweeps: on a loaded
+			// machine sweeps come late, and a count would lag the clock and
+			// time calls out early.
 			w.deadline = c.now() + uint64(c.opts.callTimeout)
 		}
 	}

@@ -11,9 +11,8 @@ import (
 
 // Who reads a connection. A goroutine blocked in Read is woken by the
 // netpoller; handing what it read to another goroutine costs one more
-// wake-up, and on 2 cores that doubles a lone round trip: plain TCP in Go
-// makes 47k sequential round trips/s when the caller reads its reply, 26k
-// when a reader goroutine reads it and wakes the caller (issue 16). So a
+// wake-up, which on 2 cores nearly doubles a lone round trip
+// (bench/README.md). So a
 // caller whose call is the only one in flight reads its own reply, and the
 // connection's reader goroutine reads for everybody else. The role is held
 // by one of them at a time (readRole); the frames, whoever reads them, go

@@ -8,10 +8,9 @@ package sender
 // no I/O. Guarded by node.mu.
 //
 // The frames are kept in chunks of up to outboxChunk bytes, not in one
-// buffer: a backlog of tens of megabytes (the queue allows 64 MiB) grew one
-// buffer by copying it again and again, 70% of the CPU of 1 KiB Sends
-// (issue 16). The chunks of a batch the writer has written come back as
-// free chunks.
+// buffer: one buffer holding a backlog of tens of megabytes (the queue
+// allows 64 MiB) would be grown by copying it again and again. The chunks
+// of a batch the writer has written come back as free chunks.
 type outbox struct {
 	chunks   [][]byte // the frames in order; the last one is being filled
 	free     [][]byte // empty chunks, to fill next

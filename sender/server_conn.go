@@ -33,9 +33,8 @@ const (
 )
 
 // srvKeepBuffer is the largest write buffer kept for reuse after a write: at
-// least the replies of 64 pipelined 4 KiB calls, which a 256 KiB limit
-// made the Server grow anew for every batch (issue 16). A connection keeps
-// two buffers at most.
+// least the replies of 64 pipelined 4 KiB calls, so that such a batch does
+// not grow a new buffer every time. A connection keeps two buffers at most.
 const srvKeepBuffer = 1 << 20
 
 // srvInlineFor is how long (up to twice that) a handler may run on a
@@ -145,8 +144,8 @@ type srvConn struct {
 	// belong to it.
 	dec *wire.RequestDecoder
 	// The reader's last name lookup, in that service table: a connection
-	// mostly addresses one service, and the map lookup of every message was
-	// 5% of the reader's CPU on 32-byte pushes (issue 16).
+	// mostly addresses one service, and this spares a map lookup per
+	// message.
 	lastTab  *serviceTable
 	lastName string
 	lastSvc  *srvService
@@ -176,10 +175,9 @@ type srvConn struct {
 
 	// inflight counts the messages handed to services and not yet done. It
 	// is atomic, not under mu, so that a push handled on the reader costs no
-	// lock (the two per message were 7% of the Server's CPU on 32-byte
-	// sends, issue 16); notOpen is set, under mu, as the state leaves
-	// open, and tells the message that brings inflight to 0 to wake the
-	// writer waiting to close the drained connection.
+	// lock; notOpen is set, under mu, as the state leaves open, and tells
+	// the message that brings inflight to 0 to wake the writer waiting to
+	// close the drained connection.
 	inflight atomic.Int64
 	notOpen  atomic.Bool
 }
@@ -424,8 +422,7 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 const srvSmallPayload = 64
 
 // srvSmallRequest is a Request with room for a small payload: one heap
-// allocation per message instead of two (issue 16: allocation was 13% of
-// the Server's CPU on 32-byte sends). The payload still belongs to the
+// allocation per message instead of two. The payload still belongs to the
 // handler, which may keep it: the garbage collector keeps the box alive as
 // long as either is referenced.
 type srvSmallRequest struct {
@@ -440,7 +437,7 @@ func (b *srvSmallRequest) fill(payload []byte) {
 	n := copy(b.buf[:], payload)
 	// Capacity n: a handler appending to its payload gets a new array
 	// instead of writing into the rest of the box.
-	if n > 0 { // an empty payload stays nil, as before
+	if n > 0 { // an empty payload stays nil
 		b.req.Payload = b.buf[:n:n]
 	}
 }
@@ -546,7 +543,7 @@ func (c *srvConn) writePendingLocked() error {
 	}
 	// Wake the writer goroutine for what came meanwhile, or to close a
 	// drained connection; not for nothing, which would cost a goroutine
-	// wake-up per reply written by replyNow (issue 16).
+	// wake-up per reply written by replyNow.
 	if len(c.pending) > 0 || c.state != connOpen || c.full > 0 {
 		c.cond.Broadcast()
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // The Server's memory follows what its peers actually send, within limits
-// that hold across all connections (issue 17): how many connections, how
+// that hold across all connections: how many connections, how
 // many from one peer address, how many bytes of multipart requests being
 // reassembled (Server.partial, a wire.Budget) and how many bytes of requests
 // waiting for their handler (Server.queued).
@@ -82,8 +82,8 @@ func (s *Server) releaseSlotLocked(ip string) {
 // is still served (alone).
 //
 // Taking and giving back bytes is one atomic operation while there is room
-// and no one waits: a mutex taken twice per message was 13% of the
-// Server's CPU on 32-byte sends (issue 16). mu and cond are for waiting.
+// and no one waits, not a mutex taken twice per message. mu and cond are
+// for waiting.
 type srvBytes struct {
 	max     int64
 	used    atomic.Int64

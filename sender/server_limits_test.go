@@ -28,8 +28,9 @@ func srvDialFrom(t *testing.T, local, addr string) net.Conn {
 	return nc
 }
 
-// srvAmplification is issue 17's attack on one connection: 64 multipart
-// headers each declaring 16 MiB, each followed by one 64-byte part.
+// srvAmplification is a memory amplification attack on one connection: 64
+// multipart headers each declaring 16 MiB, each followed by one 64-byte
+// part.
 func srvAmplification() []byte {
 	var b []byte
 	for s := uint32(1); s <= wire.DefaultMaxPartial; s++ {

@@ -228,8 +228,8 @@ func Concurrent() HandleOption {
 // goroutine that does (copy what it keeps; returning the Payload as the
 // reply is fine, as the reply is copied before the handler's call ends). It
 // spares the allocation of every message of up to 64 KiB, and the garbage
-// collection that follows: a fifth of the Server's CPU on 32-byte pushes
-// (issue 16). Without it, every Request belongs to its handler.
+// collection that follows. Without it, every Request belongs to its
+// handler.
 func ReuseRequests() HandleOption {
 	return func(o *srvHandleOptions) { o.reuse = true }
 }

@@ -43,8 +43,7 @@ type srvService struct {
 	// released, so pending == 0 means turn is free and nothing waits
 	// before a new message: a reader that moves pending from 0 takes turn
 	// without waiting. turn is a mutex, not a channel: a channel operation
-	// takes the runtime's lock, and the two of them per message were 10%
-	// of the Server's CPU on 32-byte sends (issue 16). waiting holds one
+	// takes the runtime's lock, twice per message. waiting holds one
 	// token per queued message until the worker has turn for it: the bound
 	// of QueueSize, which queue alone would exceed by the message the
 	// worker holds while a reader runs the handler.
@@ -121,9 +120,8 @@ const (
 // until its handler returns: past the budget the reader waits here too, so
 // that many connections cannot together queue more than the budget. A
 // message of one frame run at once on the reader is not counted: it waits
-// nowhere, and the reader's buffer bounds it already; the two atomic
-// operations on the Server-wide count were 14% of the reader's CPU on
-// 32-byte pushes (issue 16).
+// nowhere, and the reader's buffer bounds it already, so it is spared two
+// atomic operations on the Server-wide count.
 //
 // holding says the reader kept the service's turn after its last message
 // (srvConn.held): the message runs at once under it if nothing else came
@@ -183,7 +181,7 @@ func (svc *srvService) enqueue(j srvJob, holding bool) srvEnqueued {
 // runInline runs j on the calling reader goroutine: the reader has moved
 // the sequential service's pending count from 0. Nothing queued or running:
 // the reader runs the handler itself, sparing the hand-off to the worker
-// and its wake-up, which cost more than a small handler (issue 16). A
+// and its wake-up, which cost more than a small handler. A
 // message queued after this one, from another connection, waits for turn
 // like any other. A handler that runs long hands reading to a new goroutine
 // (srvConn.inlineStart), so the connection's other messages do not wait for
@@ -192,8 +190,7 @@ func (svc *srvService) enqueue(j srvJob, holding bool) srvEnqueued {
 // locked says the reader kept turn from its previous message. When the
 // next message is already buffered and nothing else waits for the service,
 // the reader keeps turn for it (srvConn.held): a burst of buffered pushes
-// then costs one lock and one count, not one per message; these were a
-// quarter of the reader's CPU on 32-byte pushes (issue 16). Another
+// then costs one lock and one count, not one per message. Another
 // connection's message still goes first: enqueue checks pending.
 func (svc *srvService) runInline(j srvJob, locked bool) srvEnqueued {
 	c := j.c
@@ -216,9 +213,10 @@ func (svc *srvService) runInline(j srvJob, locked bool) srvEnqueued {
 // runConcurrentInline runs j, a message of a Concurrent service that holds
 // a running slot, on the calling reader goroutine: no other handler of the
 // service was running and nothing else has arrived on the connection, so
-// the reader would only wait for a read, and a goroutine per message was a
-// hand-off as costly as the network on a lone call (issue 16). A handler that runs long hands reading to a new
-// goroutine (srvConn.inlineStart), as for a sequential service.
+// the reader would only wait for a read, and a goroutine per message is a
+// hand-off as costly as the network on a lone call. A handler that runs
+// long hands reading to a new goroutine (srvConn.inlineStart), as for a
+// sequential service.
 func (svc *srvService) runConcurrentInline(j srvJob) srvEnqueued {
 	j.run = j.c.inlineStart()
 	reader := svc.serve(j)
@@ -248,8 +246,7 @@ func (svc *srvService) serveConcurrent(j srvJob, size int64) {
 
 // chanSend sends a token on ch, waiting for room, or gives up when stop is
 // closed. It tries without waiting first: that is one channel operation,
-// where the select on both locks both channels (runtime.selectgo was 9% of
-// the Server's CPU on 32-byte sends, issue 16), and there is nearly always
+// where the select on both locks both channels, and there is nearly always
 // room.
 func chanSend(ch chan struct{}, stop <-chan struct{}) bool {
 	select {

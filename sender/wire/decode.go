@@ -102,8 +102,7 @@ func (f *frameReader) next() ([]byte, error) {
 	}
 	n := int(hdr[0])<<8 | int(hdr[1])
 	if 2+n <= f.r.Size() {
-		// In place, sparing a copy of every frame (memmove was 17% of the
-		// CPU of pipelined 4 KiB calls, issue 16). Peek reads what is
+		// In place, sparing a copy of every frame. Peek reads what is
 		// missing; Discard then only moves the read position.
 		b, err := f.r.Peek(2 + n)
 		if err != nil {
@@ -417,8 +416,7 @@ func (d *RequestDecoder) Close() { d.asm.close() }
 // a read fills the buffer of the bufio.Reader it was made with, which must
 // read src: a connection starts with a small buffer, which costs little
 // while it is idle, and takes a larger one when messages arrive faster
-// than they are read, which needs fewer reads (a read per 1.3 pipelined
-// 4 KiB calls with 16 KiB, per 4 with 64 KiB; issue 16).
+// than they are read, which needs fewer reads.
 func (d *RequestDecoder) Grow(src io.Reader, size int) { d.fr.setGrow(src, size) }
 
 // Buffered returns how many bytes have been read and not yet decoded.
