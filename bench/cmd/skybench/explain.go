@@ -10,8 +10,8 @@ import (
 	"github.com/google/pprof/profile"
 )
 
-// Where a profiled row's CPU time goes, for issue 16's question: is the
-// distance to the ceiling skycall's or the kernel's? Each sample goes to the
+// Where a profiled row's CPU time goes, to tell whether the distance to the
+// ceiling is skycall's or the kernel's. Each sample goes to the
 // first of these that matches it.
 const (
 	shareKernel    = iota // the leaf is a system call or a futex: the kernel's work

@@ -688,10 +688,10 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// printCeilingTargets prints the goals of issue 16: how close skycall comes
+// printCeilingTargets prints the ceiling goals: how close skycall comes
 // to plain TCP with the same framing (the ceiling), as PASS/MISS lines.
 func (b *bench) printCeilingTargets(w io.Writer, rat map[string]ratio) {
-	fmt.Fprintf(w, "\n== Targets against the ceiling (plain Go TCP, same framing, no library; issue 16), medians of the per-round ratios over %d rounds\n", b.o.rounds)
+	fmt.Fprintf(w, "\n== Targets against the ceiling (plain Go TCP, same framing, no library), medians of the per-round ratios over %d rounds\n", b.o.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(label string, r ratio, ok bool) {
 		switch {

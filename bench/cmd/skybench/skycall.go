@@ -32,8 +32,8 @@ type skySys struct {
 
 // paddedCount is a counter alone on its cache line. The Server's @count
 // handler adds to it on one core while the sending goroutine reads the
-// fields next to it (s.c) on the other: sharing a line, every push moved
-// it between the cores, 10% of the Send row's time charged to skycall.
+// fields next to it (s.c) on the other: sharing a line, every push would
+// move it between the cores, and the bench would charge that to skycall.
 type paddedCount struct {
 	_ [64]byte
 	atomic.Int64

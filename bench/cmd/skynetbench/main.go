@@ -505,13 +505,13 @@ func print(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]
 	printTargets(w, o, cases, results)
 }
 
-// printTargets prints the goals of issue 16 for skycall on either side of
+// printTargets prints the goals for skycall on either side of
 // a skynet link as PASS/MISS lines: the rate against skynet -> skynet, and
 // the skycall Server's CPU per message against a skynet receiving node's,
 // each the median of per-round ratios (both sides measured in the same
 // round).
 func printTargets(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]result) {
-	fmt.Fprintf(w, "\n== Targets against skynet -> skynet (issue 16), medians of the per-round ratios over %d rounds; load average now %s\n", o.rounds, loadAvg())
+	fmt.Fprintf(w, "\n== Targets against skynet -> skynet, medians of the per-round ratios over %d rounds; load average now %s\n", o.rounds, loadAvg())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// perRound is the median, smallest and largest over the rounds of
 	// f(system's result, skynet -> skynet's result).
