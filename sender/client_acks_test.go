@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,46 +33,15 @@ type ackPeer struct {
 
 func ackServe(t *testing.T, node string, closeOnProbe bool) *ackPeer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &ackPeer{addr: l.Addr().String(), closeOnProbe: closeOnProbe}
+	p := &ackPeer{closeOnProbe: closeOnProbe}
 	p.answer.Store(true)
 	name, _ := luaseri.Pack(node)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, nc := range conns {
-			nc.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+	p.addr = ctListen(t, func(nc net.Conn) {
+		p.open.Add(1)
+		defer p.open.Add(-1)
+		defer nc.Close() // closed before it counts as closed
+		p.serve(nc, name)
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.open.Add(1)
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer p.open.Add(-1)
-				defer nc.Close()
-				p.serve(nc, name)
-			}()
-		}
-	}()
 	return p
 }
 

@@ -204,13 +204,41 @@ type ctSkynetPeer struct {
 
 func ctServeSkynet(t *testing.T) *ctSkynetPeer {
 	t.Helper()
+	p := &ctSkynetPeer{}
+	p.addr = ctListen(t, func(nc net.Conn) {
+		p.conns.Add(1)
+		dec := wire.NewRequestDecoder(bufio.NewReader(nc), wire.Limits{})
+		for {
+			req, err := dec.Next()
+			if err != nil {
+				return
+			}
+			if req.Push {
+				continue
+			}
+			resp := &wire.Response{Session: req.Session, OK: true, Payload: req.Payload}
+			if req.Address == 0 && req.Name == "" {
+				resp = &wire.Response{Session: req.Session, Payload: []byte("name not found")}
+			}
+			if _, err := nc.Write(wire.AppendResponse(nil, resp)); err != nil {
+				return
+			}
+		}
+	})
+	return p
+}
+
+// ctListen accepts TCP connections on loopback and runs serve for each in
+// its own goroutine, closing the connection when serve returns; at cleanup
+// it closes the listener and every connection, and waits for them.
+func ctListen(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ctSkynetPeer{addr: l.Addr().String()}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
+	var mu sync.Mutex // guards open
 	var open []net.Conn
 	t.Cleanup(func() {
 		l.Close()
@@ -229,7 +257,6 @@ func ctServeSkynet(t *testing.T) *ctSkynetPeer {
 			if err != nil {
 				return
 			}
-			p.conns.Add(1)
 			mu.Lock()
 			open = append(open, nc)
 			mu.Unlock()
@@ -237,25 +264,9 @@ func ctServeSkynet(t *testing.T) *ctSkynetPeer {
 			go func() {
 				defer wg.Done()
 				defer nc.Close()
-				dec := wire.NewRequestDecoder(bufio.NewReader(nc), wire.Limits{})
-				for {
-					req, err := dec.Next()
-					if err != nil {
-						return
-					}
-					if req.Push {
-						continue
-					}
-					resp := &wire.Response{Session: req.Session, OK: true, Payload: req.Payload}
-					if req.Address == 0 && req.Name == "" {
-						resp = &wire.Response{Session: req.Session, Payload: []byte("name not found")}
-					}
-					if _, err := nc.Write(wire.AppendResponse(nil, resp)); err != nil {
-						return
-					}
-				}
+				serve(nc)
 			}()
 		}
 	}()
-	return p
+	return l.Addr().String()
 }
