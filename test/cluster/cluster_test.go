@@ -176,6 +176,18 @@ func (j *journey) helm(t *testing.T, args ...string) string {
 	return out
 }
 
+// uninstallChart removes the release that the journey and the load tests
+// install, if one of them left it: the tests that need a cluster without
+// skycall's roles (or follow the README from nothing) start with it.
+func (j *journey) uninstallChart(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := j.c.Helm(ctx, "uninstall", release, "-n", system, "--ignore-not-found", "--wait"); err != nil {
+		t.Fatalf("removing the release earlier tests left: %v", err)
+	}
+}
+
 // get reads one jsonpath of one object, "" when it does not exist.
 func (j *journey) get(t *testing.T, ns, obj, jsonpath string) string {
 	t.Helper()

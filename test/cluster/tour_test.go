@@ -23,10 +23,11 @@ func TestReadmeTourRunsAsWritten(t *testing.T) {
 		t.Fatalf("the tour's first shell block should start the local cluster and import its images; blocks:\n%s", strings.Join(blocks, "\n----\n"))
 	}
 	// Earlier tests may have left the release and the tour's namespace.
+	j := &journey{c: c}
 	reset := func() {
+		j.uninstallChart(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		_, _ = c.Helm(ctx, "uninstall", release, "-n", system, "--ignore-not-found", "--wait")
 		if out, err := c.Kubectl(ctx, "delete", "namespace", game, system, "--ignore-not-found", "--wait=true"); err != nil {
 			t.Errorf("removing the tour's namespaces: %v\n%s", err, out)
 		}
@@ -55,7 +56,6 @@ func TestReadmeTourRunsAsWritten(t *testing.T) {
 			t.Errorf("the tour's output lacks %s", want)
 		}
 	}
-	j := &journey{c: c}
 	if pods := regexp.MustCompile(`(?m)^\S+\s+1/1\s+Running`).FindAllString(j.kubectl(t, "get", "pods", "-n", system, "--no-headers"), -1); len(pods) != 1 {
 		t.Errorf("after the tour's helm install, want the operator pod Running and Ready in %s", system)
 	}
