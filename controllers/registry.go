@@ -10,8 +10,8 @@ import "strconv"
 func nextGeneration(previous int64, basisRV string) int64 {
 	rv, err := strconv.ParseInt(basisRV, 10, 64)
 	if err != nil || rv < 0 {
-		// Not an integer resourceVersion (an API server without
-		// KEP-5504's guarantee): count on from the document alone.
+		// Not an integer resourceVersion (an API server older than 1.34):
+		// count on from the document alone.
 		return previous + 1
 	}
 	if previous > rv {

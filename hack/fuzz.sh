@@ -3,8 +3,8 @@
 # starting from its seed corpus. Usage: hack/fuzz.sh [duration]
 #
 # Go 1.26's fuzz coordinator can report a bare "context deadline exceeded"
-# as a failure when -fuzztime ends while a worker is mid-run
-# (golang/go#75804, fixed in Go 1.27). A real finding always writes a
+# as a failure when -fuzztime ends while a worker is mid-run (a Go bug,
+# fixed in Go 1.27). A real finding always writes a
 # failing input under testdata/fuzz/; a run that ends with only that error
 # and writes none is that race, so it is said and the target run once more.
 # Anything else fails.

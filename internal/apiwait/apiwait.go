@@ -4,10 +4,8 @@
 // client-go's reflector backs off after every failed list or watch: 0.8 s
 // doubling to a 30 s cap with up to 100% jitter, forgotten only after two
 // quiet minutes. A 15 s API server restart therefore leaves an informer
-// asleep for up to a minute after the server is back (measured before this
-// package: a ClusterNode change made once the API server was ready reached
-// its status 25 to 49 s later). SharedInformer does not expose the
-// reflector's backoff (kubernetes/kubernetes#136943), so ListerWatcher
+// asleep for up to a minute after the server is back. SharedInformer does
+// not expose the reflector's backoff, so ListerWatcher
 // wraps the list and watch calls instead: a call that fails because the API
 // server is unreachable or not ready yet is retried here, at most maxDelay
 // apart, until it succeeds or the informer stops. The reflector never sees
