@@ -129,6 +129,20 @@ func setNodes(t *testing.T, ns string) map[string]skycallv1.ClusterNode {
 }
 
 // expectNodeNames waits until exactly these ClusterNodes exist.
+// waitNodeGone waits, within timeout, until the set's node name is gone,
+// and returns how long that took.
+func waitNodeGone(t *testing.T, ns, name string, timeout time.Duration) time.Duration {
+	t.Helper()
+	began := time.Now()
+	eventually(t, timeout, func() error {
+		if _, ok := setNodes(t, ns)[name]; ok {
+			return fmt.Errorf("%s still has its node", name)
+		}
+		return nil
+	})
+	return time.Since(began).Round(time.Millisecond)
+}
+
 func expectNodeNames(t *testing.T, ns string, want ...string) map[string]skycallv1.ClusterNode {
 	t.Helper()
 	var got map[string]skycallv1.ClusterNode
@@ -484,14 +498,7 @@ func TestSetGivesOnlyThePodWithABadObjectNameNoNode(t *testing.T) {
 
 	// A pod leaving with removeAfterSeconds 0 loses its node at once.
 	updatePods(t, ns, "game-a", game0, bad[0], bad[1])
-	left := time.Now()
-	eventually(t, 5*time.Second, func() error {
-		if _, ok := setNodes(t, ns)["game-1"]; ok {
-			return fmt.Errorf("game-1 still has its node")
-		}
-		return nil
-	})
-	t.Logf("game-1's node removed %v after its pod left", time.Since(left).Round(time.Millisecond))
+	t.Logf("game-1's node removed %v after its pod left", waitNodeGone(t, ns, "game-1", 5*time.Second))
 	expectSet(t, ns, "game", 3, 1, 1, 0, skycallv1.ReasonInvalidNodeName)
 	expectNodeNames(t, ns, "game-0")
 	if n := reconcileErrors(t) - errorsBefore; n != 0 {
@@ -556,14 +563,7 @@ func TestSetReconcilesTheRestWhileOneNodeIsRefused(t *testing.T) {
 	// game-1 leaves: its node goes after removeAfterSeconds, not after
 	// the refused node's next retry.
 	updatePods(t, ns, "game-a", game0, game2)
-	left := time.Now()
-	eventually(t, 3*time.Second, func() error {
-		if _, ok := setNodes(t, ns)["game-1"]; ok {
-			return fmt.Errorf("game-1 still has its node")
-		}
-		return nil
-	})
-	t.Logf("game-1's node removed %v after its pod left (removeAfterSeconds 1)", time.Since(left).Round(time.Millisecond))
+	t.Logf("game-1's node removed %v after its pod left (removeAfterSeconds 1)", waitNodeGone(t, ns, "game-1", 3*time.Second))
 	expectSet(t, ns, "game", 2, 1, 1, 0, skycallv1.ReasonNodesNotReady)
 
 	// Once the API server accepts it, game-2 gets its node.

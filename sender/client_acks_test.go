@@ -91,29 +91,17 @@ func TestCleanDrainOfPushesCountsNoneUnconfirmed(t *testing.T) {
 	ctx := ctCtx(t)
 
 	before := ctSeq("before", 700)
-	for _, m := range before {
-		if err := c.Send(ctx, "game", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "game", before)
 	eventually(t, "the old pod read every push", func() bool { return old.count() == len(before) })
 
 	reg.SetDraining("game", old.addr, "uid-a")
 	eventually(t, "the drained connection closes", func() bool { return old.srv.srvConnCount() == 0 })
 	held := ctSeq("held", 20)
-	for _, m := range held {
-		if err := c.Send(ctx, "game", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "game", held)
 	repl := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-b"))
 	reg.SetIncarnation("game", repl.addr, "uid-b")
 	after := ctSeq("after", 20)
-	for _, m := range after {
-		if err := c.Send(ctx, "game", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "game", after)
 	eventually(t, "the replacement read the pushes held and sent since", func() bool { return repl.count() == len(held)+len(after) })
 
 	ctEqual(t, "old pod", old.received(), before)
@@ -223,11 +211,7 @@ func TestCloseConfirmsPushesFirst(t *testing.T) {
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
 	ctx := ctCtx(t)
 	msgs := ctSeq("m", 300)
-	for _, m := range msgs {
-		if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "db", msgs)
 	eventually(t, "the peer read every push", func() bool { return peer.count() == len(msgs) })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -324,11 +308,7 @@ func TestIdleCloseConfirmsPushesFirst(t *testing.T) {
 		WithNodeIdleTimeout(100*time.Millisecond), WithLogger(logger))
 	ctx := ctCtx(t)
 	msgs := ctSeq("m", 300)
-	for _, m := range msgs {
-		if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "db", msgs)
 	eventually(t, "the node is forgotten and its connection closed", func() bool {
 		return ctNodeCount(c) == 0 && ctNodeGoroutines() == 0
 	})

@@ -23,11 +23,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 	ctx := ctCtx(t)
 
 	before := ctSeq("before", 20)
-	for _, m := range before {
-		if err := c.Send(ctx, "game", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "game", before)
 	inFlight := make(chan error, 1)
 	go func() {
 		_, err := c.Call(ctx, "game", "@slow", []byte("in-flight"))
@@ -38,11 +34,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 	reg.SetDraining("game", old.addr, "uid-a")
 	eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
 	during := ctSeq("during", 50)
-	for _, m := range during {
-		if err := c.Send(ctx, "game", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "game", during)
 	if q := ctQueued(c, "game"); q < len(during) {
 		t.Fatalf("%d messages queued after the drain began, want the %d sent since (nothing new written to the draining pod)", q, len(during))
 	}
@@ -59,11 +51,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 	repl := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-b"))
 	reg.SetIncarnation("game", repl.addr, "uid-b")
 	after := ctSeq("after", 10)
-	for _, m := range after {
-		if err := c.Send(ctx, "game", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "game", after)
 	if _, err := c.Call(ctx, "game", "@rec", []byte("last")); err != nil {
 		t.Fatal(err)
 	}

@@ -146,6 +146,17 @@ func ctClientGoroutines() int {
 	return count
 }
 
+// ctSendAll sends each of msgs to node's @rec, in order, failing the test
+// on the first error.
+func ctSendAll(t *testing.T, ctx context.Context, c *Client, node string, msgs []string) {
+	t.Helper()
+	for _, m := range msgs {
+		if err := c.Send(ctx, node, "@rec", []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // ctQueued returns how many messages wait for node.
 func ctQueued(c *Client, nodeName string) int {
 	n := ctNode(c, nodeName)

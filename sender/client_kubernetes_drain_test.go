@@ -70,11 +70,7 @@ func TestKubernetesRegistryDrainingHoldsMessagesForTheNewPod(t *testing.T) {
 		return e.State == registry.Draining && c.State("db") != StateReady
 	})
 	held := ctSeq("held", 20)
-	for _, m := range held {
-		if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "db", held)
 	if q := ctQueued(c, "db"); q != len(held) {
 		t.Fatalf("%d messages queued during the drain, want %d", q, len(held))
 	}

@@ -302,11 +302,7 @@ func TestQueueFullBlocksUntilRoom(t *testing.T) {
 	reg.SetNotReady("db", "")
 	c := ctNewClient(t, reg, WithQueueLimit(2))
 	ctx := ctCtx(t)
-	for _, m := range []string{"1", "2"} {
-		if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "db", []string{"1", "2"})
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
 	if err := c.Send(short, "db", "@rec", []byte("timed out")); !errors.Is(err, context.DeadlineExceeded) {
@@ -477,11 +473,7 @@ func TestConnectionLostFailsInFlightAndKeepsQueued(t *testing.T) {
 	// Messages sent while disconnected are queued and go out, in order,
 	// once a server is back at the same address.
 	want := ctSeq("q", 20)
-	for _, m := range want {
-		if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctSendAll(t, ctx, c, "db", want)
 	back := ctServeAt(t, "db", peer.addr)
 	eventually(t, "queued messages delivered after reconnect", func() bool { return back.count() == len(want) })
 	ctEqual(t, "after reconnect", back.received(), want)

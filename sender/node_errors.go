@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/skycall-io/skycall/sender/registry"
@@ -45,7 +46,7 @@ func (n *node) deliverTimeout(w *call, written bool) {
 		why = fmt.Sprintf("default call timeout %v (DefaultCallTimeout) exceeded", n.c.opts.callTimeout)
 	}
 	msg, last := n.waitEnded(why, w.addr, w.name, written)
-	w.err = &timeoutError{msg: msg, cause: last}
+	w.err = &timeoutError{nodeError{kind: context.DeadlineExceeded, cause: last, msg: msg}}
 	w.done <- struct{}{}
 }
 

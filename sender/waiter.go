@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"context"
 	"sync"
 )
 
@@ -60,19 +59,8 @@ func deliver(calls []*call) {
 }
 
 // timeoutError is the Client's call timeout (WithCallTimeout) passing: a
-// context.DeadlineExceeded, with the last connection error of a call that
-// timed out queued.
-type timeoutError struct {
-	msg   string
-	cause error
-}
+// nodeError of kind context.DeadlineExceeded, told apart from a ctx
+// deadline for the metrics.
+type timeoutError struct{ nodeError }
 
-func (e *timeoutError) Error() string { return e.msg }
 func (e *timeoutError) Timeout() bool { return true }
-
-func (e *timeoutError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{context.DeadlineExceeded}
-	}
-	return []error{context.DeadlineExceeded, e.cause}
-}
