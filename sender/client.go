@@ -24,7 +24,7 @@ import (
 // see the package documentation for its ordering and delivery guarantees.
 type Client struct {
 	reg     registry.Registry
-	owned   io.Closer // a registry the Client made and closes (NewInCluster)
+	owned   io.Closer // the registry, when WithCloseRegistry
 	opts    clientOptions
 	log     logr.Logger
 	metrics *clientMetrics
@@ -57,6 +57,9 @@ func New(reg registry.Registry, opts ...Option) *Client {
 		opt(&o)
 	}
 	c := &Client{reg: reg, opts: o, log: o.log, done: make(chan struct{}), start: time.Now()}
+	if closer, ok := reg.(io.Closer); ok && o.closeRegistry {
+		c.owned = closer
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newClientMetrics(c)
 	c.tracer = o.tracer()

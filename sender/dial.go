@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/tlsfiles"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -92,8 +93,8 @@ func (n *node) confirm(ctx context.Context, nc net.Conn, addr, incarnation strin
 		}
 		return nil, err
 	}
-	dec := wire.NewResponseDecoder(bufio.NewReaderSize(nc, readBufferSize), wire.Limits{MaxMessageSize: n.c.opts.maxMessageSize})
-	dec.Grow(nc, readBufferGrown)
+	dec := wire.NewResponseDecoder(bufio.NewReaderSize(nc, wire.ReadBufferSize), wire.Limits{MaxMessageSize: n.c.opts.maxMessageSize})
+	dec.Grow(nc, wire.ReadBufferGrown)
 	resp, err := n.roundTrip(nc, dec, 0, query, "the node query")
 	if err != nil {
 		return fail(fmt.Errorf("confirming %s: %w", addr, err))
@@ -206,7 +207,7 @@ func (n *node) checkCertIdentity(nc net.Conn, addr string) error {
 		return fmt.Errorf("skycall: node %q at %s: mutual TLS is on but the connection is not TLS", n.name, addr)
 	}
 	certs := tc.ConnectionState().PeerCertificates
-	if len(certs) == 0 || !certNamesNode(certs[0], n.name) {
+	if len(certs) == 0 || !tlsfiles.NamesNode(certs[0], n.name) {
 		var names []string
 		if len(certs) > 0 {
 			names = certs[0].DNSNames

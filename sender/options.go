@@ -42,6 +42,7 @@ type Option func(*clientOptions)
 
 type clientOptions struct {
 	log            logr.Logger
+	closeRegistry  bool
 	registerer     prometheus.Registerer
 	noNodeLabel    bool                 // WithMetricsNodeLabel(false)
 	tracerProvider trace.TracerProvider // WithTracerProvider; nil: the global one
@@ -85,6 +86,15 @@ func defaultClientOptions() clientOptions {
 func WithLogger(l logr.Logger) Option {
 	return func(o *clientOptions) { o.log = l }
 }
+
+// WithCloseRegistry makes Close close the registry too, when it has a
+// Close method: for a registry made only for this Client.
+func WithCloseRegistry() Option {
+	return func(o *clientOptions) { o.closeRegistry = true }
+}
+
+// Logger is the Client's logger (WithLogger), for what works beside it.
+func (c *Client) Logger() logr.Logger { return c.log }
 
 // WithRegisterer registers the Client's metrics (skycall_sender_*, labelled
 // by node) with r; Close unregisters them. By default no metrics are
@@ -227,3 +237,8 @@ func WithDialer(dial func(ctx context.Context, network, address string) (net.Con
 func WithTLS(cfg *tls.Config) Option {
 	return func(o *clientOptions) { o.tls = cfg }
 }
+
+// WithMutualTLS makes the Client speak TLS with f's certificates, and
+// accept a node only when the Server's certificate names it (a DNS SAN
+// equal to the node name, or a URI SAN skycall://NODE); otherwise the
+// connection fails with ErrWrongNode. Use it with Servers given

@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/skycall-io/skycall/sender/internal/telemetry"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/wire"
 )
@@ -207,7 +208,7 @@ func NewServer(nodeName string, opts ...ServerOption) *Server {
 	})
 	s.metrics = newSrvMetrics(s)
 	if o.tracerProvider != nil {
-		s.tracer = o.tracerProvider.Tracer(tracerName)
+		s.tracer = o.tracerProvider.Tracer(telemetry.TracerName)
 	}
 	s.registerMetrics()
 	return s

@@ -23,15 +23,6 @@ import (
 // always accepted into an emptier buffer.
 const srvPendingLimit = 4 << 20
 
-// readBufferSize is the read buffer of a connection, Server's or Client's,
-// until messages arrive faster than they are read; then it grows to
-// readBufferGrown (wire.RequestDecoder.Grow). A frame that fits in it is
-// decoded in place; a larger one is read past it.
-const (
-	readBufferSize  = 16 << 10
-	readBufferGrown = 64 << 10
-)
-
 // srvKeepBuffer is the largest write buffer kept for reuse after a write: at
 // least the replies of 64 pipelined 4 KiB calls, so that such a batch does
 // not grow a new buffer every time. A connection keeps two buffers at most.
@@ -205,12 +196,12 @@ func (c *srvConn) dropHeld() {
 }
 
 func (c *srvConn) readLoop() {
-	c.dec = wire.NewRequestDecoder(bufio.NewReaderSize(srvReader{c}, readBufferSize), wire.Limits{
+	c.dec = wire.NewRequestDecoder(bufio.NewReaderSize(srvReader{c}, wire.ReadBufferSize), wire.Limits{
 		MaxMessageSize: c.s.opts.maxMessageSize,
 		MaxPartial:     c.s.opts.maxPartial,
 		Budget:         c.s.partial,
 	})
-	c.dec.Grow(srvReader{c}, readBufferGrown)
+	c.dec.Grow(srvReader{c}, wire.ReadBufferGrown)
 	c.handOff = time.AfterFunc(time.Hour, c.handOffTick)
 	c.handOff.Stop()
 	c.read()

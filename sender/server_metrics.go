@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skycall-io/skycall/sender/internal/telemetry"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -18,12 +19,6 @@ import (
 func ServerRegisterer(r prometheus.Registerer) ServerOption {
 	return func(o *srvOptions) { o.registerer = r }
 }
-
-// Message kinds, the "kind" label of the Server's per-service metrics.
-const (
-	kindCall = "call"
-	kindPush = "push"
-)
 
 // Reasons the Server refuses a message before any handler sees it, the
 // "reason" label of skycall_server_rejected_total.
@@ -109,7 +104,7 @@ func (m *srvMetrics) forService(name string) *srvServiceMetrics {
 		bytesIn:  m.bytesIn.WithLabelValues(name),
 		bytesOut: m.bytesOut.WithLabelValues(name),
 	}
-	for i, kind := range [2]string{kindCall, kindPush} {
+	for i, kind := range [2]string{telemetry.KindCall, telemetry.KindPush} {
 		sm.ok[i] = m.handled.WithLabelValues(name, kind, "ok")
 		sm.failed[i] = m.handled.WithLabelValues(name, kind, "error")
 		sm.duration[i] = m.duration.WithLabelValues(name, kind)

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/skycall-io/skycall/sender/tlsfiles"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -243,4 +244,18 @@ func QueueSize(n int) HandleOption {
 			o.queueSize = n
 		}
 	}
+}
+
+// ServerMutualTLS from the same CA.
+func WithMutualTLS(f *tlsfiles.Files) Option {
+	return func(o *clientOptions) {
+		o.tls = f.ClientConfig()
+		o.tlsNodeIdentity = true
+	}
+}
+
+// ServerMutualTLS makes the Server speak TLS with f's certificates and
+// require every client to present a certificate signed by f's CA bundle.
+func ServerMutualTLS(f *tlsfiles.Files) ServerOption {
+	return ServerTLS(f.ServerConfig())
 }

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/skycall-io/skycall/sender/internal/telemetry"
 )
 
 // ServerTracerProvider makes the Server start a span (kind server) around
@@ -22,9 +24,6 @@ import (
 func ServerTracerProvider(tp trace.TracerProvider) ServerOption {
 	return func(o *srvOptions) { o.tracerProvider = tp }
 }
-
-// tracerName names the instrumentation, as OpenTelemetry asks.
-const tracerName = "github.com/skycall-io/skycall/sender"
 
 // traceTagCarrier presents a trace tag as the "traceparent" header to the
 // W3C propagator.
@@ -58,9 +57,9 @@ func (s *Server) startSpan(ctx context.Context, req *Request) (context.Context, 
 	if s.tracer == nil {
 		return ctx, nil
 	}
-	kind := kindCall
+	kind := telemetry.KindCall
 	if req.Push {
-		kind = kindPush
+		kind = telemetry.KindPush
 	}
 	attrs := []attribute.KeyValue{
 		attribute.String("rpc.system", "skynet"),

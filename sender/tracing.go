@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/skycall-io/skycall/sender/internal/telemetry"
 )
 
 // WithTracerProvider makes the Client trace with tp instead of the global
@@ -32,9 +34,9 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // otel.SetTracerProvider.
 func (o *clientOptions) tracer() trace.Tracer {
 	if o.tracerProvider != nil {
-		return o.tracerProvider.Tracer(tracerName)
+		return o.tracerProvider.Tracer(telemetry.TracerName)
 	}
-	return otel.GetTracerProvider().Tracer(tracerName)
+	return otel.GetTracerProvider().Tracer(telemetry.TracerName)
 }
 
 // traceparentLen is the length of a version-00 W3C traceparent:
@@ -91,7 +93,7 @@ func endClientSpan(span trace.Span, result string, err error) {
 // tracedSend is send for a ctx that carries a span.
 func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) error {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, addr, name, kindPush, len(payload), buf[:0])
+	span, tag := c.startClientSpan(ctx, n, addr, name, telemetry.KindPush, len(payload), buf[:0])
 	err := c.sendTagged(ctx, n, svc, addr, name, payload, tag)
 	result := "queued" // a push gets no reply: the span ends when it is queued
 	if err != nil {
@@ -104,7 +106,7 @@ func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, addr uin
 // tracedCall is call for a ctx that carries a span.
 func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, dst []byte) ([]byte, error) {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, addr, name, kindCall, len(payload), buf[:0])
+	span, tag := c.startClientSpan(ctx, n, addr, name, telemetry.KindCall, len(payload), buf[:0])
 	reply, err := c.callTagged(ctx, n, svc, addr, name, payload, tag, dst)
 	result := resultOK
 	if err != nil {

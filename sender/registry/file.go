@@ -59,7 +59,7 @@ type File struct {
 	lastErr error
 	loads   uint64
 
-	w      watchers
+	w      Watchers
 	stop   chan struct{}
 	done   chan struct{}
 	closed sync.Once
@@ -118,7 +118,7 @@ func (f *File) Lookup(node string) (Entry, error) {
 
 // Watch implements Registry.
 func (f *File) Watch(node string, notify func()) (stop func()) {
-	return f.w.add(node, notify)
+	return f.w.Add(node, notify)
 }
 
 // Err returns the error of the last reload, or nil if it succeeded.
@@ -222,10 +222,10 @@ func (f *File) reload() {
 	}
 	f.log.Info("Cluster config reloaded", "path", f.path, "nodes", len(cfg.Nodes), "changed", len(changed))
 	if old.NoWait != cfg.NoWait {
-		f.w.notifyAll()
+		f.w.NotifyAll()
 		return
 	}
-	f.w.notify(changed...)
+	f.w.Notify(changed...)
 }
 
 func (f *File) setErr(err error) {

@@ -1,15 +1,16 @@
 // Package registry tells a sender where the nodes it sends to live.
 //
 // A Registry answers one question, "what do you know about node X now?", and
-// says when the answer may have changed. Three implementations:
+// says when the answer may have changed. Implementations:
 //
 //   - Static: in memory, changed by the program at run time; the default for
 //     tests and for programs that know their peers.
 //   - File: skynet's cluster config file (`db = "10.0.0.7:2528"`,
 //     `db = false`, `__nowaiting = true`), reloaded when it changes on disk,
 //     including a Kubernetes ConfigMap mounted as a volume.
-//   - Kubernetes: ClusterNode objects in one namespace, as resolved by the
-//     skycall operator, followed with an informer.
+//   - kube.Registry (package sender/kube, which alone links client-go):
+//     ClusterNode objects in one namespace, as resolved by the skycall
+//     operator, followed with an informer.
 //
 // The states mirror skynet's cluster config: a Ready node has an address; an
 // Absent node makes callers wait for it (unless the registry is no-wait,
@@ -23,8 +24,8 @@
 // A registry that cannot tell draining from not ready (skynet's file has no
 // word for it) says NotReady, which makes callers wait just the same.
 //
-// What a ClusterNode means to a sender is decided once, in clusternode.go
-// (EntryOf), for the Kubernetes registry and for the operator alike; the
+// What a ClusterNode means to a sender is decided once, in package
+// sender/kube (EntryOf), for its registry and for the operator alike; the
 // registry ConfigMap's two files are written and read side by side, in
 // clusterconfig.go (skynet's cluster config, safe to load whatever names
 // and addresses it is given) and nodesjson.go (nodes.json).
@@ -56,9 +57,8 @@ const (
 	// serving it is terminating (Entry.Address and Entry.Incarnation say
 	// which one, where known). Callers wait, as for NotReady; new messages
 	// must not be written to the draining process, which only finishes
-	// what it has been sent. Added after the others, so that the values
-	// above keep their numbers; code that knows only the first five states
-	// must treat an unknown state as NotReady (the sender does).
+	// what it has been sent. Code that does not know a state must treat it
+	// as NotReady (the sender does).
 	Draining
 )
 
@@ -117,14 +117,16 @@ type Registry interface {
 // ErrRegistry is wrapped by errors that mean a registry cannot answer.
 var ErrRegistry = errors.New("registry unavailable")
 
-// watchers is the notification list the implementations share.
-type watchers struct {
+// Watchers is the notification list of a Registry implementation: Watch
+// adds to it, a change notifies it. The zero value is ready to use.
+type Watchers struct {
 	mu    sync.Mutex
 	next  uint64
 	nodes map[string]map[uint64]func()
 }
 
-func (w *watchers) add(node string, notify func()) (stop func()) {
+// Add calls notify whenever node is notified, until stop.
+func (w *Watchers) Add(node string, notify func()) (stop func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.nodes == nil {
@@ -151,8 +153,8 @@ func (w *watchers) add(node string, notify func()) (stop func()) {
 	}
 }
 
-// notify calls the watchers of the given nodes.
-func (w *watchers) notify(nodes ...string) {
+// Notify calls the watchers of the given nodes.
+func (w *Watchers) Notify(nodes ...string) {
 	w.mu.Lock()
 	var fns []func()
 	for _, n := range nodes {
@@ -166,8 +168,8 @@ func (w *watchers) notify(nodes ...string) {
 	}
 }
 
-// notifyAll calls every watcher.
-func (w *watchers) notifyAll() {
+// NotifyAll calls every watcher.
+func (w *Watchers) NotifyAll() {
 	w.mu.Lock()
 	var fns []func()
 	for _, m := range w.nodes {

@@ -9,7 +9,7 @@ type Static struct {
 	mu     sync.RWMutex
 	nodes  map[string]Entry
 	noWait bool
-	w      watchers
+	w      Watchers
 }
 
 // NewStatic returns a Static registry holding nodes (name to host:port), all
@@ -67,7 +67,7 @@ func (s *Static) Delete(node string) {
 	delete(s.nodes, node)
 	s.mu.Unlock()
 	if had {
-		s.w.notify(node)
+		s.w.Notify(node)
 	}
 }
 
@@ -79,7 +79,7 @@ func (s *Static) SetNoWait(noWait bool) {
 	s.noWait = noWait
 	s.mu.Unlock()
 	if changed {
-		s.w.notifyAll()
+		s.w.NotifyAll()
 	}
 }
 
@@ -89,7 +89,7 @@ func (s *Static) put(e Entry) {
 	s.nodes[e.Node] = e
 	s.mu.Unlock()
 	if !had || old != e {
-		s.w.notify(e.Node)
+		s.w.Notify(e.Node)
 	}
 }
 
@@ -105,5 +105,5 @@ func (s *Static) Lookup(node string) (Entry, error) {
 
 // Watch implements Registry.
 func (s *Static) Watch(node string, notify func()) (stop func()) {
-	return s.w.add(node, notify)
+	return s.w.Add(node, notify)
 }

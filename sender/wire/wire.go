@@ -49,6 +49,15 @@ const (
 	NodeQueryName = "__skycall_node"
 )
 
+// ReadBufferSize is the read buffer of a connection, Server's or Client's,
+// until messages arrive faster than they are read; then it grows to
+// ReadBufferGrown (RequestDecoder.Grow, ResponseDecoder.Grow). A frame that
+// fits in it is decoded in place; a larger one is read past it.
+const (
+	ReadBufferSize  = 16 << 10
+	ReadBufferGrown = 64 << 10
+)
+
 // maxSession is the largest valid session; counters wrap from it to 1.
 const maxSession = math.MaxInt32
 

@@ -1,4 +1,4 @@
-package registry
+package kube
 
 import (
 	"context"
@@ -10,12 +10,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/sender/registry"
 )
 
 // Issue 10: the same ClusterNodes mean the same to an in-pod Go sender (the
 // Kubernetes registry) and to a skynet node or File registry (the registry
-// ConfigMap the operator writes with ClusterNodeEntries, FormatClusterConfig
-// and FormatNodesJSON, as controllers.RegistryReconciler does), including
+// ConfigMap the operator writes with ClusterNodeEntries, registry.FormatClusterConfig
+// and registry.FormatNodesJSON, as the operator's registry controller does), including
 // while status lags spec. The objects live in a real API server; no
 // operator runs, so each status is exactly what the case writes.
 func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
@@ -83,38 +84,38 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 		name        string
 		steps       []setup
 		node        string
-		want        State
+		want        registry.State
 		incarnation string // what the Kubernetes registry says
 	}{
-		{"ready", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr)}, "db", Ready, ""},
+		{"ready", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr)}, "db", registry.Ready, ""},
 		{"ready at a pod: its UID is the incarnation", []setup{node("db", "", false),
-			status("db", true, skycallv1.ReasonResolved, addr), endpoints("db", podA)}, "db", Ready, "uid-a"},
+			status("db", true, skycallv1.ReasonResolved, addr), endpoints("db", podA)}, "db", registry.Ready, "uid-a"},
 		{"draining", []setup{node("db", "", false), status("db", false, skycallv1.ReasonDraining, ""),
-			endpoints("db", podAGoing)}, "db", Draining, "uid-a"},
+			endpoints("db", podAGoing)}, "db", registry.Draining, "uid-a"},
 		{"draining said for an older spec", []setup{node("db", "", false), status("db", false, skycallv1.ReasonDraining, ""),
-			endpoints("db", podAGoing), setDown("db", true), setDown("db", false)}, "db", NotReady, ""},
+			endpoints("db", podAGoing), setDown("db", true), setDown("db", false)}, "db", registry.NotReady, ""},
 		{"a replacement at the old pod's IP is another incarnation", []setup{node("db", "", false),
-			status("db", true, skycallv1.ReasonResolved, addr), endpoints("db", podB)}, "db", Ready, "uid-b"},
-		{"no status yet", []setup{node("db", "", false)}, "db", NotReady, ""},
-		{"resolving failed", []setup{node("db", "", false), status("db", false, skycallv1.ReasonServiceNotFound, "")}, "db", NotReady, ""},
-		{"down", []setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, "")}, "db", Down, ""},
-		{"spec.down set while status still says Ready",
-			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), setDown("db", true)}, "db", Down, ""},
+			status("db", true, skycallv1.ReasonResolved, addr), endpoints("db", podB)}, "db", registry.Ready, "uid-b"},
+		{"no status yet", []setup{node("db", "", false)}, "db", registry.NotReady, ""},
+		{"resolving failed", []setup{node("db", "", false), status("db", false, skycallv1.ReasonServiceNotFound, "")}, "db", registry.NotReady, ""},
+		{"down", []setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, "")}, "db", registry.Down, ""},
+		{"spec.down set while status still says registry.Ready",
+			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), setDown("db", true)}, "db", registry.Down, ""},
 		{"spec.down cleared while status still says AdministrativelyDown",
-			[]setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, ""), setDown("db", false)}, "db", NotReady, ""},
+			[]setup{node("db", "", true), status("db", false, skycallv1.ReasonAdministrativelyDown, ""), setDown("db", false)}, "db", registry.NotReady, ""},
 		{"two ClusterNodes claim one node name, before the operator marks them",
-			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), node("db-twin", "db", false)}, "db", NotReady, ""},
+			[]setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr), node("db-twin", "db", false)}, "db", registry.NotReady, ""},
 		{"two ClusterNodes claim one node name, both marked",
 			[]setup{node("db", "", false), node("db-twin", "db", false),
-				status("db", false, skycallv1.ReasonNameConflict, ""), status("db-twin", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady, ""},
+				status("db", false, skycallv1.ReasonNameConflict, ""), status("db-twin", false, skycallv1.ReasonNameConflict, "")}, "db", registry.NotReady, ""},
 		{"conflict over, status not updated yet",
-			[]setup{node("db", "", false), status("db", false, skycallv1.ReasonNameConflict, "")}, "db", NotReady, ""},
-		{"no ClusterNode", []setup{node("db", "", false)}, "other", Absent, ""},
+			[]setup{node("db", "", false), status("db", false, skycallv1.ReasonNameConflict, "")}, "db", registry.NotReady, ""},
+		{"no ClusterNode", []setup{node("db", "", false)}, "other", registry.Absent, ""},
 		// Statuses no operator of ours writes: checked where they are read.
 		{"status.nodeName reserved", []setup{node("db", "", false), status("db", true, skycallv1.ReasonResolved, addr),
-			statusNodeName("db", "__nowaiting")}, "__nowaiting", NotReady, ""},
+			statusNodeName("db", "__nowaiting")}, "__nowaiting", registry.NotReady, ""},
 		{"status.address injects a line", []setup{node("db", "", false),
-			status("db", true, skycallv1.ReasonResolved, "h\"\n__nowaiting = true --:1")}, "db", NotReady, ""},
+			status("db", true, skycallv1.ReasonResolved, "h\"\n__nowaiting = true --:1")}, "db", registry.NotReady, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newNamespace(t, c)
@@ -128,14 +129,14 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 
 			// In-pod Go sender: the Kubernetes registry, once its cache
 			// holds exactly these versions of the objects.
-			reg, err := NewKubernetes(cp.Config, ns)
+			reg, err := NewRegistry(cp.Config, ns)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer reg.Close()
 			_, _ = reg.Lookup(tc.node)
 			eventually(t, "the registry's cache holds the objects as listed", func() bool {
-				if e, err := reg.Lookup(tc.node); err != nil || e.State == Unknown {
+				if e, err := reg.Lookup(tc.node); err != nil || e.State == registry.Unknown {
 					return false
 				}
 				for i := range list.Items {
@@ -154,20 +155,20 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 			// The operator's registry ConfigMap, read back as skynet and
 			// programs read it.
 			entries := ClusterNodeEntries(list.Items)
-			lua, _ := FormatClusterConfig("test", entries)
-			cfg, err := ParseClusterConfig([]byte(lua))
+			lua, _ := registry.FormatClusterConfig("test", entries)
+			cfg, err := registry.ParseClusterConfig([]byte(lua))
 			if err != nil {
 				t.Fatalf("clustername.lua does not parse: %v\n%s", err, lua)
 			}
 			fromLua, ok := cfg.Nodes[tc.node]
 			if !ok {
-				fromLua = Entry{Node: tc.node, State: Absent}
+				fromLua = registry.Entry{Node: tc.node, State: registry.Absent}
 			}
-			raw, err := FormatNodesJSON(1, entries)
+			raw, err := registry.FormatNodesJSON(1, entries)
 			if err != nil {
 				t.Fatal(err)
 			}
-			doc, err := ParseNodesJSON([]byte(raw))
+			doc, err := registry.ParseNodesJSON([]byte(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,19 +177,19 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 			// skynet's file has no "not ready" nor "draining": such a node
 			// has no line.
 			wantLua := tc.want
-			if wantLua == NotReady || wantLua == Draining {
-				wantLua = Absent
+			if wantLua == registry.NotReady || wantLua == registry.Draining {
+				wantLua = registry.Absent
 			}
 			wantAddr := ""
-			if tc.want == Ready {
+			if tc.want == registry.Ready {
 				wantAddr = addr
 			}
-			describe := func(e Entry) string {
+			describe := func(e registry.Entry) string {
 				return fmt.Sprintf("%v %q incarnation %q (%s)", e.State, e.Address, e.Incarnation, e.Reason)
 			}
 			// The in-pod registry also says which address is draining.
 			wantInPodAddr := wantAddr
-			if tc.want == Draining {
+			if tc.want == registry.Draining {
 				wantInPodAddr = addr
 			}
 			if inPod.State != tc.want || inPod.Address != wantInPodAddr || inPod.Incarnation != tc.incarnation {
@@ -200,7 +201,7 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 			if fromLua.State != wantLua || fromLua.Address != wantAddr || cfg.NoWait {
 				t.Errorf("clustername.lua: %s (nowaiting %v), want %v %q\n%s", describe(fromLua), cfg.NoWait, wantLua, wantAddr, lua)
 			}
-			if (tc.want == NotReady || tc.want == Draining) && inPod.Reason == "" {
+			if (tc.want == registry.NotReady || tc.want == registry.Draining) && inPod.Reason == "" {
 				t.Errorf("Kubernetes registry says %v without a reason", tc.want)
 			}
 			if cond := meta.FindStatusCondition(list.Items[0].Status.Conditions, skycallv1.ConditionReady); cond != nil {

@@ -1,4 +1,4 @@
-package registry
+package kube
 
 import (
 	"context"
@@ -20,20 +20,21 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/internal/apiwait"
+	"github.com/skycall-io/skycall/sender/registry"
 )
 
-// KubernetesOption configures a Kubernetes registry.
-type KubernetesOption func(*Kubernetes)
+// Option configures a Kubernetes
+type Option func(*Registry)
 
-// KubernetesLogger sets where the registry logs (sync, permission problems).
-func KubernetesLogger(l logr.Logger) KubernetesOption {
-	return func(k *Kubernetes) { k.log = l }
+// WithLogger sets where the registry logs (sync, permission problems).
+func WithLogger(l logr.Logger) Option {
+	return func(k *Registry) { k.log = l }
 }
 
-// KubernetesNoWait makes callers of a node that has no ClusterNode fail at
+// WithNoWait makes callers of a node that has no ClusterNode fail at
 // once instead of waiting for one to be created (skynet's __nowaiting).
-func KubernetesNoWait(noWait bool) KubernetesOption {
-	return func(k *Kubernetes) { k.noWait = noWait }
+func WithNoWait(noWait bool) Option {
+	return func(k *Registry) { k.noWait = noWait }
 }
 
 // Kubernetes is a registry of the ClusterNodes in one namespace, as resolved
@@ -46,8 +47,8 @@ func KubernetesNoWait(noWait bool) KubernetesOption {
 // the operator writes the registry ConfigMap with.
 //
 // A permission or missing-CRD error on the first list is returned by Lookup
-// wrapped in ErrRegistry, naming the namespace and what to grant.
-type Kubernetes struct {
+// wrapped in registry.ErrRegistry, naming the namespace and what to grant.
+type Registry struct {
 	cfg    *rest.Config
 	ns     string
 	log    logr.Logger
@@ -63,8 +64,8 @@ type Kubernetes struct {
 	err    error
 	closed bool
 
-	w   watchers
-	all watchers // WatchAll's, under the key ""
+	w   registry.Watchers
+	all registry.Watchers // WatchAll's, under the key ""
 }
 
 const indexNodeName = "nodeName"
@@ -77,11 +78,11 @@ const APIServerRetry = 2 * time.Second
 
 // NewKubernetes returns a registry of the ClusterNodes in namespace, read
 // with cfg. Nothing is contacted until the first Lookup.
-func NewKubernetes(cfg *rest.Config, namespace string, opts ...KubernetesOption) (*Kubernetes, error) {
+func NewRegistry(cfg *rest.Config, namespace string, opts ...Option) (*Registry, error) {
 	if namespace == "" {
-		return nil, fmt.Errorf("%w: Kubernetes registry: empty namespace", ErrRegistry)
+		return nil, fmt.Errorf("%w: Kubernetes registry: empty namespace", registry.ErrRegistry)
 	}
-	k := &Kubernetes{cfg: rest.CopyConfig(cfg), ns: namespace, log: logr.Discard()}
+	k := &Registry{cfg: rest.CopyConfig(cfg), ns: namespace, log: logr.Discard()}
 	for _, o := range opts {
 		o(k)
 	}
@@ -99,7 +100,7 @@ func InClusterConfig() (*rest.Config, string, error) {
 		if ns == "" {
 			raw, rerr := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 			if rerr != nil {
-				return nil, "", fmt.Errorf("%w: in-cluster namespace: %w (set POD_NAMESPACE from the downward API)", ErrRegistry, rerr)
+				return nil, "", fmt.Errorf("%w: in-cluster namespace: %w (set POD_NAMESPACE from the downward API)", registry.ErrRegistry, rerr)
 			}
 			ns = strings.TrimSpace(string(raw))
 		}
@@ -109,7 +110,7 @@ func InClusterConfig() (*rest.Config, string, error) {
 		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
 	cfg, kerr := loader.ClientConfig()
 	if kerr != nil {
-		return nil, "", fmt.Errorf("%w: not in a cluster (%v) and no usable kubeconfig: %w", ErrRegistry, err, kerr)
+		return nil, "", fmt.Errorf("%w: not in a cluster (%v) and no usable kubeconfig: %w", registry.ErrRegistry, err, kerr)
 	}
 	if ns == "" {
 		if ns, _, kerr = loader.Namespace(); kerr != nil || ns == "" {
@@ -120,20 +121,20 @@ func InClusterConfig() (*rest.Config, string, error) {
 }
 
 // Namespace is the namespace whose ClusterNodes this registry follows.
-func (k *Kubernetes) Namespace() string { return k.ns }
+func (k *Registry) Namespace() string { return k.ns }
 
-// Lookup implements Registry.
-func (k *Kubernetes) Lookup(node string) (Entry, error) {
+// Lookup implements registry.Registry.
+func (k *Registry) Lookup(node string) (registry.Entry, error) {
 	k.start()
 	k.mu.RLock()
 	synced, err := k.synced, k.err
 	k.mu.RUnlock()
 	if !synced {
-		return Entry{Node: node, State: Unknown, Reason: "ClusterNodes not loaded yet"}, err
+		return registry.Entry{Node: node, State: registry.Unknown, Reason: "ClusterNodes not loaded yet"}, err
 	}
 	objs, ierr := k.inf.GetIndexer().ByIndex(indexNodeName, node)
 	if ierr != nil {
-		return Entry{Node: node, State: Unknown}, fmt.Errorf("%w: %w", ErrRegistry, ierr)
+		return registry.Entry{Node: node, State: registry.Unknown}, fmt.Errorf("%w: %w", registry.ErrRegistry, ierr)
 	}
 	var live []*skycallv1.ClusterNode
 	for _, o := range objs {
@@ -142,14 +143,14 @@ func (k *Kubernetes) Lookup(node string) (Entry, error) {
 		}
 	}
 	if len(live) == 0 {
-		return Entry{Node: node, State: Absent, NoWait: k.noWait}, nil
+		return registry.Entry{Node: node, State: registry.Absent, NoWait: k.noWait}, nil
 	}
 	return EntryOf(node, live), nil
 }
 
-// Watch implements Registry.
-func (k *Kubernetes) Watch(node string, notify func()) (stop func()) {
-	return k.w.add(node, notify)
+// Watch implements registry.Registry.
+func (k *Registry) Watch(node string, notify func()) (stop func()) {
+	return k.w.Add(node, notify)
 }
 
 // Entries returns one entry per node name the namespace's live
@@ -157,7 +158,7 @@ func (k *Kubernetes) Watch(node string, notify func()) (stop func()) {
 // writes into the registry ConfigMap (skycall-agent pushes it to skynet).
 // synced is false until the first list has arrived (entries is then nil:
 // not an empty namespace); err is what Lookup would return.
-func (k *Kubernetes) Entries() (entries []Entry, synced bool, err error) {
+func (k *Registry) Entries() (entries []registry.Entry, synced bool, err error) {
 	k.start()
 	k.mu.RLock()
 	synced, err = k.synced, k.err
@@ -178,12 +179,12 @@ func (k *Kubernetes) Entries() (entries []Entry, synced bool, err error) {
 // WatchAll arranges for notify to be called whenever any entry of Entries,
 // or the registry's error, may have changed, until stop is called; the
 // rules of Watch apply.
-func (k *Kubernetes) WatchAll(notify func()) (stop func()) {
-	return k.all.add("", notify)
+func (k *Registry) WatchAll(notify func()) (stop func()) {
+	return k.all.Add("", notify)
 }
 
 // Close stops the informer, if it started.
-func (k *Kubernetes) Close() error {
+func (k *Registry) Close() error {
 	k.mu.Lock()
 	k.closed = true
 	k.mu.Unlock()
@@ -195,7 +196,7 @@ func (k *Kubernetes) Close() error {
 	return nil
 }
 
-func (k *Kubernetes) start() {
+func (k *Registry) start() {
 	k.startOnce.Do(func() {
 		k.mu.RLock()
 		closed := k.closed
@@ -211,10 +212,10 @@ func (k *Kubernetes) start() {
 	})
 }
 
-func (k *Kubernetes) startInformer() error {
+func (k *Registry) startInformer() error {
 	scheme := runtime.NewScheme()
 	if err := skycallv1.AddToScheme(scheme); err != nil {
-		return fmt.Errorf("%w: %w", ErrRegistry, err)
+		return fmt.Errorf("%w: %w", registry.ErrRegistry, err)
 	}
 	cfg := rest.CopyConfig(k.cfg)
 	cfg.GroupVersion = &skycallv1.GroupVersion
@@ -225,14 +226,14 @@ func (k *Kubernetes) startInformer() error {
 	}
 	rc, err := rest.RESTClientFor(cfg)
 	if err != nil {
-		return fmt.Errorf("%w: Kubernetes client: %w", ErrRegistry, err)
+		return fmt.Errorf("%w: Kubernetes client: %w", registry.ErrRegistry, err)
 	}
 	// Waiting for an API server that is down, rather than client-go's
 	// backoff of up to a minute, makes address changes reach this sender
 	// within APIServerRetry of the API server being back.
 	ready, err := apiwait.Readyz(k.cfg)
 	if err != nil {
-		return fmt.Errorf("%w: Kubernetes client: %w", ErrRegistry, err)
+		return fmt.Errorf("%w: Kubernetes client: %w", registry.ErrRegistry, err)
 	}
 	lw := apiwait.ListerWatcher(cache.NewListWatchFromClient(rc, "clusternodes", k.ns, fields.Everything()),
 		APIServerRetry, ready, k.log.WithValues("namespace", k.ns))
@@ -277,8 +278,8 @@ func (k *Kubernetes) startInformer() error {
 		k.synced, k.err = true, nil
 		k.mu.Unlock()
 		k.log.V(1).Info("ClusterNodes loaded", "namespace", k.ns, "count", len(inf.GetStore().ListKeys()))
-		k.w.notifyAll()
-		k.all.notifyAll()
+		k.w.NotifyAll()
+		k.all.NotifyAll()
 	}()
 	go func() {
 		wg.Wait()
@@ -288,7 +289,7 @@ func (k *Kubernetes) startInformer() error {
 }
 
 // changed notifies the watchers of the node names an event touches.
-func (k *Kubernetes) changed(objs ...any) {
+func (k *Registry) changed(objs ...any) {
 	k.mu.RLock()
 	synced := k.synced
 	k.mu.RUnlock()
@@ -301,25 +302,25 @@ func (k *Kubernetes) changed(objs ...any) {
 			names = append(names, NodeNameOf(cn))
 		}
 	}
-	k.w.notify(names...)
-	k.all.notifyAll()
+	k.w.Notify(names...)
+	k.all.NotifyAll()
 }
 
 // listFailed records a list or watch failure that callers must hear about:
 // before the first sync, a permission or missing-API error would otherwise
 // be an endless wait.
-func (k *Kubernetes) listFailed(err error) {
+func (k *Registry) listFailed(err error) {
 	var wrapped error
 	switch {
 	case apierrors.IsForbidden(err):
 		wrapped = fmt.Errorf("%w: cannot read ClusterNodes in namespace %q: %w; grant this pod's service account "+
-			"the verbs get, list and watch on clusternodes.cluster.skycall.io in that namespace", ErrRegistry, k.ns, err)
+			"the verbs get, list and watch on clusternodes.cluster.skycall.io in that namespace", registry.ErrRegistry, k.ns, err)
 	case apierrors.IsUnauthorized(err):
 		wrapped = fmt.Errorf("%w: the API server rejected this pod's credentials reading ClusterNodes in namespace %q: %w",
-			ErrRegistry, k.ns, err)
+			registry.ErrRegistry, k.ns, err)
 	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
 		wrapped = fmt.Errorf("%w: the API server does not serve clusternodes.cluster.skycall.io (namespace %q): %w; "+
-			"install the skycall CRDs", ErrRegistry, k.ns, err)
+			"install the skycall CRDs", registry.ErrRegistry, k.ns, err)
 	default:
 		// Transient (network, API server restarting): the informer retries
 		// and callers keep waiting within their deadlines.
@@ -337,7 +338,7 @@ func (k *Kubernetes) listFailed(err error) {
 	k.mu.Unlock()
 	if first {
 		k.log.Error(wrapped, "Kubernetes registry unavailable")
-		k.w.notifyAll()
-		k.all.notifyAll()
+		k.w.NotifyAll()
+		k.all.NotifyAll()
 	}
 }

@@ -1,4 +1,7 @@
-package sender
+// Package tlsfiles loads a certificate, its key and a CA bundle from files
+// and keeps them current as the files change, for mutual TLS between
+// skycall nodes (sender.WithMutualTLS, server.WithMutualTLS).
+package tlsfiles
 
 import (
 	"bytes"
@@ -15,11 +18,11 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// TLSFiles is a certificate, its key and a CA bundle read from files, and
+// Files is a certificate, its key and a CA bundle read from files, and
 // read again when they change, as when cert-manager renews a Secret mounted
 // in the pod: connections made after the change use the new files, open
 // connections keep theirs. It gives the configurations of mutual TLS
-// between skycall nodes (ServerMutualTLS, WithMutualTLS): each side
+// between skycall nodes (server.WithMutualTLS, sender.WithMutualTLS): each side
 // presents its certificate and verifies the other's against the CA bundle.
 //
 // Links to skynet nodes cannot use it: skynet's cluster speaks plain TCP,
@@ -31,7 +34,7 @@ import (
 // missed, by reading the files again every interval (default 10 s). A
 // change that does not parse (a half-written file) is logged and the
 // previous certificates are kept.
-type TLSFiles struct {
+type Files struct {
 	certFile, keyFile, caFile string
 	log                       logr.Logger
 
@@ -45,22 +48,37 @@ type TLSFiles struct {
 	done chan struct{}
 }
 
-// DefaultTLSFilesInterval is how often TLSFiles reads its files again even
-// without a file system event.
-const DefaultTLSFilesInterval = 10 * time.Second
+// DefaultInterval is how often Files reads its files again even without a
+// file system event.
+const DefaultInterval = 10 * time.Second
 
-// LoadTLSFiles reads certFile, keyFile (PEM) and caFile (PEM bundle of the
-// CAs that sign the other nodes' certificates) and watches them until
-// Close. log, when not the zero Logger, hears about reloads and failures.
-func LoadTLSFiles(certFile, keyFile, caFile string, log logr.Logger) (*TLSFiles, error) {
-	return loadTLSFiles(certFile, keyFile, caFile, log, DefaultTLSFilesInterval)
+// An Option configures Load.
+type Option func(*options)
+
+type options struct {
+	log      logr.Logger
+	interval time.Duration
 }
 
-func loadTLSFiles(certFile, keyFile, caFile string, log logr.Logger, interval time.Duration) (*TLSFiles, error) {
-	if log.GetSink() == nil {
-		log = logr.Discard()
+// WithLogger hears about reloads and failures (default: none).
+func WithLogger(l logr.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithInterval sets how often the files are read again without a file
+// system event (default DefaultInterval).
+func WithInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
+
+// Load reads certFile, keyFile (PEM) and caFile (PEM bundle of the CAs that
+// sign the other nodes' certificates) and watches them until Close.
+func Load(certFile, keyFile, caFile string, opts ...Option) (*Files, error) {
+	o := options{log: logr.Discard(), interval: DefaultInterval}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	f := &TLSFiles{certFile: certFile, keyFile: keyFile, caFile: caFile, log: log,
+	if o.log.GetSink() == nil {
+		o.log = logr.Discard()
+	}
+	log, interval := o.log, o.interval
+	f := &Files{certFile: certFile, keyFile: keyFile, caFile: caFile, log: log,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if _, err := f.reload(); err != nil {
 		return nil, err
@@ -79,7 +97,7 @@ func loadTLSFiles(certFile, keyFile, caFile string, log logr.Logger, interval ti
 
 // reload reads the files and, when they changed and parse, makes them
 // current. It reports whether anything changed.
-func (f *TLSFiles) reload() (bool, error) {
+func (f *Files) reload() (bool, error) {
 	var raw [3][]byte
 	for i, name := range []string{f.certFile, f.keyFile, f.caFile} {
 		b, err := os.ReadFile(name)
@@ -108,7 +126,7 @@ func (f *TLSFiles) reload() (bool, error) {
 	return true, nil
 }
 
-func (f *TLSFiles) watch(events <-chan fsnotify.Event, interval time.Duration) {
+func (f *Files) watch(events <-chan fsnotify.Event, interval time.Duration) {
 	defer close(f.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -134,7 +152,7 @@ func (f *TLSFiles) watch(events <-chan fsnotify.Event, interval time.Duration) {
 }
 
 // Close stops watching the files.
-func (f *TLSFiles) Close() error {
+func (f *Files) Close() error {
 	select {
 	case <-f.stop:
 		return nil
@@ -149,14 +167,14 @@ func (f *TLSFiles) Close() error {
 	return err
 }
 
-func (f *TLSFiles) current() (*tls.Certificate, *x509.CertPool) {
+func (f *Files) current() (*tls.Certificate, *x509.CertPool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.cert, f.pool
 }
 
 // verify checks a peer's chain against the current CA bundle for usage.
-func (f *TLSFiles) verify(certs []*x509.Certificate, usage x509.ExtKeyUsage) error {
+func (f *Files) verify(certs []*x509.Certificate, usage x509.ExtKeyUsage) error {
 	if len(certs) == 0 {
 		return errors.New("skycall: the peer presented no certificate")
 	}
@@ -171,7 +189,7 @@ func (f *TLSFiles) verify(certs []*x509.Certificate, usage x509.ExtKeyUsage) err
 
 // ServerConfig is a Server's side: it presents the current certificate and
 // requires a client certificate signed by the current CA bundle.
-func (f *TLSFiles) ServerConfig() *tls.Config {
+func (f *Files) ServerConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -193,8 +211,8 @@ func (f *TLSFiles) ServerConfig() *tls.Config {
 // ClientConfig is a Client's side: it presents the current certificate and
 // verifies the Server's chain against the current CA bundle. Which node the
 // certificate must name is checked once the node is known (see
-// WithMutualTLS), not against the dialled address: pod IPs change.
-func (f *TLSFiles) ClientConfig() *tls.Config {
+// sender.WithMutualTLS), not against the dialled address: pod IPs change.
+func (f *Files) ClientConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -213,9 +231,9 @@ func (f *TLSFiles) ClientConfig() *tls.Config {
 	}
 }
 
-// certNamesNode reports whether cert names node: a DNS SAN equal to node,
+// NamesNode reports whether cert names node: a DNS SAN equal to node,
 // or a URI SAN skycall://node.
-func certNamesNode(cert *x509.Certificate, node string) bool {
+func NamesNode(cert *x509.Certificate, node string) bool {
 	for _, d := range cert.DNSNames {
 		if d == node {
 			return true
@@ -227,22 +245,4 @@ func certNamesNode(cert *x509.Certificate, node string) bool {
 		}
 	}
 	return false
-}
-
-// WithMutualTLS makes the Client speak TLS with f's certificates, and
-// accept a node only when the Server's certificate names it (a DNS SAN
-// equal to the node name, or a URI SAN skycall://NODE); otherwise the
-// connection fails with ErrWrongNode. Use it with Servers given
-// ServerMutualTLS from the same CA.
-func WithMutualTLS(f *TLSFiles) Option {
-	return func(o *clientOptions) {
-		o.tls = f.ClientConfig()
-		o.tlsNodeIdentity = true
-	}
-}
-
-// ServerMutualTLS makes the Server speak TLS with f's certificates and
-// require every client to present a certificate signed by f's CA bundle.
-func ServerMutualTLS(f *TLSFiles) ServerOption {
-	return ServerTLS(f.ServerConfig())
 }

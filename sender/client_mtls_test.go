@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr/testr"
 
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/tlsfiles"
 )
 
 // tlsCA signs certificates for the tests.
@@ -76,9 +77,9 @@ func (ca *tlsCA) files(t *testing.T, dir, dnsName string, serial int64) tlsPaths
 	return tlsPaths{cert, key, bundle}
 }
 
-func loadTestTLS(t *testing.T, p tlsPaths) *TLSFiles {
+func loadTestTLS(t *testing.T, p tlsPaths) *tlsfiles.Files {
 	t.Helper()
-	f, err := loadTLSFiles(p.cert, p.key, p.bundle, testr.New(t), 20*time.Millisecond)
+	f, err := tlsfiles.Load(p.cert, p.key, p.bundle, tlsfiles.WithLogger(testr.New(t)), tlsfiles.WithInterval(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func loadTestTLS(t *testing.T, p tlsPaths) *TLSFiles {
 }
 
 // mtlsServer serves node name with ServerMutualTLS(files).
-func mtlsServer(t *testing.T, name string, files *TLSFiles) string {
+func mtlsServer(t *testing.T, name string, files *tlsfiles.Files) string {
 	t.Helper()
 	s := NewServer(name, ServerMutualTLS(files))
 	srvMustHandle(t, s, "@echo", srvEcho)
@@ -108,7 +109,8 @@ func TestMutualTLSBetweenNodesAndTheCertificateMustNameTheNode(t *testing.T) {
 		}
 	})
 	t.Run("a client without a certificate is refused", func(t *testing.T) {
-		_, pool := cliFiles.current()
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca.pem)
 		nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "db"})
 		if err == nil {
 			nc.SetReadDeadline(time.Now().Add(srvTestTimeout))
@@ -148,8 +150,7 @@ func TestRotatedCertificateFilesAreUsedForNewConnections(t *testing.T) {
 	addr := mtlsServer(t, "db", srvFiles)
 	cliFiles := loadTestTLS(t, ca.files(t, t.TempDir(), "game-1", 21))
 	serial := func() int64 {
-		cert, pool := cliFiles.current()
-		nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "db", Certificates: []tls.Certificate{*cert}})
+		nc, err := tls.Dial("tcp", addr, cliFiles.ClientConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,9 +166,10 @@ func TestRotatedCertificateFilesAreUsedForNewConnections(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("half written"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srvFiles.reload(); err == nil {
+	if _, err := tlsfiles.Load(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")); err == nil {
 		t.Fatal("a half-written certificate file loaded without an error")
 	}
+	time.Sleep(5 * 20 * time.Millisecond) // five reload intervals of srvFiles
 	if s := serial(); s != 22 {
 		t.Fatalf("after a bad file: serial %d, want the last good one, 22", s)
 	}

@@ -1,4 +1,4 @@
-package registry
+package kube
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/localcp"
 )
 
@@ -114,7 +116,7 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 	db := createNode(t, c, ns, "db", "")
 	game := createNode(t, c, ns, "game-1", "game_1")
 
-	reg, err := NewKubernetes(cp.Config, ns)
+	reg, err := NewRegistry(cp.Config, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 	var kicks atomic.Int32
 	defer reg.Watch("db", func() { kicks.Add(1) })()
 
-	lookup := func(node string) Entry {
+	lookup := func(node string) registry.Entry {
 		t.Helper()
 		e, err := reg.Lookup(node)
 		if err != nil {
@@ -131,18 +133,18 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 		return e
 	}
 	// Before the first list arrives a node is Unknown, never Absent.
-	if e := lookup("db"); e.State != Unknown && e.State != NotReady {
+	if e := lookup("db"); e.State != registry.Unknown && e.State != registry.NotReady {
 		t.Fatalf("first Lookup = %+v, want unknown (loading) or not_ready", e)
 	}
-	eventually(t, "loaded", func() bool { return lookup("db").State == NotReady })
+	eventually(t, "loaded", func() bool { return lookup("db").State == registry.NotReady })
 	if kicks.Load() == 0 {
-		t.Error("watchers not told when the ClusterNodes loaded")
+		t.Error("registry.Watchers not told when the ClusterNodes loaded")
 	}
-	if e := lookup("nope"); e.State != Absent {
+	if e := lookup("nope"); e.State != registry.Absent {
 		t.Fatalf("Lookup of a node with no ClusterNode = %+v, want absent", e)
 	}
 	// spec.nodeName names the node, before and after the operator wrote status.nodeName.
-	if e := lookup("game_1"); e.State != NotReady {
+	if e := lookup("game_1"); e.State != registry.NotReady {
 		t.Fatalf("Lookup(game_1) = %+v", e)
 	}
 
@@ -151,9 +153,9 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 		return strings.Contains(lookup("db").Reason, skycallv1.ReasonNoReadyEndpoints)
 	})
 	setStatus(t, c, db, true, skycallv1.ReasonResolved, "10.0.0.7:2528")
-	eventually(t, "ready", func() bool { e := lookup("db"); return e.State == Ready && e.Address == "10.0.0.7:2528" })
+	eventually(t, "ready", func() bool { e := lookup("db"); return e.State == registry.Ready && e.Address == "10.0.0.7:2528" })
 	setStatus(t, c, game, true, skycallv1.ReasonResolved, "10.0.0.8:2528")
-	eventually(t, "game_1 ready", func() bool { return lookup("game_1").State == Ready })
+	eventually(t, "game_1 ready", func() bool { return lookup("game_1").State == registry.Ready })
 
 	// spec.down: down at once, before the operator reacts.
 	if err := c.Get(ctx, client.ObjectKeyFromObject(db), db); err != nil {
@@ -163,28 +165,28 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 	if err := c.Update(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "down", func() bool { return lookup("db").State == Down })
+	eventually(t, "down", func() bool { return lookup("db").State == registry.Down })
 	db.Spec.Down = false
 	if err := c.Update(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "back up", func() bool { return lookup("db").State == Ready })
+	eventually(t, "back up", func() bool { return lookup("db").State == registry.Ready })
 
 	// Two ClusterNodes claiming one name: neither is ready.
 	twin := createNode(t, c, ns, "db-twin", "db")
 	eventually(t, "conflict", func() bool {
 		e := lookup("db")
-		return e.State == NotReady && strings.Contains(e.Reason, skycallv1.ReasonNameConflict)
+		return e.State == registry.NotReady && strings.Contains(e.Reason, skycallv1.ReasonNameConflict)
 	})
 	if err := c.Delete(ctx, twin); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "conflict resolved", func() bool { return lookup("db").State == Ready })
+	eventually(t, "conflict resolved", func() bool { return lookup("db").State == registry.Ready })
 
 	if err := c.Delete(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deleted", func() bool { return lookup("db").State == Absent })
+	eventually(t, "deleted", func() bool { return lookup("db").State == registry.Absent })
 }
 
 func TestKubernetesRegistryAdministrativelyDownStatus(t *testing.T) {
@@ -192,9 +194,9 @@ func TestKubernetesRegistryAdministrativelyDownStatus(t *testing.T) {
 	ns := newNamespace(t, c)
 	db := createNode(t, c, ns, "db", "")
 	setStatus(t, c, db, false, skycallv1.ReasonAdministrativelyDown, "")
-	reg, _ := NewKubernetes(cp.Config, ns)
+	reg, _ := NewRegistry(cp.Config, ns)
 	defer reg.Close()
-	eventually(t, "down from the status", func() bool { e, _ := reg.Lookup("db"); return e.State == Down })
+	eventually(t, "down from the status", func() bool { e, _ := reg.Lookup("db"); return e.State == registry.Down })
 }
 
 func TestKubernetesRegistryForbiddenIsAClearError(t *testing.T) {
@@ -229,15 +231,15 @@ func TestKubernetesRegistryForbiddenIsAClearError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := NewKubernetes(cfg, ns)
+	reg, err := NewRegistry(cfg, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
 	var lerr error
 	eventually(t, "the permission error surfaces", func() bool { _, lerr = reg.Lookup("db"); return lerr != nil })
-	if !errors.Is(lerr, ErrRegistry) {
-		t.Fatalf("error %v does not wrap ErrRegistry", lerr)
+	if !errors.Is(lerr, registry.ErrRegistry) {
+		t.Fatalf("error %v does not wrap registry.ErrRegistry", lerr)
 	}
 	for _, want := range []string{`"` + ns + `"`, "list", "get, list and watch"} {
 		if !strings.Contains(lerr.Error(), want) {
@@ -253,6 +255,17 @@ func TestKubernetesRegistryForbiddenIsAClearError(t *testing.T) {
 	}
 	eventually(t, "the registry recovers", func() bool {
 		e, err := reg.Lookup("db")
-		return err == nil && e.State == Absent
+		return err == nil && e.State == registry.Absent
 	})
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -1,4 +1,4 @@
-package registry
+package kube
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/sender/clusterconfig"
+	"github.com/skycall-io/skycall/sender/registry"
 )
 
 // What a ClusterNode means to a sender, decided here and only here: the
@@ -67,10 +68,10 @@ func NodeNameOf(cn *skycallv1.ClusterNode) string {
 // EntryOf says what node means to a sender given the live ClusterNodes
 // (not being deleted) of one namespace whose NodeNameOf is node. With no
 // claimant the node is Absent.
-func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
+func EntryOf(node string, claimants []*skycallv1.ClusterNode) registry.Entry {
 	switch len(claimants) {
 	case 0:
-		return Entry{Node: node, State: Absent}
+		return registry.Entry{Node: node, State: registry.Absent}
 	case 1:
 	default:
 		names := make([]string, len(claimants))
@@ -78,32 +79,32 @@ func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
 			names[i] = cn.Name
 		}
 		slices.Sort(names)
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf(
+		return registry.Entry{Node: node, State: registry.NotReady, Reason: fmt.Sprintf(
 			"%s: node name %q is claimed by ClusterNodes %s in namespace %s; give each a unique spec.nodeName",
 			skycallv1.ReasonNameConflict, node, strings.Join(names, ", "), claimants[0].Namespace)}
 	}
 	cn := claimants[0]
 	if err := clusterconfig.CheckNodeName(node); err != nil {
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf(
+		return registry.Entry{Node: node, State: registry.NotReady, Reason: fmt.Sprintf(
 			"%s: ClusterNode %s: %v; set spec.nodeName to another name", skycallv1.ReasonInvalidNodeName, cn.Name, err)}
 	}
 	if cn.Spec.Down {
-		return Entry{Node: node, State: Down, Reason: fmt.Sprintf("ClusterNode %s has spec.down set", cn.Name)}
+		return registry.Entry{Node: node, State: registry.Down, Reason: fmt.Sprintf("ClusterNode %s has spec.down set", cn.Name)}
 	}
 	cond := meta.FindStatusCondition(cn.Status.Conditions, skycallv1.ConditionReady)
 	switch {
 	case cond == nil:
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s has no Ready condition yet", cn.Name)}
+		return registry.Entry{Node: node, State: registry.NotReady, Reason: fmt.Sprintf("ClusterNode %s has no registry.Ready condition yet", cn.Name)}
 	case cond.Status == metav1.ConditionTrue && cn.Status.Address != "":
 		if err := clusterconfig.CheckAddress(cn.Status.Address); err != nil {
-			return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s: status.%v", cn.Name, err)}
+			return registry.Entry{Node: node, State: registry.NotReady, Reason: fmt.Sprintf("ClusterNode %s: status.%v", cn.Name, err)}
 		}
-		return Entry{Node: node, State: Ready, Address: cn.Status.Address, Incarnation: incarnationAt(cn, cn.Status.Address)}
+		return registry.Entry{Node: node, State: registry.Ready, Address: cn.Status.Address, Incarnation: incarnationAt(cn, cn.Status.Address)}
 	case cond.Status != metav1.ConditionTrue && cond.Reason == skycallv1.ReasonDraining && cond.ObservedGeneration >= cn.Generation:
 		// The operator's word on the current spec: the endpoints it
 		// resolved are all terminating. (From an older spec it would be
 		// about endpoints the node may no longer follow: NotReady below.)
-		e := Entry{Node: node, State: Draining, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
+		e := registry.Entry{Node: node, State: registry.Draining, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
 		for _, ep := range cn.Status.Endpoints {
 			if ep.Terminating && clusterconfig.CheckAddress(ep.Address) == nil {
 				e.Address, e.Incarnation = ep.Address, string(ep.PodUID)
@@ -114,13 +115,13 @@ func EntryOf(node string, claimants []*skycallv1.ClusterNode) Entry {
 	case cond.Reason == skycallv1.ReasonAdministrativelyDown && cond.ObservedGeneration >= cn.Generation:
 		// The operator's word on the current spec (this operator only says
 		// so when spec.down is set, handled above).
-		return Entry{Node: node, State: Down, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
+		return registry.Entry{Node: node, State: registry.Down, Reason: fmt.Sprintf("ClusterNode %s: %s", cn.Name, cond.Message)}
 	case cond.Reason == skycallv1.ReasonAdministrativelyDown:
 		// From before spec.down was cleared: see the rule above.
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf(
+		return registry.Entry{Node: node, State: registry.NotReady, Reason: fmt.Sprintf(
 			"ClusterNode %s: spec.down was cleared; waiting for the operator to resolve it", cn.Name)}
 	default:
-		return Entry{Node: node, State: NotReady, Reason: fmt.Sprintf("ClusterNode %s: Ready=%s %s: %s",
+		return registry.Entry{Node: node, State: registry.NotReady, Reason: fmt.Sprintf("ClusterNode %s: Ready=%s %s: %s",
 			cn.Name, cond.Status, cond.Reason, cond.Message)}
 	}
 }
@@ -139,7 +140,7 @@ func incarnationAt(cn *skycallv1.ClusterNode, addr string) string {
 // ClusterNodeEntries applies EntryOf to every node name that the live
 // ClusterNodes of one namespace claim: one entry per name, sorted by name.
 // It is what the operator writes into the registry ConfigMap.
-func ClusterNodeEntries(nodes []skycallv1.ClusterNode) []Entry {
+func ClusterNodeEntries(nodes []skycallv1.ClusterNode) []registry.Entry {
 	byName := make(map[string][]*skycallv1.ClusterNode, len(nodes))
 	for i := range nodes {
 		if cn := &nodes[i]; cn.DeletionTimestamp.IsZero() {
@@ -147,10 +148,10 @@ func ClusterNodeEntries(nodes []skycallv1.ClusterNode) []Entry {
 			byName[name] = append(byName[name], cn)
 		}
 	}
-	out := make([]Entry, 0, len(byName))
+	out := make([]registry.Entry, 0, len(byName))
 	for name, claimants := range byName {
 		out = append(out, EntryOf(name, claimants))
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Node, b.Node) })
+	slices.SortFunc(out, func(a, b registry.Entry) int { return strings.Compare(a.Node, b.Node) })
 	return out
 }

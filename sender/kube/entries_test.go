@@ -1,8 +1,10 @@
-package registry
+package kube
 
 import (
 	"sync/atomic"
 	"testing"
+
+	"github.com/skycall-io/skycall/sender/registry"
 )
 
 // TestKubernetesEntriesListTheNamespace: Entries gives one entry per node
@@ -15,7 +17,7 @@ func TestKubernetesEntriesListTheNamespace(t *testing.T) {
 	db := createNode(t, c, ns, "db", "")
 	createNode(t, c, ns, "game-1", "game_1")
 
-	reg, err := NewKubernetes(cp.Config, ns)
+	reg, err := NewRegistry(cp.Config, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func TestKubernetesEntriesListTheNamespace(t *testing.T) {
 	eventually(t, "loaded", func() bool { _, synced, _ := reg.Entries(); return synced })
 	entries, _, _ := reg.Entries()
 	if len(entries) != 2 || entries[0].Node != "db" || entries[1].Node != "game_1" ||
-		entries[0].State != NotReady || entries[1].State != NotReady {
+		entries[0].State != registry.NotReady || entries[1].State != registry.NotReady {
 		t.Fatalf("Entries = %+v, want db and game_1, both not ready", entries)
 	}
 
@@ -38,6 +40,6 @@ func TestKubernetesEntriesListTheNamespace(t *testing.T) {
 	eventually(t, "WatchAll told of db's change", func() bool { return kicks.Load() > before })
 	eventually(t, "db ready in Entries", func() bool {
 		entries, _, _ := reg.Entries()
-		return len(entries) == 2 && entries[0].State == Ready && entries[0].Address == "10.0.0.9:2528"
+		return len(entries) == 2 && entries[0].State == registry.Ready && entries[0].Address == "10.0.0.9:2528"
 	})
 }
