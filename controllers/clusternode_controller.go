@@ -180,7 +180,7 @@ func (r *ClusterNodeReconciler) decide(ctx context.Context, node *skycallv1.Clus
 
 	// The CRD rejects reserved names and malformed addresses; an object
 	// stored before those rules gets a status saying so, and no sender uses
-	// it (registry.EntryOf applies the same checks to whatever status says).
+	// it (kube.EntryOf applies the same checks to whatever status says).
 	if err := clusterconfig.CheckNodeName(name); err != nil {
 		return outcome{reason: skycallv1.ReasonInvalidNodeName, message: err.Error() + "; set spec.nodeName to another name"}, nil
 	}

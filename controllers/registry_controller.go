@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/sender/kube"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -88,7 +89,7 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		found = false
 	}
 
-	entries := registry.ClusterNodeEntries(nodes.Items)
+	entries := kube.ClusterNodeEntries(nodes.Items)
 	if len(entries) == 0 && len(nodes.Items) == 0 {
 		// No ClusterNodes left: the namespace has no registry.
 		if found {

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -84,7 +86,7 @@ func (p *ackPeer) serve(nc net.Conn, name []byte) {
 // pushes with a probe before it closes, so a clean drain counts none of
 // them as unconfirmed, and every push arrives where it was sent.
 func TestCleanDrainOfPushesCountsNoneUnconfirmed(t *testing.T) {
-	old := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-a"))
+	old := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-a"))
 	reg := registry.NewStatic(nil)
 	reg.SetIncarnation("game", old.addr, "uid-a")
 	c := ctNewClient(t, reg)
@@ -95,10 +97,10 @@ func TestCleanDrainOfPushesCountsNoneUnconfirmed(t *testing.T) {
 	eventually(t, "the old pod read every push", func() bool { return old.count() == len(before) })
 
 	reg.SetDraining("game", old.addr, "uid-a")
-	eventually(t, "the drained connection closes", func() bool { return old.srv.srvConnCount() == 0 })
+	eventually(t, "the drained connection closes", func() bool { return old.conns() == 0 })
 	held := ctSeq("held", 20)
 	ctSendAll(t, ctx, c, "game", held)
-	repl := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-b"))
+	repl := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-b"))
 	reg.SetIncarnation("game", repl.addr, "uid-b")
 	after := ctSeq("after", 20)
 	ctSendAll(t, ctx, c, "game", after)
@@ -303,7 +305,7 @@ func ctCallerReads(c *Client, nodeName string) bool {
 // closing it: none is counted unconfirmed.
 func TestIdleCloseConfirmsPushesFirst(t *testing.T) {
 	peer := ctServe(t, "db")
-	logger, logs := srvTestLogger(t)
+	logger, logs := testkit.Logger(t)
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}),
 		WithNodeIdleTimeout(100*time.Millisecond), WithLogger(logger))
 	ctx := ctCtx(t)
@@ -313,8 +315,8 @@ func TestIdleCloseConfirmsPushesFirst(t *testing.T) {
 		return ctNodeCount(c) == 0 && ctNodeGoroutines() == 0
 	})
 	ctEqual(t, "received", peer.received(), msgs)
-	if got := ctCounter(t, c, "skycall_sender_dropped_total", "db", ""); got != 0 || logs.contains("unconfirmed") {
-		t.Fatalf("an idle close after %d pushes counted %v dropped (logged: %v), want 0", len(msgs), got, logs.contains("unconfirmed"))
+	if got := ctCounter(t, c, "skycall_sender_dropped_total", "db", ""); got != 0 || logs.Contains("unconfirmed") {
+		t.Fatalf("an idle close after %d pushes counted %v dropped (logged: %v), want 0", len(msgs), got, logs.Contains("unconfirmed"))
 	}
 }
 
@@ -324,13 +326,13 @@ func TestIdleCloseConfirmsPushesFirst(t *testing.T) {
 func TestIdleCloseCountsThePushesAProbeCannotProve(t *testing.T) {
 	const d = 300 * time.Millisecond
 	p := ackServe(t, "db", false)
-	logger, logs := srvTestLogger(t)
+	logger, logs := testkit.Logger(t)
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": p.addr}),
 		WithNodeIdleTimeout(100*time.Millisecond), WithPeerTimeout(d), WithLogger(logger))
 	const pushes = 30
 	ackPushesThenGoQuiet(t, c, p, "db", pushes)
 	eventually(t, "the probe goes unanswered and the pushes are counted", func() bool {
-		return logs.contains("never confirmed", `"unconfirmed"=30`)
+		return logs.Contains("never confirmed", `"unconfirmed"=30`)
 	})
 	if got := p.unanswered.Load(); got < 1 {
 		t.Fatal("the connection closed without a probe")

@@ -10,22 +10,23 @@ import (
 	"testing"
 
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
 // ctBenchPeer serves @echo (a Concurrent echo) and @sink (counts pushes).
 func ctBenchPeer(b *testing.B) (addr string, sunk *atomic.Int64) {
-	srv := NewServer("db")
+	srv := server.New("db")
 	sunk = new(atomic.Int64)
-	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *Request) ([]byte, error) {
+	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *server.Request) ([]byte, error) {
 		return req.Payload, nil
-	}, Concurrent(), QueueSize(1024)); err != nil {
+	}, server.WithConcurrent(), server.WithQueueSize(1024)); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := srv.HandleFunc("@sink", func(_ context.Context, req *Request) ([]byte, error) {
+	if _, err := srv.HandleFunc("@sink", func(_ context.Context, req *server.Request) ([]byte, error) {
 		sunk.Add(1)
 		return nil, nil
-	}, QueueSize(65536)); err != nil {
+	}, server.WithQueueSize(65536)); err != nil {
 		b.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -6,7 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/skycall-io/skycall/internal/sendertest"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // A burst of Sends to a node that reads slowly grows the node's write
@@ -14,10 +16,10 @@ import (
 // them back, and its heap returns to what it was before the burst.
 func TestIdleClientGivesBackTheBuffersOfABurst(t *testing.T) {
 	const sends, size = 32 << 10, 1024 // 32 MiB
-	srv := NewServer("sink")
+	srv := server.New("sink")
 	var got atomic.Int64
 	hold := make(chan struct{})
-	if _, err := srv.HandleFunc("@count", func(ctx context.Context, req *Request) ([]byte, error) {
+	if _, err := srv.HandleFunc("@count", func(ctx context.Context, req *server.Request) ([]byte, error) {
 		if got.Add(1) == 1 {
 			select { // the first push holds the service: the Server stops reading
 			case <-hold:
@@ -25,13 +27,13 @@ func TestIdleClientGivesBackTheBuffersOfABurst(t *testing.T) {
 			}
 		}
 		return nil, nil
-	}, QueueSize(1), ReuseRequests()); err != nil {
+	}, server.WithQueueSize(1), server.WithReuseRequests()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.HandleFunc("@ping", func(context.Context, *Request) ([]byte, error) { return nil, nil }); err != nil {
+	if _, err := srv.HandleFunc("@ping", func(context.Context, *server.Request) ([]byte, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
-	addr, _ := srvServe(t, srv)
+	addr := sendertest.Serve(t, srv)
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"sink": addr}))
 	ctx := ctCtx(t)
 	if _, err := c.Call(ctx, "sink", "@ping", nil); err != nil { // connected: the burst goes to the outbox

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // A pod being replaced: the registry says Draining. Nothing new is written
@@ -16,7 +17,7 @@ import (
 // order, once it is Ready and confirmed; the old connection closes once its
 // calls are answered, so the old pod's Shutdown is not kept waiting.
 func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
-	old := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-a"))
+	old := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-a"))
 	reg := registry.NewStatic(nil)
 	reg.SetIncarnation("game", old.addr, "uid-a")
 	c := ctNewClient(t, reg)
@@ -43,12 +44,12 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 	if err := <-inFlight; err != nil {
 		t.Fatalf("the call written before the drain failed: %v", err)
 	}
-	eventually(t, "the old connection closes once its call is answered", func() bool { return old.srv.srvConnCount() == 0 })
+	eventually(t, "the old connection closes once its call is answered", func() bool { return old.conns() == 0 })
 	// @slow and @rec are different services: their order across the two
 	// is the Server's business; each keeps its own.
 	ctEqual(t, "old pod", without(old.received(), "in-flight"), before)
 
-	repl := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-b"))
+	repl := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-b"))
 	reg.SetIncarnation("game", repl.addr, "uid-b")
 	after := ctSeq("after", 10)
 	ctSendAll(t, ctx, c, "game", after)
@@ -63,7 +64,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 // to the old incarnation is not reused, and a peer answering with another
 // incarnation than the registry names is refused until they agree.
 func TestNewIncarnationAtTheSameAddressIsANewNode(t *testing.T) {
-	a := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-a"))
+	a := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-a"))
 	reg := registry.NewStatic(nil)
 	reg.SetIncarnation("game", a.addr, "uid-a")
 	c := ctNewClient(t, reg)
@@ -76,7 +77,7 @@ func TestNewIncarnationAtTheSameAddressIsANewNode(t *testing.T) {
 	// process there is still uid-a: the client drops its connection and
 	// refuses to confirm the old process as the new one.
 	reg.SetIncarnation("game", a.addr, "uid-b")
-	eventually(t, "the connection to the old incarnation is dropped", func() bool { return a.srv.srvConnCount() == 0 })
+	eventually(t, "the connection to the old incarnation is dropped", func() bool { return a.conns() == 0 })
 	if err := c.Send(ctx, "game", "@rec", []byte("for-b")); err != nil {
 		t.Fatal(err)
 	}
@@ -90,17 +91,17 @@ func TestNewIncarnationAtTheSameAddressIsANewNode(t *testing.T) {
 	// it is delivered there, to it alone.
 	addr := a.addr
 	a.srv.Close()
-	b := ctServeAt(t, "game", addr, ServerIncarnation("uid-b"))
+	b := ctServeAt(t, "game", addr, server.WithIncarnation("uid-b"))
 	if _, err := c.Call(ctx, "game", "@rec", []byte("to-b")); err != nil {
 		t.Fatal(err)
 	}
 	ctEqual(t, "new incarnation", b.received(), []string{"for-b", "to-b"})
 }
 
-// Without ServerIncarnation a Server reports the incarnation in
+// Without server.WithIncarnation a Server reports the incarnation in
 // SKYCALL_INCARNATION (set from the pod's UID by the downward API).
 func TestServerIncarnationFromTheEnvironment(t *testing.T) {
-	t.Setenv(EnvIncarnation, "uid-env")
+	t.Setenv(server.EnvIncarnation, "uid-env")
 	p := ctServe(t, "game")
 	reg := registry.NewStatic(nil)
 	reg.SetIncarnation("game", p.addr, "uid-other")
@@ -144,7 +145,7 @@ func lastError(c *Client, nodeName string) error {
 // timeout: the connection closes and the call fails, while what was sent
 // after the drain began still waits for the replacement.
 func TestDrainingConnectionClosesWithinTheCallTimeout(t *testing.T) {
-	old := ctServeAt(t, "game", "127.0.0.1:0", ServerIncarnation("uid-a"))
+	old := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-a"))
 	reg := registry.NewStatic(nil)
 	reg.SetIncarnation("game", old.addr, "uid-a")
 	c := ctNewClient(t, reg, WithCallTimeout(300*time.Millisecond))
@@ -163,7 +164,7 @@ func TestDrainingConnectionClosesWithinTheCallTimeout(t *testing.T) {
 	if err := <-stuck; err == nil {
 		t.Fatal("a call that was never answered succeeded")
 	}
-	eventually(t, "the draining connection is closed", func() bool { return old.srv.srvConnCount() == 0 })
+	eventually(t, "the draining connection is closed", func() bool { return old.conns() == 0 })
 	if q := ctQueued(c, "game"); q != 1 {
 		t.Fatalf("%d messages queued, want the one sent after the drain began", q)
 	}

@@ -14,13 +14,28 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
 // ctTimeout bounds every wait in the client tests.
 const ctTimeout = 10 * time.Second
+
+// eventually polls cond until it holds or ctTimeout passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(ctTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
 
 func ctCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), ctTimeout)
@@ -36,7 +51,8 @@ func ctCtx(t *testing.T) context.Context {
 type ctPeer struct {
 	t       *testing.T
 	name    string
-	srv     *Server
+	srv     *server.Server
+	metrics *prometheus.Registry // the Server's
 	addr    string
 	mu      sync.Mutex
 	got     []string
@@ -50,10 +66,11 @@ func ctServe(t *testing.T, nodeName string) *ctPeer {
 	return ctServeAt(t, nodeName, "127.0.0.1:0")
 }
 
-func ctServeAt(t *testing.T, nodeName, addr string, opts ...ServerOption) *ctPeer {
+func ctServeAt(t *testing.T, nodeName, addr string, opts ...server.Option) *ctPeer {
 	t.Helper()
-	p := &ctPeer{t: t, name: nodeName, srv: NewServer(nodeName, opts...), release: make(chan struct{})}
-	rec := func(_ context.Context, req *Request) ([]byte, error) {
+	p := &ctPeer{t: t, name: nodeName, metrics: prometheus.NewRegistry(), release: make(chan struct{})}
+	p.srv = server.New(nodeName, append(opts, server.WithRegisterer(p.metrics))...)
+	rec := func(_ context.Context, req *server.Request) ([]byte, error) {
 		p.firstAt.CompareAndSwap(0, time.Now().UnixNano())
 		p.mu.Lock()
 		p.got = append(p.got, string(req.Payload))
@@ -61,7 +78,7 @@ func ctServeAt(t *testing.T, nodeName, addr string, opts ...ServerOption) *ctPee
 		return req.Payload, nil
 	}
 	p.must(p.srv.HandleFunc("@rec", rec))
-	p.must(p.srv.HandleFunc("@slow", func(ctx context.Context, req *Request) ([]byte, error) {
+	p.must(p.srv.HandleFunc("@slow", func(ctx context.Context, req *server.Request) ([]byte, error) {
 		rec(ctx, req)
 		p.slowIn.Add(1)
 		select {
@@ -70,8 +87,8 @@ func ctServeAt(t *testing.T, nodeName, addr string, opts ...ServerOption) *ctPee
 			return nil, ctx.Err()
 		}
 		return req.Payload, nil
-	}, Concurrent()))
-	p.must(p.srv.HandleFunc("@fail", func(_ context.Context, req *Request) ([]byte, error) {
+	}, server.WithConcurrent()))
+	p.must(p.srv.HandleFunc("@fail", func(_ context.Context, req *server.Request) ([]byte, error) {
 		return nil, errors.New("boom: " + string(req.Payload))
 	}))
 	var l net.Listener
@@ -103,6 +120,11 @@ func (p *ctPeer) received() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.got...)
+}
+
+// conns is how many connections the peer holds open.
+func (p *ctPeer) conns() int {
+	return int(testkit.MetricValue(p.t, p.metrics, "skycall_server_connections_open", nil))
 }
 
 func (p *ctPeer) count() int {

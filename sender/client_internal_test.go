@@ -8,7 +8,9 @@ import (
 	"net"
 	"testing"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -57,9 +59,9 @@ func TestWithdrawnCallIsCutFromWriteBuffer(t *testing.T) {
 }
 
 func TestCallOverTLS(t *testing.T) {
-	cert, pool := srvSelfSigned(t)
-	srv := NewServer("db", ServerTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
-	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *Request) ([]byte, error) {
+	cert, pool := testkit.SelfSigned(t)
+	srv := server.New("db", server.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
+	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *server.Request) ([]byte, error) {
 		return req.Payload, nil
 	}); err != nil {
 		t.Fatal(err)

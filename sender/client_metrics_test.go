@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -28,7 +29,7 @@ func ctCounter(t *testing.T, c *Client, name, nodeName, second string) float64 {
 		}
 		for _, m := range f.GetMetric() {
 			if ctLabelsMatch(m, nodeName, second) {
-				total += ctValue(m)
+				total += testkit.Value(m)
 			}
 		}
 	}
@@ -45,18 +46,6 @@ func ctLabelsMatch(m *dto.Metric, nodeName, second string) bool {
 		}
 	}
 	return okNode && okSecond
-}
-
-func ctValue(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	return 0
 }
 
 func TestMetricsPerNode(t *testing.T) {
@@ -91,7 +80,7 @@ func TestMetricsPerNode(t *testing.T) {
 			}
 			for _, m := range f.GetMetric() {
 				if ctLabelsMatch(m, nodeName, second) {
-					return ctValue(m), true
+					return testkit.Value(m), true
 				}
 			}
 		}

@@ -19,7 +19,9 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
+	"github.com/skycall-io/skycall/internal/sendertest"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/tlsfiles"
 )
 
@@ -87,12 +89,12 @@ func loadTestTLS(t *testing.T, p tlsPaths) *tlsfiles.Files {
 	return f
 }
 
-// mtlsServer serves node name with ServerMutualTLS(files).
+// mtlsServer serves node name with server.WithMutualTLS(files).
 func mtlsServer(t *testing.T, name string, files *tlsfiles.Files) string {
 	t.Helper()
-	s := NewServer(name, ServerMutualTLS(files))
-	srvMustHandle(t, s, "@echo", srvEcho)
-	addr, _ := srvServe(t, s)
+	s := server.New(name, server.WithMutualTLS(files))
+	sendertest.Handle(t, s, "@echo", sendertest.Echo)
+	addr := sendertest.Serve(t, s)
 	return addr
 }
 
@@ -113,7 +115,7 @@ func TestMutualTLSBetweenNodesAndTheCertificateMustNameTheNode(t *testing.T) {
 		pool.AppendCertsFromPEM(ca.pem)
 		nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "db"})
 		if err == nil {
-			nc.SetReadDeadline(time.Now().Add(srvTestTimeout))
+			nc.SetReadDeadline(time.Now().Add(ctTimeout))
 			_, err = nc.Read(make([]byte, 1)) // TLS 1.3: the refusal comes after the handshake
 			nc.Close()
 		}

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -77,12 +79,12 @@ func TestReplyCutByAnInterruptedReaderIsFinishedByTheNext(t *testing.T) {
 			}
 			res <- err
 		}()
-		req := srvRecv(t, "the request "+payload, p.reqs)
+		req := testkit.Recv(t, "the request "+payload, p.reqs)
 		p.write(t, wire.AppendResponse(nil, &wire.Response{Session: req.Session, OK: true, Payload: req.Payload}))
 		return res
 	}
 	ctCallUntilCallersRead(t, c, ctx, func(i int) error {
-		return srvRecv(t, "a warm-up call", call(fmt.Sprint("warm-", i)))
+		return testkit.Recv(t, "a warm-up call", call(fmt.Sprint("warm-", i)))
 	})
 
 	first, cancel := context.WithCancel(ctx)
@@ -91,17 +93,17 @@ func TestReplyCutByAnInterruptedReaderIsFinishedByTheNext(t *testing.T) {
 		_, err := c.Call(first, "db", "@echo", []byte("first"))
 		done <- err
 	}()
-	req := srvRecv(t, "the first request", p.reqs)
+	req := testkit.Recv(t, "the first request", p.reqs)
 	reply := wire.AppendResponse(nil, &wire.Response{Session: req.Session, OK: true, Payload: []byte(strings.Repeat("x", 3000))})
 	p.write(t, reply[:3]) // the header and one byte
 	time.Sleep(20 * time.Millisecond)
 	cancel()
-	if err := srvRecv(t, "the first call's result", done); !errors.Is(err, context.Canceled) {
+	if err := testkit.Recv(t, "the first call's result", done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call: %v, want context.Canceled", err)
 	}
 	p.write(t, reply[3:]) // the rest of the late reply: dropped
 
-	if err := srvRecv(t, "the call after the cut reply", call("second")); err != nil {
+	if err := testkit.Recv(t, "the call after the cut reply", call("second")); err != nil {
 		t.Fatalf("call after a cut reply: %v", err)
 	}
 	if got := p.conns(); got != 1 {
@@ -140,7 +142,7 @@ func TestLongLoneCallCostsNoWakeUps(t *testing.T) {
 		t.Fatalf("the reader goroutine woke for %d lulls while one call lasted %v; want at most 1", n, 100*readLull)
 	}
 	close(peer.release)
-	if err := srvRecv(t, "the long call's result", slow); err != nil {
+	if err := testkit.Recv(t, "the long call's result", slow); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -277,8 +279,8 @@ func (p *ctScript) write(t *testing.T, b []byte) {
 // interrupts landing on whoever reads next. Every call returns its own
 // echo or its ctx's or timeout's error, and the connection stays in sync.
 func TestCallersReadingAndGivingUpKeepEveryReplyItsOwn(t *testing.T) {
-	srv := NewServer("db")
-	if _, err := srv.HandleFunc("@echo", func(ctx context.Context, req *Request) ([]byte, error) {
+	srv := server.New("db")
+	if _, err := srv.HandleFunc("@echo", func(ctx context.Context, req *server.Request) ([]byte, error) {
 		// A delay of 0 to 3 ms, chosen by the caller, so that some
 		// replies come after their caller gave up.
 		if d := time.Duration(req.Payload[0]%4) * time.Millisecond; d > 0 {
@@ -288,7 +290,7 @@ func TestCallersReadingAndGivingUpKeepEveryReplyItsOwn(t *testing.T) {
 			}
 		}
 		return req.Payload, nil
-	}, Concurrent()); err != nil {
+	}, server.WithConcurrent()); err != nil {
 		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -352,7 +354,7 @@ func callersGivingUp(t *testing.T, c *Client, ctx context.Context, callers, call
 		}()
 	}
 	for range callers {
-		if err := srvRecv(t, "a caller's calls", errs); err != nil {
+		if err := testkit.Recv(t, "a caller's calls", errs); err != nil {
 			t.Fatalf("%d callers: %v", callers, err)
 		}
 	}

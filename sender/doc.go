@@ -1,7 +1,6 @@
 // Package sender brings skynet's cluster.send and cluster.call to Go: a
 // Client that sends pushes and calls to named nodes speaking skynet's
-// cluster protocol (skynet nodes or skycall Servers), and the Server that
-// receives them.
+// cluster protocol (skynet nodes, or skycall Servers: package sender/server).
 //
 //	c := sender.New(registry.NewStatic(map[string]string{"db": "10.0.0.7:2528"}))
 //	defer c.Close()
@@ -10,8 +9,9 @@
 //	h, err := c.Query(ctx, "db", "store")                // numeric handle by name
 //	vals, err := c.CallValues(ctx, "db", "@store", "get", "key") // skynet.pack'ed
 //
-// In a pod, sender.NewInCluster() follows the namespace's ClusterNodes, as
-// the skycall operator resolves them.
+// In a pod, kube.NewClient() (package sender/kube, the only one that links
+// client-go) follows the namespace's ClusterNodes, as the skycall operator
+// resolves them.
 //
 // # Connections
 //
@@ -40,7 +40,7 @@
 // confirmed. A node's identity is its name and its incarnation
 // (registry.Entry.Incarnation, the pod UID): a new incarnation, even at the
 // same address, is a new connection, and a skycall Server that reports its
-// incarnation (ServerIncarnation, or SKYCALL_INCARNATION from the downward
+// incarnation (server.WithIncarnation, or SKYCALL_INCARNATION from the downward
 // API) is refused if it is not the one the registry names (ErrWrongNode,
 // retried). A skynet peer answers neither name nor incarnation: it is
 // checked by address only. docs/rolling-restarts.md says how to set a pod's
@@ -135,19 +135,12 @@
 //
 // skynet's cluster protocol is plain TCP with no authentication: anyone who
 // can reach a node's port can call its services. Between skycall nodes,
-// LoadTLSFiles with WithMutualTLS and ServerMutualTLS gives mutual TLS:
+// tlsfiles.Load with WithMutualTLS and server.WithMutualTLS gives mutual TLS:
 // certificates are read again when their files change, the Server requires
 // a client certificate from the CA bundle, and the Client accepts a node
 // only when the Server's certificate names it (DNS SAN or URI
 // skycall://NODE). Links with skynet nodes stay plain TCP; keep them on a
 // network only trusted peers reach (a NetworkPolicy in Kubernetes).
-//
-// A Server bounds what its peers can make it hold: connections in all and
-// per peer IP (ServerMaxConns, ServerMaxConnsPerPeer), bytes of requests
-// being reassembled (ServerPartialBudget; a request over it is answered
-// "busy") and bytes of requests waiting for handlers (ServerQueuedBudget;
-// past it readers stop reading). Reassembly buffers grow with the bytes
-// received, never from the size a header claims.
 //
 // # Performance
 //
@@ -172,6 +165,6 @@
 // takes a logr.Logger. A Send or Call whose ctx carries an OpenTelemetry
 // span starts a client span and writes its W3C traceparent as skynet's
 // trace tag before the message (WithTracerProvider, else the global
-// provider; ServerTracerProvider on the other side); skynet passes it on
+// provider; server.WithTracerProvider on the other side); skynet passes it on
 // to its onward cluster.calls. See docs/tracing.md.
 package sender

@@ -7,40 +7,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
-
-// ctSeries gathers g and returns the series of name whose labels include
-// want (a label missing from a series counts as "").
-func ctSeries(t *testing.T, g prometheus.Gatherer, name string, want map[string]string) []*dto.Metric {
-	t.Helper()
-	families, err := g.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	var out []*dto.Metric
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if have[k] != v {
-					continue next
-				}
-			}
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 func TestCallDurationIsObservedByNodeAndResult(t *testing.T) {
 	peer := ctServe(t, "db")
@@ -67,7 +37,7 @@ func TestCallDurationIsObservedByNodeAndResult(t *testing.T) {
 		node, result string
 		count        uint64
 	}{{"db", "ok", 3}, {"db", "remote_error", 1}, {"ghost", "deadline_exceeded", 1}} {
-		s := ctSeries(t, promReg, "skycall_sender_call_duration_seconds", map[string]string{"node": tc.node, "result": tc.result})
+		s := testkit.Series(t, promReg, "skycall_sender_call_duration_seconds", map[string]string{"node": tc.node, "result": tc.result})
 		if len(s) != 1 || s[0].GetHistogram().GetSampleCount() != tc.count || s[0].GetHistogram().GetSampleSum() <= 0 {
 			t.Errorf("call_duration_seconds{node=%s,result=%s} = %v, want %d samples with a positive sum", tc.node, tc.result, s, tc.count)
 		}
@@ -90,10 +60,10 @@ func TestMetricsWithoutNodeLabelSumOverNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"skycall_sender_calls_total", "skycall_sender_call_duration_seconds", "skycall_sender_node_state", "skycall_sender_queue_messages"} {
-		if s := ctSeries(t, promReg, name, nil); len(s) == 0 {
+		if s := testkit.Series(t, promReg, name, nil); len(s) == 0 {
 			t.Errorf("%s: no series", name)
 		}
-		if s := ctSeries(t, promReg, name, map[string]string{"node": ""}); len(s) != len(ctSeries(t, promReg, name, nil)) {
+		if s := testkit.Series(t, promReg, name, map[string]string{"node": ""}); len(s) != len(testkit.Series(t, promReg, name, nil)) {
 			t.Errorf("%s: some series carry a node label with WithMetricsNodeLabel(false)", name)
 		}
 	}
@@ -109,8 +79,8 @@ func TestMetricsWithoutNodeLabelSumOverNodes(t *testing.T) {
 		{"skycall_sender_call_duration_seconds", map[string]string{"result": "ok"}, 4},
 	}
 	for _, ch := range checks {
-		s := ctSeries(t, promReg, ch.name, ch.labels)
-		if len(s) != 1 || ctValue(s[0]) != ch.want {
+		s := testkit.Series(t, promReg, ch.name, ch.labels)
+		if len(s) != 1 || testkit.Value(s[0]) != ch.want {
 			t.Errorf("%s%v = %v, want one series of %v", ch.name, ch.labels, s, ch.want)
 		}
 	}

@@ -7,8 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skycall-io/skycall/internal/sendertest"
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -25,15 +28,15 @@ func deepPayload() []byte {
 // those itself): each gets an error reply, and the connection and the
 // service answer the next call.
 func TestServerRefusesADeeplyNestedMessageAndServesTheNext(t *testing.T) {
-	s := NewServer("db")
-	srvMustHandle(t, s, "@store", func(_ context.Context, req *Request) ([]byte, error) {
+	s := server.New("db")
+	sendertest.Handle(t, s, "@store", func(_ context.Context, req *server.Request) ([]byte, error) {
 		vals, err := luaseri.Unpack(req.Payload)
 		if err != nil {
 			return nil, err
 		}
 		return luaseri.Pack(vals...)
 	})
-	addr, _ := srvServe(t, s)
+	addr := sendertest.Serve(t, s)
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": addr}))
 	ctx := ctCtx(t)
 	deep := deepPayload()
@@ -43,16 +46,16 @@ func TestServerRefusesADeeplyNestedMessageAndServesTheNext(t *testing.T) {
 	if !errors.As(err, &re) || !strings.Contains(re.Message, "tables nested deeper than 32") {
 		t.Fatalf("deep call: %v, want a RemoteError saying the tables are nested too deep", err)
 	}
-	want := srvPack(t, "next", int64(1))
+	want := testkit.Pack(t, "next", int64(1))
 	if reply, err := c.Call(ctx, "db", "@store", want); err != nil || !bytes.Equal(reply, want) {
 		t.Fatalf("the call after: %q, %v; want it answered", reply, err)
 	}
 
-	raw := srvDial(t, addr)
-	if resp := raw.call(wire.Request{Address: 0, Payload: deep}); resp.OK || string(resp.Payload) != "name not found" {
+	raw := testkit.Dial(t, addr)
+	if resp := raw.Call(wire.Request{Address: 0, Payload: deep}); resp.OK || string(resp.Payload) != "name not found" {
 		t.Fatalf("deep query: ok=%v %q, want the error reply \"name not found\"", resp.OK, resp.Payload)
 	}
-	if resp := raw.call(wire.Request{Address: 0, Payload: srvPack(t, wire.NodeQueryName)}); !resp.OK {
+	if resp := raw.Call(wire.Request{Address: 0, Payload: testkit.Pack(t, wire.NodeQueryName)}); !resp.OK {
 		t.Fatalf("the query after: error %q, want the node's name", resp.Payload)
 	}
 }
@@ -62,10 +65,10 @@ func TestServerRefusesADeeplyNestedMessageAndServesTheNext(t *testing.T) {
 // node goes on working.
 func TestClientRefusesADeeplyNestedReply(t *testing.T) {
 	deep := deepPayload()
-	s := NewServer("db")
-	srvMustHandle(t, s, "@deep", func(context.Context, *Request) ([]byte, error) { return deep, nil })
-	srvMustHandle(t, s, "@echo", srvEcho)
-	addr, _ := srvServe(t, s)
+	s := server.New("db")
+	sendertest.Handle(t, s, "@deep", func(context.Context, *server.Request) ([]byte, error) { return deep, nil })
+	sendertest.Handle(t, s, "@echo", sendertest.Echo)
+	addr := sendertest.Serve(t, s)
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": addr}))
 	ctx := ctCtx(t)
 

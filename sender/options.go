@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/skycall-io/skycall/sender/tlsfiles"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -37,7 +38,7 @@ const (
 	DefaultPeerTimeout = 10 * time.Second
 )
 
-// An Option configures a Client; pass them to New or NewInCluster.
+// An Option configures a Client; pass them to New or kube.NewClient.
 type Option func(*clientOptions)
 
 type clientOptions struct {
@@ -232,7 +233,7 @@ func WithDialer(dial func(ctx context.Context, network, address string) (net.Con
 }
 
 // WithTLS makes the Client speak TLS to every node (a skycall Server built
-// with ServerTLS). skynet's own cluster speaks plain TCP. If cfg has no
+// with server.WithTLS). skynet's own cluster speaks plain TCP. If cfg has no
 // ServerName, the host of the node's address is used.
 func WithTLS(cfg *tls.Config) Option {
 	return func(o *clientOptions) { o.tls = cfg }
@@ -242,3 +243,10 @@ func WithTLS(cfg *tls.Config) Option {
 // accept a node only when the Server's certificate names it (a DNS SAN
 // equal to the node name, or a URI SAN skycall://NODE); otherwise the
 // connection fails with ErrWrongNode. Use it with Servers given
+// server.WithMutualTLS from the same CA.
+func WithMutualTLS(f *tlsfiles.Files) Option {
+	return func(o *clientOptions) {
+		o.tls = f.ClientConfig()
+		o.tlsNodeIdentity = true
+	}
+}

@@ -17,7 +17,7 @@ import (
 // is behind the provider, a Send or Call whose ctx carries a valid span
 // starts a client span, its child, and writes the W3C traceparent of that
 // span as skynet's trace tag (request type 0x04) just before the message,
-// so that a skycall Server (ServerTracerProvider) continues the trace and a
+// so that a skycall Server (server.WithTracerProvider) continues the trace and a
 // skynet node passes it on to its onward cluster.call (docs/tracing.md).
 //
 // Tracing is off, and no tag is written, when the ctx carries no span (the

@@ -15,7 +15,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/skycall-io/skycall/internal/sendertest"
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -53,18 +56,18 @@ func trSpan(t *testing.T, exp *tracetest.InMemoryExporter, kind trace.SpanKind, 
 // trTracedServer is a skycall Server tracing into tp, whose @echo handler
 // (a call) and @sink handler (a push) report the span their ctx carries.
 func trTracedServer(t *testing.T, tp trace.TracerProvider) (addr string, inHandler <-chan trace.SpanContext) {
-	s := NewServer("db", ServerTracerProvider(tp))
+	s := server.New("db", server.WithTracerProvider(tp))
 	spans := make(chan trace.SpanContext, 16)
-	h := func(ctx context.Context, req *Request) ([]byte, error) {
+	h := func(ctx context.Context, req *server.Request) ([]byte, error) {
 		spans <- trace.SpanContextFromContext(ctx)
 		if string(req.Payload) == "fail" {
 			return nil, &RemoteError{Message: "refused"}
 		}
 		return req.Payload, nil
 	}
-	srvMustHandle(t, s, "@echo", h)
-	srvMustHandle(t, s, "@sink", h)
-	addr, _ = srvServe(t, s)
+	sendertest.Handle(t, s, "@echo", h)
+	sendertest.Handle(t, s, "@sink", h)
+	addr = sendertest.Serve(t, s)
 	return addr, spans
 }
 
@@ -77,7 +80,7 @@ func TestCallMakesClientSpanParentOfServerSpan(t *testing.T) {
 	if reply, err := c.Call(ctx, "db", "@echo", []byte("hello")); err != nil || string(reply) != "hello" {
 		t.Fatalf("traced call: %q, %v", reply, err)
 	}
-	handlerSpan := srvRecv(t, "the handler's span", inHandler)
+	handlerSpan := testkit.Recv(t, "the handler's span", inHandler)
 
 	client := trSpan(t, exp, trace.SpanKindClient, "@echo")
 	server := trSpan(t, exp, trace.SpanKindServer, "@echo")
@@ -97,7 +100,7 @@ func TestCallMakesClientSpanParentOfServerSpan(t *testing.T) {
 		"rpc.system": "skynet", "rpc.service": "@echo", "skycall.node": "db", "skycall.kind": "call",
 		"skycall.payload_size": "5", "skycall.reply_size": "5", "skycall.result": "ok",
 	} {
-		if got, _ := srvSpanAttr(client, key); got != want {
+		if got, _ := testkit.SpanAttr(client, key); got != want {
 			t.Errorf("client span attribute %s = %q, want %q", key, got, want)
 		}
 	}
@@ -115,14 +118,14 @@ func TestSendIsTracedToThePushHandler(t *testing.T) {
 	if err := c.Send(ctx, "db", "@sink", []byte("pushed")); err != nil {
 		t.Fatal(err)
 	}
-	handlerSpan := srvRecv(t, "the push handler's span", inHandler)
+	handlerSpan := testkit.Recv(t, "the push handler's span", inHandler)
 	client := trSpan(t, exp, trace.SpanKindClient, "@sink")
 	server := trSpan(t, exp, trace.SpanKindServer, "@sink")
 	if server.Parent().SpanID() != client.SpanContext().SpanID() || handlerSpan.TraceID() != client.SpanContext().TraceID() {
 		t.Errorf("push handler span %v (parent %v), want a child of the send span %v", handlerSpan, server.Parent(), client.SpanContext())
 	}
 	for key, want := range map[string]string{"skycall.kind": "push", "skycall.result": "queued", "skycall.payload_size": "6"} {
-		if got, _ := srvSpanAttr(client, key); got != want {
+		if got, _ := testkit.SpanAttr(client, key); got != want {
 			t.Errorf("send span attribute %s = %q, want %q", key, got, want)
 		}
 	}
@@ -136,12 +139,12 @@ func TestFailedCallEndsClientSpanWithError(t *testing.T) {
 	if _, err := c.Call(ctx, "db", "@echo", []byte("fail")); err == nil {
 		t.Fatal("a failing handler's call succeeded")
 	}
-	srvRecv(t, "the handler's span", inHandler)
+	testkit.Recv(t, "the handler's span", inHandler)
 	client := trSpan(t, exp, trace.SpanKindClient, "@echo")
 	if client.Status().Code != codes.Error {
 		t.Errorf("client span status = %v, want Error", client.Status())
 	}
-	if got, _ := srvSpanAttr(client, "skycall.result"); got != resultRemoteError {
+	if got, _ := testkit.SpanAttr(client, "skycall.result"); got != resultRemoteError {
 		t.Errorf("skycall.result = %q, want %q", got, resultRemoteError)
 	}
 }
@@ -184,7 +187,7 @@ func TestTracedCallsQueuedBeforeReadyKeepTheirOwnTags(t *testing.T) {
 		}
 	}
 	for range payloads {
-		srvRecv(t, "a handler's span", inHandler)
+		testkit.Recv(t, "a handler's span", inHandler)
 	}
 	eventually(t, "three client and four server spans", func() bool { return len(exp.GetSpans()) == 7 })
 	clientOf := map[trace.SpanID]sdktrace.ReadOnlySpan{}
@@ -198,7 +201,7 @@ func TestTracedCallsQueuedBeforeReadyKeepTheirOwnTags(t *testing.T) {
 	}
 	untraced := 0
 	for _, srv := range servers {
-		size, _ := srvSpanAttr(srv, "skycall.payload_size")
+		size, _ := testkit.SpanAttr(srv, "skycall.payload_size")
 		if !srv.Parent().IsValid() {
 			untraced++
 			if size != "8" {
@@ -211,7 +214,7 @@ func TestTracedCallsQueuedBeforeReadyKeepTheirOwnTags(t *testing.T) {
 			t.Errorf("server span of the %s-byte call has parent %v, no client span", size, srv.Parent())
 			continue
 		}
-		if got, _ := srvSpanAttr(client, "skycall.payload_size"); got != size {
+		if got, _ := testkit.SpanAttr(client, "skycall.payload_size"); got != size {
 			t.Errorf("the %s-byte call's server span is the child of the %s-byte call's client span", size, got)
 		}
 	}
@@ -341,7 +344,7 @@ func TestSkynetPeerGetsTagsOnCallsOnly(t *testing.T) {
 	eventually(t, "three client spans", func() bool { return len(exp.GetSpans()) == 3 })
 	var want []string
 	for _, s := range exp.GetSpans().Snapshots() {
-		if kind, _ := srvSpanAttr(s, "skycall.kind"); kind == "push" {
+		if kind, _ := testkit.SpanAttr(s, "skycall.kind"); kind == "push" {
 			want = append(want, "push:-")
 		} else {
 			want = append(want, "call:"+string(appendTraceparent(nil, s.SpanContext())))
@@ -406,17 +409,17 @@ func TestSendWithoutSpanAllocatesNothingWithTracingConfigured(t *testing.T) {
 func TestServerFindsTraceparentBehindSkynetsHopPrefix(t *testing.T) {
 	tp, exp := trTracer(t)
 	addr, inHandler := trTracedServer(t, tp)
-	c := srvDial(t, addr)
+	c := testkit.Dial(t, addr)
 	const tag = "(sky-go-3)00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	if resp := c.call(wire.Request{Name: "@echo", Payload: []byte("hi"), Trace: []byte(tag)}); !resp.OK {
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("hi"), Trace: []byte(tag)}); !resp.OK {
 		t.Fatalf("call: %+v", resp)
 	}
-	srvRecv(t, "the handler's span", inHandler)
+	testkit.Recv(t, "the handler's span", inHandler)
 	server := trSpan(t, exp, trace.SpanKindServer, "@echo")
 	if got := server.Parent(); got.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID().String() != "00f067aa0ba902b7" {
 		t.Errorf("server span's parent = %v, want the traceparent behind skynet's prefix", got)
 	}
-	if got, _ := srvSpanAttr(server, "skynet.trace_tag"); got != tag {
+	if got, _ := testkit.SpanAttr(server, "skynet.trace_tag"); got != tag {
 		t.Errorf("skynet.trace_tag = %q, want %q", got, tag)
 	}
 }

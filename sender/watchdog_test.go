@@ -117,7 +117,7 @@ func TestIdleConnectionToAnAnsweringPeerStaysUp(t *testing.T) {
 	if _, err := c.Call(ctCtx(t), "db", "@rec", []byte("second")); err != nil {
 		t.Fatal(err)
 	}
-	if n := peer.srv.srvConnCount(); n != 1 {
+	if n := peer.conns(); n != 1 {
 		t.Fatalf("the Server saw %d connections, want the first one kept", n)
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // Source is where the agent reads the namespace's nodes:
-// *registry.Kubernetes.
+// *kube.Registry.
 type Source interface {
 	Entries() ([]registry.Entry, bool, error)
 	WatchAll(notify func()) (stop func())

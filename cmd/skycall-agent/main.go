@@ -29,6 +29,7 @@ import (
 
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/clusterconfig"
+	"github.com/skycall-io/skycall/sender/kube"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -80,11 +81,11 @@ func run() error {
 	}
 	o.Token = token
 
-	cfg, ns, err := registry.InClusterConfig()
+	cfg, ns, err := kube.InClusterConfig()
 	if err != nil {
 		return err
 	}
-	src, err := registry.NewKubernetes(cfg, ns, registry.KubernetesLogger(log))
+	src, err := kube.NewRegistry(cfg, ns, kube.WithLogger(log))
 	if err != nil {
 		return err
 	}

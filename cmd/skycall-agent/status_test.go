@@ -15,6 +15,7 @@ import (
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // staticSource is a namespace with no ClusterNodes, loaded.
@@ -32,8 +33,8 @@ func TestDeeplyNestedStatusReplyIsAnErrorAndTheAgentGoesOn(t *testing.T) {
 	deep := append(bytes.Repeat([]byte{0x0e}, k), 0x0a, 0x01)
 	deep = append(deep, bytes.Repeat([]byte{0x00}, k)...)
 	var sane atomic.Bool
-	srv := sender.NewServer("sky")
-	if _, err := srv.HandleFunc("@skycall", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	srv := server.New("sky")
+	if _, err := srv.HandleFunc("@skycall", func(_ context.Context, req *server.Request) ([]byte, error) {
 		vals, err := luaseri.Unpack(req.Payload)
 		if err != nil || len(vals) == 0 {
 			return nil, errors.New("bad request")

@@ -84,7 +84,7 @@ func runCluster(args []string) error {
 		return failed(err)
 	}
 
-	cstep(3, "Two Go nodes as StatefulSet node (pods node-0, node-1, each a sender.Server) and a ClusterNode per pod")
+	cstep(3, "Two Go nodes as StatefulSet node (pods node-0, node-1, each a server.Server) and a ClusterNode per pod")
 	if _, err := c.KubectlStdin(ctx, cluster.NodesManifest, "apply", "-f", "-"); err != nil {
 		return failed(err)
 	}
@@ -112,7 +112,7 @@ func runCluster(args []string) error {
 		return failed(err)
 	}
 
-	cstep(4, "A sender pod (sender.NewInCluster, the namespace's default ServiceAccount bound to skycall-sender only)")
+	cstep(4, "A sender pod (kube.NewClient, the namespace's default ServiceAccount bound to skycall-sender only)")
 	if _, err := c.KubectlStdin(ctx, cluster.SenderManifest, "apply", "-f", "-"); err != nil {
 		return failed(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // runNode serves one cluster node: @echo answers calls with what it got,
@@ -35,10 +35,10 @@ func runNode(args []string) error {
 		defer rec.Close()
 	}
 
-	srv := sender.NewServer(*name)
+	srv := server.New(*name)
 	// One service for both kinds, so that pushes and calls are handled in
 	// one queue, in the order they arrived.
-	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *server.Request) ([]byte, error) {
 		vals, err := luaseri.Unpack(req.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("not a skynet.pack payload: %w", err)
@@ -89,7 +89,7 @@ func runNode(args []string) error {
 			}
 		}
 	}()
-	if err := srv.Serve(ln); err != nil && err != sender.ErrServerClosed {
+	if err := srv.Serve(ln); err != nil && err != server.ErrClosed {
 		return err
 	}
 	<-done

@@ -75,7 +75,7 @@ func runDemo(args []string) error {
 	procs = append(procs, mgr)
 	fmt.Printf("    logs: %s\n", managerLog)
 
-	step(4, "Starting two cluster nodes, alpha and beta: processes serving @echo with sender.Server")
+	step(4, "Starting two cluster nodes, alpha and beta: processes serving @echo with server.Server")
 	addrs := map[string]string{}
 	listening := regexp.MustCompile(`^listening on (\S+)$`)
 	for _, name := range []string{"alpha", "beta"} {
@@ -112,7 +112,7 @@ func runDemo(args []string) error {
 		return err
 	}
 
-	step(6, fmt.Sprintf("Starting a sender: %d messages to each node, alternating send and call (sender.NewInCluster, Kubernetes registry)", *count))
+	step(6, fmt.Sprintf("Starting a sender: %d messages to each node, alternating send and call (kube.NewClient, Kubernetes registry)", *count))
 	snd, err := localcp.StartProcess("sender", "", os.Stdout, []string{"KUBECONFIG=" + cp.Kubeconfig, "POD_NAMESPACE=" + demoNamespace},
 		self, "send", "--to", "alpha,beta", "--count", strconv.Itoa(*count))
 	if err != nil {

@@ -14,11 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/kube"
 )
 
 // runSend issues, to each node, count messages alternating send and call,
 // numbered in the order they are issued, and waits for every reply. It uses
-// the Kubernetes registry (sender.NewInCluster): in a pod its ServiceAccount,
+// the Kubernetes registry (kube.NewClient): in a pod its ServiceAccount,
 // elsewhere KUBECONFIG and POD_NAMESPACE say where. A node that is not ready
 // yet gets its messages queued, and they leave in order when it becomes
 // ready.
@@ -33,7 +34,7 @@ func runSend(args []string) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	c, err := sender.NewInCluster(sender.WithRegisterer(reg), sender.WithCallTimeout(*timeout))
+	c, err := kube.NewClient(sender.WithRegisterer(reg), sender.WithCallTimeout(*timeout))
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/kube"
 )
 
 // runSender is a long-lived sender, as a game server pod would be: one
-// sender.NewInCluster client for the process's life, driven over HTTP so
+// kube.NewClient client for the process's life, driven over HTTP so
 // that a test or the cluster demo decides when messages are issued:
 //
 //	GET /healthz                         200 once the client exists
@@ -41,7 +42,7 @@ func runSender(args []string) error {
 	_ = fs.Parse(args)
 
 	reg := prometheus.NewRegistry()
-	c, err := sender.NewInCluster(sender.WithRegisterer(reg), sender.WithCallTimeout(*timeout))
+	c, err := kube.NewClient(sender.WithRegisterer(reg), sender.WithCallTimeout(*timeout))
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/luaseri"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from what the commands print now")
@@ -39,16 +39,16 @@ type testNode struct {
 	logged [][]any
 }
 
-func startNode(t *testing.T, name string, opts ...sender.ServerOption) *testNode {
+func startNode(t *testing.T, name string, opts ...server.Option) *testNode {
 	t.Helper()
 	n := &testNode{name: name, store: map[string]any{}}
-	srv := sender.NewServer(name, opts...)
+	srv := server.New(name, opts...)
 	must := func(_ uint32, err error) {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(srv.HandleFunc("@store", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	must(srv.HandleFunc("@store", func(_ context.Context, req *server.Request) ([]byte, error) {
 		vals, err := luaseri.Unpack(req.Payload)
 		if err != nil || len(vals) < 2 {
 			return nil, err
@@ -62,18 +62,18 @@ func startNode(t *testing.T, name string, opts ...sender.ServerOption) *testNode
 		}
 		return luaseri.Pack(n.store[k])
 	}))
-	must(srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	must(srv.HandleFunc("@echo", func(_ context.Context, req *server.Request) ([]byte, error) {
 		return req.Payload, nil
-	}, sender.Concurrent()))
-	must(srv.HandleFunc("@fail", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	}, server.WithConcurrent()))
+	must(srv.HandleFunc("@fail", func(_ context.Context, req *server.Request) ([]byte, error) {
 		vals, _ := luaseri.Unpack(req.Payload)
 		return nil, &failure{vals}
 	}))
-	must(srv.HandleFunc("@slow", func(ctx context.Context, _ *sender.Request) ([]byte, error) {
+	must(srv.HandleFunc("@slow", func(ctx context.Context, _ *server.Request) ([]byte, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
-	}, sender.Concurrent()))
-	must(srv.HandleFunc("@log", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	}, server.WithConcurrent()))
+	must(srv.HandleFunc("@log", func(_ context.Context, req *server.Request) ([]byte, error) {
 		vals, _ := luaseri.Unpack(req.Payload)
 		n.mu.Lock()
 		n.logged = append(n.logged, vals)

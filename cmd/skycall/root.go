@@ -40,7 +40,7 @@ type globalOptions struct {
 	timeout    time.Duration
 	verbose    bool
 
-	// TLS to skycall Servers built with ServerTLS (skynet speaks plain TCP).
+	// TLS to skycall Servers built with server.WithTLS (skynet speaks plain TCP).
 	tls        bool
 	caFile     string
 	serverName string
@@ -156,7 +156,7 @@ func newRootCommand(o *globalOptions, name string) *cobra.Command {
 	f.StringVarP(&o.namespace, "namespace", "n", "", "the namespace of the ClusterNodes (default the context's namespace)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the node, its connection and each reply")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log connection state changes of the sender library to standard error")
-	f.BoolVar(&o.tls, "tls", false, "speak TLS to the nodes (skycall Servers built with ServerTLS; skynet nodes speak plain TCP)")
+	f.BoolVar(&o.tls, "tls", false, "speak TLS to the nodes (skycall Servers built with server.WithTLS; skynet nodes speak plain TCP)")
 	f.StringVar(&o.caFile, "cacert", "", "with --tls: PEM file of the certificate authorities to trust (default the system's); implies --tls")
 	f.StringVar(&o.serverName, "servername", "", "with --tls: the name to verify in the node's certificate (default the host of its address)")
 	f.BoolVar(&o.insecure, "insecure", false, "with --tls: do not verify the node's certificate (testing only)")

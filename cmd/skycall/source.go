@@ -16,6 +16,7 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/kube"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -143,7 +144,7 @@ func (o *globalOptions) kubernetesSource() (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: kubeconfig namespace: %v", sender.ErrRegistry, err)
 	}
-	reg, err := registry.NewKubernetes(cfg, ns)
+	reg, err := kube.NewRegistry(cfg, ns)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", sender.ErrRegistry, err)
 	}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skycall-io/skycall/sender"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // selfSigned returns a certificate for 127.0.0.1 and the path of its PEM.
@@ -50,7 +50,7 @@ func selfSigned(t *testing.T) (tls.Certificate, string) {
 
 func TestTLSToAServerBuiltWithServerTLS(t *testing.T) {
 	cert, caFile := selfSigned(t)
-	db := startNode(t, "db", sender.ServerTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
+	db := startNode(t, "db", server.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	reg := staticReg("db=" + db.addr)
 
 	skycall(t, reg, "--cacert", caFile, "call", "db", "@store", "'set', 'k', 'secret'").ok(t)

@@ -76,7 +76,7 @@ const indexNodeName = "nodeName"
 // server pays a TLS handshake for each attempt.
 const APIServerRetry = 2 * time.Second
 
-// NewKubernetes returns a registry of the ClusterNodes in namespace, read
+// NewRegistry returns a registry of the ClusterNodes in namespace, read
 // with cfg. Nothing is contacted until the first Lookup.
 func NewRegistry(cfg *rest.Config, namespace string, opts ...Option) (*Registry, error) {
 	if namespace == "" {

@@ -398,7 +398,7 @@ func (j *journey) senderCallsBoth(t *testing.T) {
 		return r == "True", "Ready=" + r
 	})
 	if env := j.get(t, game, "pod/sender", `{.spec.containers[0].env}`); env != "" {
-		t.Errorf("sender pod has extra environment %s; NewInCluster should need none", env)
+		t.Errorf("sender pod has extra environment %s; kube.NewClient should need none", env)
 	}
 
 	const count = 6

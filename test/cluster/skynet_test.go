@@ -20,14 +20,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skycall-io/skycall/sender"
-	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/kube"
 	"github.com/skycall-io/skycall/test/cluster"
 )
 
 // skynetNS is the skynet test's namespace.
 const skynetNS = "skynet"
 
-// goNodeManifest is a Go node (skycall-demo node: a sender.Server with
+// goNodeManifest is a Go node (skycall-demo node: a server.Server with
 // @echo) named gonode, in the skynet namespace, behind its ClusterNode. It
 // carries the label the sample's NetworkPolicy admits to the skynet nodes.
 var goNodeManifest = cluster.GoNodesManifest(skynetNS, "gonode", "gonode", 1, cluster.SkynetClientLabel) + `---
@@ -39,7 +39,7 @@ spec:
 `
 
 // goCallerManifest is a Go pod that calls the skynet nodes by name once and
-// exits: skycall-demo send, whose Client comes from sender.NewInCluster. Its
+// exits: skycall-demo send, whose Client comes from kube.NewClient. Its
 // label lets it through the sample's NetworkPolicy.
 const goCallerManifest = `apiVersion: v1
 kind: Pod
@@ -64,7 +64,7 @@ spec:
 // (a StatefulSet of 3 skynet nodes with the skycall-agent sidecar, under a
 // ClusterNodeSet, fenced by a NetworkPolicy) beside a Go node, and checks
 // that skynet nodes call each other and the Go node by name, and that Go
-// calls them: a Go pod (sender.NewInCluster) and this test's process (a
+// calls them: a Go pod (kube.NewClient) and this test's process (a
 // skycall Client on the Kubernetes registry, which confirms each skynet
 // pod's name and UID). It checks the fence (networkPolicyFence), then
 // measures, over three scale-ups, the time from a new pod Ready to the
@@ -107,11 +107,11 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kube, err := kubernetes.NewForConfig(restCfg)
+	cs, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.NewKubernetes(restCfg, skynetNS)
+	reg, err := kube.NewRegistry(restCfg, skynetNS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	t.Run("NetworkPolicyAdmitsOnlyLabelledPods", j.networkPolicyFence)
 
 	// A Go pod calls the skynet nodes by name too: skycall-demo send, a
-	// skycall Client from sender.NewInCluster with the namespace's default
+	// skycall Client from kube.NewClient with the namespace's default
 	// ServiceAccount (the chart's sender.namespaces binds skycall-sender to
 	// it), alternating sends and calls to each node's @echo, in order.
 	j.apply(t, goCallerManifest)
@@ -186,7 +186,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("a Go pod (sender.NewInCluster) called and sent to sky-0..2 by name")
+	t.Logf("a Go pod (kube.NewClient) called and sent to sky-0..2 by name")
 
 	// Scale-ups: from the new pod's Ready (seen on a watch) to the first
 	// successful cluster.call to it from each skynet node.
@@ -194,7 +194,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	for replicas := 4; replicas <= 6; replicas++ {
 		newPod := "sky-" + strconv.Itoa(replicas-1)
 		readyAt := make(chan time.Time, 1)
-		go func() { readyAt <- waitPodReady(ctx, t, kube, skynetNS, newPod) }()
+		go func() { readyAt <- waitPodReady(ctx, t, cs, skynetNS, newPod) }()
 		type hit struct {
 			from string
 			at   time.Time
@@ -374,9 +374,9 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 
 // waitPodReady watches pod until its Ready condition is True and returns
 // when the watch saw it.
-func waitPodReady(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, pod string) time.Time {
+func waitPodReady(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, pod string) time.Time {
 	for ctx.Err() == nil {
-		w, err := kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod})
+		w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod})
 		if err != nil {
 			t.Logf("watching pod %s: %v; retrying", pod, err)
 			time.Sleep(100 * time.Millisecond)

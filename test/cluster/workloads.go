@@ -10,9 +10,9 @@ import (
 )
 
 // The workloads the cluster test and `make demo-cluster` run, one definition
-// for both: Go nodes (skycall-demo node, a sender.Server) as a StatefulSet
+// for both: Go nodes (skycall-demo node, a server.Server) as a StatefulSet
 // of two behind a headless Service, a ClusterNode per pod, and a long-lived
-// sender pod (skycall-demo sender) using sender.NewInCluster() with the
+// sender pod (skycall-demo sender) using kube.NewClient() with the
 // namespace's default ServiceAccount.
 const (
 	// Namespace is where the nodes and the sender run; the chart binds the
@@ -33,7 +33,7 @@ const (
 var NodesManifest = GoNodesManifest(Namespace, "node", "", 2, "")
 
 // GoNodesManifest is a headless Service and a StatefulSet, both named app,
-// of replicas Go nodes (skycall-demo node: a sender.Server with @echo) in
+// of replicas Go nodes (skycall-demo node: a server.Server with @echo) in
 // namespace ns, each serving as nodeName, or as the node named like its pod
 // when nodeName is empty. label, a YAML map entry such as
 // SkynetClientLabel, is added to the pods' labels when not empty.

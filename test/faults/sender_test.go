@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/skycall-io/skycall/sender"
-	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/kube"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // echoNode is a skycall Server on loopback answering "@echo" with its own
@@ -23,8 +24,8 @@ type echoNode struct {
 func startEchoNode(t *testing.T, name string) *echoNode {
 	t.Helper()
 	n := &echoNode{}
-	s := sender.NewServer(name)
-	if _, err := s.HandleFunc("@echo", func(ctx context.Context, req *sender.Request) ([]byte, error) {
+	s := server.New(name)
+	if _, err := s.HandleFunc("@echo", func(ctx context.Context, req *server.Request) ([]byte, error) {
 		n.served.Add(1)
 		return []byte(name), nil
 	}); err != nil {
@@ -93,7 +94,7 @@ func TestSenderDeliversThroughAPIServerAndEtcdOutages(t *testing.T) {
 	first, second := startEchoNode(t, "db"), startEchoNode(t, "db")
 	createNode(t, ns, "db", first.addr)
 
-	reg, err := registry.NewKubernetes(cp.Config, ns)
+	reg, err := kube.NewRegistry(cp.Config, ns)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/test/skynetpeer"
 )
 
@@ -27,7 +28,7 @@ import (
 //	          pattern(len), else with an error saying how it differs
 type goNode struct {
 	name       string
-	srv        *sender.Server
+	srv        *server.Server
 	addr       string
 	echoHandle uint32
 
@@ -39,8 +40,8 @@ type goNode struct {
 
 func startGoNode(t *testing.T, name string) *goNode {
 	t.Helper()
-	g := &goNode{name: name, srv: sender.NewServer(name)}
-	echo := func(_ context.Context, req *sender.Request) ([]byte, error) { return req.Payload, nil }
+	g := &goNode{name: name, srv: server.New(name)}
+	echo := func(_ context.Context, req *server.Request) ([]byte, error) { return req.Payload, nil }
 	var err error
 	if g.echoHandle, err = g.srv.HandleFunc("@echo", echo); err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func startGoNode(t *testing.T, name string) *goNode {
 		}
 	}
 	must(g.srv.HandleFunc(".echo", echo))
-	must(g.srv.HandleFunc("@seq", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	must(g.srv.HandleFunc("@seq", func(_ context.Context, req *server.Request) ([]byte, error) {
 		args, err := luaseri.Unpack(req.Payload)
 		if err != nil || len(args) == 0 {
 			return nil, fmt.Errorf("seq: bad message %v (%v)", args, err)
@@ -75,11 +76,11 @@ func startGoNode(t *testing.T, name string) *goNode {
 		}
 		return nil, fmt.Errorf("seq: unknown command %v", args[0])
 	}))
-	must(g.srv.HandleFunc("@fail", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	must(g.srv.HandleFunc("@fail", func(_ context.Context, req *server.Request) ([]byte, error) {
 		args, _ := luaseri.Unpack(req.Payload)
 		return nil, fmt.Errorf("go handler failed: %v", args)
 	}))
-	must(g.srv.HandleFunc("@pattern", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	must(g.srv.HandleFunc("@pattern", func(_ context.Context, req *server.Request) ([]byte, error) {
 		args, err := luaseri.Unpack(req.Payload)
 		if err != nil || len(args) != 1 {
 			return nil, fmt.Errorf("pattern: want one string, got %d values (%v)", len(args), err)
@@ -258,7 +259,7 @@ func TestSkynetsLargePushMayBeOvertakenYetArrivesWhole(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var arrived []got
-	if _, err := g.srv.HandleFunc("@rec", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	if _, err := g.srv.HandleFunc("@rec", func(_ context.Context, req *server.Request) ([]byte, error) {
 		args, err := luaseri.Unpack(req.Payload)
 		if err != nil || len(args) != 1 {
 			return nil, fmt.Errorf("rec: want one string (%v)", err)

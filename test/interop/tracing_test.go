@@ -16,6 +16,7 @@ import (
 
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/wire"
 	"github.com/skycall-io/skycall/test/skynetpeer"
 )
@@ -34,8 +35,8 @@ func startTracedGo(t *testing.T, name string) *tracedGo {
 	g := &tracedGo{exp: tracetest.NewInMemoryExporter(), spans: make(chan trace.SpanContext, 16)}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(g.exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	srv := sender.NewServer(name, sender.ServerTracerProvider(tp))
-	if _, err := srv.HandleFunc("@echo", func(ctx context.Context, req *sender.Request) ([]byte, error) {
+	srv := server.New(name, server.WithTracerProvider(tp))
+	if _, err := srv.HandleFunc("@echo", func(ctx context.Context, req *server.Request) ([]byte, error) {
 		g.spans <- trace.SpanContextFromContext(ctx)
 		return req.Payload, nil
 	}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/skycall-io/skycall/internal/sendertest"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // TestClientTracesWithTheGlobalProviderSetAfterNew: a Client made before
@@ -28,9 +29,9 @@ func TestClientTracesWithTheGlobalProviderSetAfterNew(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer tp.Shutdown(context.Background())
 
-	srv := sender.NewServer("db", sender.ServerTracerProvider(tp))
+	srv := server.New("db", server.WithTracerProvider(tp))
 	parents := make(chan trace.SpanContext, 1)
-	if _, err := srv.HandleFunc("@echo", func(ctx context.Context, req *sender.Request) ([]byte, error) {
+	if _, err := srv.HandleFunc("@echo", func(ctx context.Context, req *server.Request) ([]byte, error) {
 		parents <- trace.SpanContextFromContext(ctx)
 		return req.Payload, nil
 	}); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 )
 
 // skyNode is the node name of the benchmark's skycall Server; a Client's
@@ -21,7 +22,7 @@ const skyNode = "bench"
 // that runs each request on its own goroutine) and @count (sequential, one
 // queue, like a skynet service), and a Client connected to it.
 type skySys struct {
-	srv   *sender.Server
+	srv   *server.Server
 	addr  string
 	c     *sender.Client
 	count paddedCount
@@ -41,19 +42,19 @@ type paddedCount struct {
 }
 
 func startSkycall(callAppend bool) (*skySys, error) {
-	s := &skySys{srv: sender.NewServer(skyNode), callAppend: callAppend}
-	if _, err := s.srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	s := &skySys{srv: server.New(skyNode), callAppend: callAppend}
+	if _, err := s.srv.HandleFunc("@echo", func(_ context.Context, req *server.Request) ([]byte, error) {
 		return req.Payload, nil
-	}, sender.Concurrent(), sender.ReuseRequests()); err != nil {
+	}, server.WithConcurrent(), server.WithReuseRequests()); err != nil {
 		return nil, err
 	}
-	if _, err := s.srv.HandleFunc("@count", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	if _, err := s.srv.HandleFunc("@count", func(_ context.Context, req *server.Request) ([]byte, error) {
 		if req.Push {
 			s.count.Add(1)
 			return nil, nil
 		}
 		return binary.LittleEndian.AppendUint64(nil, uint64(s.count.Load())), nil
-	}, sender.ReuseRequests()); err != nil {
+	}, server.WithReuseRequests()); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,8 +3,8 @@
 //
 //	skynet -> skynet          cluster.call / cluster.send between two skynet nodes
 //	skycall Client -> skynet  sender.Client calling a skynet node's service
-//	skynet -> skycall Server  a skynet node calling a sender.Server
-//	skycall -> skycall        sender.Client calling a sender.Server
+//	skynet -> skycall Server  a skynet node calling a server.Server
+//	skycall -> skycall        sender.Client calling a server.Server
 //
 // for cluster.call with 1 and 64 concurrent callers and for cluster.send
 // (then one call that arrives behind the sends and returns their count).
@@ -48,6 +48,7 @@ import (
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/test/skynetpeer"
 )
 
@@ -405,16 +406,16 @@ func serveChild(profile string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	srv := sender.NewServer("go")
+	srv := server.New("go")
 	// The handlers keep nothing of a Request: they opt in to its reuse.
-	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *server.Request) ([]byte, error) {
 		return req.Payload, nil
-	}, sender.ReuseRequests()); err != nil {
+	}, server.WithReuseRequests()); err != nil {
 		return err
 	}
 	count := 0
 	countPacked := func() ([]byte, error) { return luaseri.Pack(count) }
-	if _, err := srv.HandleFunc("@seq", func(_ context.Context, req *sender.Request) ([]byte, error) {
+	if _, err := srv.HandleFunc("@seq", func(_ context.Context, req *server.Request) ([]byte, error) {
 		if req.Push {
 			count++
 			return nil, nil
@@ -431,7 +432,7 @@ func serveChild(profile string) error {
 			return luaseri.Pack(true)
 		}
 		return nil, fmt.Errorf("seq: unknown command %v", args[0])
-	}, sender.ReuseRequests()); err != nil {
+	}, server.WithReuseRequests()); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -443,7 +444,7 @@ func serveChild(profile string) error {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		srv.Close()
 	}()
-	if err := srv.Serve(ln); !errors.Is(err, sender.ErrServerClosed) {
+	if err := srv.Serve(ln); !errors.Is(err, server.ErrClosed) {
 		return err
 	}
 	return nil

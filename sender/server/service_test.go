@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
@@ -18,7 +19,7 @@ import (
 // snapshot while Handle adds services: Handle replaces the table, never
 // changes it.
 func TestServiceTableIsASnapshotHandleReplaces(t *testing.T) {
-	s := NewServer("db")
+	s := New("db")
 	noop := func(context.Context, *Request) ([]byte, error) { return nil, nil }
 	h1, err := s.HandleFunc("@one", noop)
 	if err != nil {
@@ -49,9 +50,9 @@ func TestServiceTableIsASnapshotHandleReplaces(t *testing.T) {
 // connection must still get it (the reader hands reading to a new
 // goroutine), and the connection's other services keep answering.
 func TestHandlerWaitingForALaterMessageOfItsConnection(t *testing.T) {
-	s := NewServer("node-a")
+	s := New("node-a")
 	arrived := make(chan struct{})
-	srvMustHandle(t, s, "@waiter", func(ctx context.Context, req *Request) ([]byte, error) {
+	mustHandle(t, s, "@waiter", func(ctx context.Context, req *Request) ([]byte, error) {
 		select {
 		case <-arrived:
 			return []byte("woken"), nil
@@ -59,22 +60,22 @@ func TestHandlerWaitingForALaterMessageOfItsConnection(t *testing.T) {
 			return nil, ctx.Err()
 		}
 	})
-	srvMustHandle(t, s, "@waker", func(context.Context, *Request) ([]byte, error) {
+	mustHandle(t, s, "@waker", func(context.Context, *Request) ([]byte, error) {
 		close(arrived)
 		return []byte("woke"), nil
 	})
-	srvMustHandle(t, s, "@echo", srvEcho)
-	addr, _ := srvServe(t, s)
-	c := srvDial(t, addr)
+	mustHandle(t, s, "@echo", echo)
+	addr, _ := serveTest(t, s)
+	c := testkit.Dial(t, addr)
 
-	waiter := c.send(wire.Request{Name: "@waiter"})
-	if resp := c.call(wire.Request{Name: "@echo", Payload: []byte("meanwhile")}); string(resp.Payload) != "meanwhile" {
+	waiter := c.Send(wire.Request{Name: "@waiter"})
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("meanwhile")}); string(resp.Payload) != "meanwhile" {
 		t.Fatalf("@echo while @waiter runs: %+v", resp)
 	}
-	waker := c.send(wire.Request{Name: "@waker"})
+	waker := c.Send(wire.Request{Name: "@waker"})
 	got := map[uint32]string{}
 	for range 2 {
-		resp := c.read()
+		resp := c.Read()
 		got[resp.Session] = string(resp.Payload)
 	}
 	if got[waiter] != "woken" || got[waker] != "woke" {
@@ -84,12 +85,12 @@ func TestHandlerWaitingForALaterMessageOfItsConnection(t *testing.T) {
 
 // Several connections feeding one busy sequential service with a tiny
 // queue: every message is handled, one at a time, each connection's in the
-// order sent, and no more than QueueSize wait at any moment. Readers wait
+// order sent, and no more than WithQueueSize wait at any moment. Readers wait
 // for room in turn (the worker signals room once however many wait), so a
 // lost signal would leave a connection stuck here.
 func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) {
 	const conns, perConn, queueSize = 4, 200, 2
-	s := NewServer("node-a")
+	s := New("node-a")
 	var (
 		mu      sync.Mutex
 		running bool
@@ -97,7 +98,7 @@ func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) 
 		handled int
 		bad     []string
 	)
-	srvMustHandle(t, s, "@seq", func(_ context.Context, req *Request) ([]byte, error) {
+	mustHandle(t, s, "@seq", func(_ context.Context, req *Request) ([]byte, error) {
 		svc := s.services.Load().byName["@seq"]
 		mu.Lock()
 		defer mu.Unlock()
@@ -119,11 +120,11 @@ func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) 
 		mu.Lock()
 		running = false
 		return nil, nil
-	}, QueueSize(queueSize))
-	addr, _ := srvServe(t, s)
+	}, WithQueueSize(queueSize))
+	addr, _ := serveTest(t, s)
 	writeErr := make(chan error, conns)
 	for i := range conns {
-		c := srvDial(t, addr)
+		c := testkit.Dial(t, addr)
 		var frames [][]byte
 		for seq := 1; seq <= perConn; seq++ {
 			b, err := wire.AppendRequest(nil, &wire.Request{Name: "@seq", Push: true, Session: uint32(seq),
@@ -135,9 +136,9 @@ func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) 
 		}
 		go func() {
 			// One write per message, as skynet writes them.
-			c.nc.SetWriteDeadline(time.Now().Add(srvTestTimeout))
+			c.Conn.SetWriteDeadline(time.Now().Add(testTimeout))
 			for _, b := range frames {
-				if _, err := c.nc.Write(b); err != nil {
+				if _, err := c.Conn.Write(b); err != nil {
 					writeErr <- err
 					return
 				}
@@ -161,25 +162,25 @@ func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) 
 	}
 }
 
-// A ReuseRequests service gets every message intact, though its Requests
+// A WithReuseRequests service gets every message intact, though its Requests
 // are recycled: pushes from several connections, small and large, some run
 // on the reader and some queued behind a slow handler, and calls whose
-// reply is the payload itself, for a sequential and a Concurrent service.
+// reply is the payload itself, for a sequential and a WithConcurrent service.
 func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 	const conns, perConn = 3, 300
 	for _, concurrent := range []bool{false, true} {
 		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
-			s := NewServer("node-a")
+			s := New("node-a")
 			var (
 				mu   sync.Mutex
 				got  = map[string]int{}
 				seen int
 			)
-			opts := []HandleOption{ReuseRequests(), QueueSize(4)}
+			opts := []HandleOption{WithReuseRequests(), WithQueueSize(4)}
 			if concurrent {
-				opts = append(opts, Concurrent())
+				opts = append(opts, WithConcurrent())
 			}
-			srvMustHandle(t, s, "@keep", func(_ context.Context, req *Request) ([]byte, error) {
+			mustHandle(t, s, "@keep", func(_ context.Context, req *Request) ([]byte, error) {
 				if len(req.Payload) == 0 || req.Payload[0]%7 == 0 {
 					time.Sleep(50 * time.Microsecond) // let messages queue behind this one
 				}
@@ -192,17 +193,17 @@ func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 				}
 				return req.Payload, nil
 			}, opts...)
-			addr, _ := srvServe(t, s)
+			addr, _ := serveTest(t, s)
 			want := map[string]int{}
 			writeErr := make(chan error, conns)
-			clients := make([]*srvClient, conns)
+			clients := make([]*testkit.WireClient, conns)
 			for i := range conns {
-				clients[i] = srvDial(t, addr)
+				clients[i] = testkit.Dial(t, addr)
 				var buf []byte
 				for seq := range perConn {
 					// 1 to 100 bytes, both sides of the 64-byte box, and now
 					// and then a payload in reused room (4 KiB, 40 KiB in
-					// parts) or over srvReuseMax (70 KiB).
+					// parts) or over reuseMax (70 KiB).
 					size := 1 + seq%100
 					switch seq % 60 {
 					case 7:
@@ -222,9 +223,9 @@ func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				go func(c *srvClient, b []byte) {
-					c.nc.SetWriteDeadline(time.Now().Add(srvTestTimeout))
-					_, err := c.nc.Write(b)
+				go func(c *testkit.WireClient, b []byte) {
+					c.Conn.SetWriteDeadline(time.Now().Add(testTimeout))
+					_, err := c.Conn.Write(b)
 					writeErr <- err
 				}(clients[i], buf)
 			}
@@ -237,7 +238,7 @@ func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 			for i, c := range clients {
 				p := fmt.Appendf(nil, "call from %d", i)
 				want[string(p)]++
-				if resp := c.call(wire.Request{Name: "@keep", Payload: p}); !resp.OK || string(resp.Payload) != string(p) {
+				if resp := c.Call(wire.Request{Name: "@keep", Payload: p}); !resp.OK || string(resp.Payload) != string(p) {
 					t.Fatalf("call %q answered %+v", p, resp)
 				}
 			}
@@ -257,7 +258,7 @@ func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 	}
 }
 
-// ReuseRequests spares the allocation of every message up to 64 KiB:
+// WithReuseRequests spares the allocation of every message up to 64 KiB:
 // pushes to a sequential service cost the Server well under one allocation
 // each with it, and at most two (the Request and its payload, which the
 // handler may keep) without.
@@ -273,20 +274,20 @@ func TestReuseRequestsAllocatesNothingPerPush(t *testing.T) {
 		min, max float64
 	}{
 		{"default/32B", 32, nil, 0, 1.1},
-		{"ReuseRequests/32B", 32, []HandleOption{ReuseRequests()}, 0, 0.2},
+		{"WithReuseRequests/32B", 32, []HandleOption{WithReuseRequests()}, 0, 0.2},
 		{"default/4KiB", 4096, nil, 0, 2.1},
-		{"ReuseRequests/4KiB", 4096, []HandleOption{ReuseRequests()}, 0, 0.2},
+		{"WithReuseRequests/4KiB", 4096, []HandleOption{WithReuseRequests()}, 0, 0.2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewServer("node-a")
+			s := New("node-a")
 			var handled atomic.Int64
-			srvMustHandle(t, s, "@count", func(context.Context, *Request) ([]byte, error) {
+			mustHandle(t, s, "@count", func(context.Context, *Request) ([]byte, error) {
 				handled.Add(1)
 				return nil, nil
 			}, tc.opts...)
-			addr, _ := srvServe(t, s)
-			c := srvDial(t, addr)
-			frame, err := wire.AppendRequest(nil, &wire.Request{Name: "@count", Push: true, Session: 1, Payload: srvPattern(tc.size)})
+			addr, _ := serveTest(t, s)
+			c := testkit.Dial(t, addr)
+			frame, err := wire.AppendRequest(nil, &wire.Request{Name: "@count", Push: true, Session: 1, Payload: pattern(tc.size)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,8 +295,8 @@ func TestReuseRequestsAllocatesNothingPerPush(t *testing.T) {
 			send := func() {
 				t.Helper()
 				before := handled.Load()
-				c.nc.SetWriteDeadline(time.Now().Add(srvTestTimeout))
-				if _, err := c.nc.Write(burst); err != nil {
+				c.Conn.SetWriteDeadline(time.Now().Add(testTimeout))
+				if _, err := c.Conn.Write(burst); err != nil {
 					t.Fatal(err)
 				}
 				eventually(t, "the burst handled", func() bool { return handled.Load() == before+pushes })
@@ -320,16 +321,16 @@ func TestReuseRequestsAllocatesNothingPerPush(t *testing.T) {
 // connections.
 func TestBufferedBurstDoesNotOvertakeAnotherConnection(t *testing.T) {
 	// a1 blocks: without a hand-off, a2... stay buffered behind it.
-	defer func(d time.Duration) { srvInlineFor = d }(srvInlineFor)
-	srvInlineFor = time.Hour
-	s := NewServer("node-a")
+	defer func(d time.Duration) { inlineFor = d }(inlineFor)
+	inlineFor = time.Hour
+	s := New("node-a")
 	var (
 		mu      sync.Mutex
 		handled []string
 	)
 	first := make(chan struct{})
 	release := make(chan struct{})
-	srvMustHandle(t, s, "@seq", func(_ context.Context, req *Request) ([]byte, error) {
+	mustHandle(t, s, "@seq", func(_ context.Context, req *Request) ([]byte, error) {
 		if string(req.Payload) == "a1" {
 			close(first)
 			<-release
@@ -339,8 +340,8 @@ func TestBufferedBurstDoesNotOvertakeAnotherConnection(t *testing.T) {
 		mu.Unlock()
 		return nil, nil
 	})
-	addr, _ := srvServe(t, s)
-	a, b := srvDial(t, addr), srvDial(t, addr)
+	addr, _ := serveTest(t, s)
+	a, b := testkit.Dial(t, addr), testkit.Dial(t, addr)
 	var burst []byte
 	for i := 1; i <= 50; i++ {
 		var err error
@@ -349,9 +350,9 @@ func TestBufferedBurstDoesNotOvertakeAnotherConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.writeRaw(burst) // one write: a2.. are buffered while a1 runs
-	srvRecv(t, "a1 running", first)
-	b.send(wire.Request{Name: "@seq", Push: true, Payload: []byte("b1")})
+	a.WriteRaw(burst) // one write: a2.. are buffered while a1 runs
+	testkit.Recv(t, "a1 running", first)
+	b.Send(wire.Request{Name: "@seq", Push: true, Payload: []byte("b1")})
 	svc := s.services.Load().byName["@seq"]
 	eventually(t, "b1 queued behind a1", func() bool { return svc.pending.Load() == 2 })
 	close(release)

@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"bufio"
@@ -18,25 +18,25 @@ import (
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// srvPendingLimit is the size of queued replies beyond which handlers
+// pendingLimit is the size of queued replies beyond which handlers
 // replying on a connection wait for its writer. One reply of any size is
 // always accepted into an emptier buffer.
-const srvPendingLimit = 4 << 20
+const pendingLimit = 4 << 20
 
-// srvKeepBuffer is the largest write buffer kept for reuse after a write: at
+// keepBuffer is the largest write buffer kept for reuse after a write: at
 // least the replies of 64 pipelined 4 KiB calls, so that such a batch does
 // not grow a new buffer every time. A connection keeps two buffers at most.
-const srvKeepBuffer = 1 << 20
+const keepBuffer = 1 << 20
 
-// srvInlineFor is how long (up to twice that) a handler may run on a
-// connection's reader goroutine (see srvService.enqueue) before reading
+// inlineFor is how long (up to twice that) a handler may run on a
+// connection's reader goroutine (see service.enqueue) before reading
 // moves to a new goroutine, so that a slow or blocked handler holds up neither the
 // connection's messages for other services nor a later message it waits
 // for.
-var srvInlineFor = time.Millisecond // a variable for tests
+var inlineFor = time.Millisecond // a variable for tests
 
-// errSrvStopped is what the reader sees once Shutdown stopped reading.
-var errSrvStopped = errors.New("skycall: server stopped reading")
+// errStopped is what the reader sees once Shutdown stopped reading.
+var errStopped = errors.New("skycall: server stopped reading")
 
 // connState is where an accepted connection is in its life, as net/http's
 // ConnState: it only moves forward, open to draining to closed, or open to
@@ -58,9 +58,9 @@ var connStateNames = [...]string{"open", "draining", "closed"}
 
 func (s connState) String() string { return connStateNames[s] }
 
-// srvStartConn sets up an accepted connection and starts its reader and
+// startConn sets up an accepted connection and starts its reader and
 // writer, unless the Server is stopping.
-func (s *Server) srvStartConn(nc net.Conn) {
+func (s *Server) startConn(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if s.opts.keepAlive > 0 {
 			tc.SetKeepAliveConfig(net.KeepAliveConfig{
@@ -73,7 +73,7 @@ func (s *Server) srvStartConn(nc net.Conn) {
 			tc.SetKeepAlive(false)
 		}
 	}
-	ip := srvPeerIP(nc.RemoteAddr())
+	ip := peerIP(nc.RemoteAddr())
 	if !s.admit(nc, ip) {
 		return
 	}
@@ -81,7 +81,7 @@ func (s *Server) srvStartConn(nc net.Conn) {
 		nc = tls.Server(nc, s.opts.tls)
 	}
 	ctx, cancel := context.WithCancel(s.baseCtx)
-	c := &srvConn{
+	c := &conn{
 		s:      s,
 		nc:     nc,
 		remote: nc.RemoteAddr(),
@@ -110,7 +110,7 @@ func (s *Server) srvStartConn(nc net.Conn) {
 	go c.writeLoop()
 }
 
-func (s *Server) srvRemoveConn(c *srvConn) {
+func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	if _, ok := s.conns[c]; ok {
 		delete(s.conns, c)
@@ -119,9 +119,9 @@ func (s *Server) srvRemoveConn(c *srvConn) {
 	s.mu.Unlock()
 }
 
-// srvConn is one accepted connection: a reader goroutine that decodes
+// conn is one accepted connection: a reader goroutine that decodes
 // requests and dispatches them, and a writer goroutine that writes replies.
-type srvConn struct {
+type conn struct {
 	s      *Server
 	nc     net.Conn
 	remote net.Addr
@@ -139,13 +139,13 @@ type srvConn struct {
 	// message.
 	lastTab  *serviceTable
 	lastName string
-	lastSvc  *srvService
+	lastSvc  *service
 	// Between two messages: the sequential service whose turn, and pending
 	// count, the reader kept after running a message itself, because the
 	// next message was already buffered and nothing else waited for the
-	// service (srvService.runInline). The next dispatch uses or gives back
+	// service (service.runInline). The next dispatch uses or gives back
 	// both; the reader never blocks on a read while holding them.
-	held    *srvService
+	held    *service
 	handOff *time.Timer   // ticks handOffTick while handlers run on the reader
 	inline  atomic.Uint64 // odd while a handler runs on the reader goroutine; +2 per run
 	seen    atomic.Uint64 // inline at handOffTick's last tick
@@ -176,7 +176,7 @@ type srvConn struct {
 // setStateLocked is the one place a connection's state changes; it wakes
 // the writer and everyone waiting on cond, and logs the change. A state
 // never goes back.
-func (c *srvConn) setStateLocked(s connState) bool {
+func (c *conn) setStateLocked(s connState) bool {
 	if s <= c.state {
 		return false
 	}
@@ -188,20 +188,20 @@ func (c *srvConn) setStateLocked(s connState) bool {
 }
 
 // dropHeld gives back the turn the reader kept, if any (held).
-func (c *srvConn) dropHeld() {
+func (c *conn) dropHeld() {
 	if held := c.held; held != nil {
 		c.held = nil
 		held.endInline()
 	}
 }
 
-func (c *srvConn) readLoop() {
-	c.dec = wire.NewRequestDecoder(bufio.NewReaderSize(srvReader{c}, wire.ReadBufferSize), wire.Limits{
+func (c *conn) readLoop() {
+	c.dec = wire.NewRequestDecoder(bufio.NewReaderSize(connReader{c}, wire.ReadBufferSize), wire.Limits{
 		MaxMessageSize: c.s.opts.maxMessageSize,
 		MaxPartial:     c.s.opts.maxPartial,
 		Budget:         c.s.partial,
 	})
-	c.dec.Grow(srvReader{c}, wire.ReadBufferGrown)
+	c.dec.Grow(connReader{c}, wire.ReadBufferGrown)
 	c.handOff = time.AfterFunc(time.Hour, c.handOffTick)
 	c.handOff.Stop()
 	c.read()
@@ -209,7 +209,7 @@ func (c *srvConn) readLoop() {
 
 // read reads and dispatches requests until the connection ends, or until
 // reading was handed to another goroutine while this one ran a handler.
-func (c *srvConn) read() {
+func (c *conn) read() {
 	defer c.s.wg.Done()
 	for {
 		r, err := c.dec.Next()
@@ -237,11 +237,11 @@ func (c *srvConn) read() {
 // sure handOffTick watches it; it returns the run's mark, for inlineEnd.
 // Not a timer reset per run: resetting a timer to fire sooner wakes the
 // netpoller, a syscall that costs more than the hand-off it replaces.
-func (c *srvConn) inlineStart() uint64 {
+func (c *conn) inlineStart() uint64 {
 	run := c.inline.Add(1)
 	if !c.armed.Load() && c.armed.CompareAndSwap(false, true) {
 		c.seen.Store(0)
-		c.handOff.Reset(srvInlineFor)
+		c.handOff.Reset(inlineFor)
 	}
 	return run
 }
@@ -249,16 +249,16 @@ func (c *srvConn) inlineStart() uint64 {
 // inlineEnd ends the run started by inlineStart and reports whether the
 // calling goroutine is still the reader: false when the handler ran so
 // long that handOffTick gave reading to another goroutine.
-func (c *srvConn) inlineEnd(run uint64) bool {
+func (c *conn) inlineEnd(run uint64) bool {
 	return c.inline.CompareAndSwap(run, run+1)
 }
 
-// handOffTick runs every srvInlineFor while handlers run on the reader. A
-// run seen at two ticks in a row has lasted at least srvInlineFor: it
+// handOffTick runs every inlineFor while handlers run on the reader. A
+// run seen at two ticks in a row has lasted at least inlineFor: it
 // starts a new reader, and the goroutine running the handler stops reading
 // when the handler returns. Without runs since the last tick it stops
 // ticking until the next run.
-func (c *srvConn) handOffTick() {
+func (c *conn) handOffTick() {
 	run := c.inline.Load()
 	if run%2 == 1 && run == c.seen.Load() && c.inline.CompareAndSwap(run, run+1) {
 		// The goroutine running the handler is counted in wg: Add is safe
@@ -268,19 +268,19 @@ func (c *srvConn) handOffTick() {
 		run++
 	}
 	if prev := c.seen.Swap(run); run%2 == 1 || run != prev {
-		c.handOff.Reset(srvInlineFor)
+		c.handOff.Reset(inlineFor)
 		return
 	}
 	c.armed.Store(false)
 	// A run that started meanwhile saw armed and did not arm.
 	if c.inline.Load() != run && c.armed.CompareAndSwap(false, true) {
-		c.handOff.Reset(srvInlineFor)
+		c.handOff.Reset(inlineFor)
 	}
 }
 
 // readFailed logs a decode or read error and reports whether the stream is
 // still usable.
-func (c *srvConn) readFailed(err error) bool {
+func (c *conn) readFailed(err error) bool {
 	log := c.s.log
 	var de *wire.DecodeError
 	if errors.As(err, &de) {
@@ -297,9 +297,9 @@ func (c *srvConn) readFailed(err error) bool {
 			switch {
 			case errors.Is(de.Err, wire.ErrOrphanPart):
 				// skynet takes the parts for a request with no address.
-				text = []byte(srvErrInvalidName)
+				text = []byte(errInvalidName)
 			case errors.Is(de.Err, wire.ErrBadReassembly):
-				text = []byte(srvErrInvalidLargeReq)
+				text = []byte(errInvalidLargeReq)
 			case errors.Is(de.Err, wire.ErrBudget):
 				text = fmt.Appendf(nil, "node %s is busy: requests being received on all its connections hold %d bytes, limit %d; retry later",
 					c.s.nodeName, c.s.partial.Used(), c.s.partial.Max())
@@ -332,10 +332,10 @@ func (c *srvConn) readFailed(err error) bool {
 
 // dispatch answers queries and unknown addresses at once and hands every
 // other request to its service. It reports false when the calling goroutine
-// is no longer the reader (srvHandedOff).
-func (c *srvConn) dispatch(r *wire.Request) bool {
+// is no longer the reader (handedOff).
+func (c *conn) dispatch(r *wire.Request) bool {
 	tab := c.s.services.Load()
-	var svc *srvService
+	var svc *service
 	var service string
 	switch {
 	case r.Name == "" && r.Address == 0:
@@ -375,7 +375,7 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 				"session", r.Session, "push", r.Push)
 		}
 		c.s.metrics.reject(rejectUnknownName)
-		c.reply(r.Session, false, []byte(srvErrInvalidName))
+		c.reply(r.Session, false, []byte(errInvalidName))
 		return true
 	}
 	j := svc.newJob(c, r.Payload)
@@ -390,9 +390,9 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 	}
 	c.inflight.Add(1)
 	switch svc.enqueue(j, holding) {
-	case srvHandedOff:
+	case handedOff:
 		return false
-	case srvStopped:
+	case stopped:
 		// Stopped while waiting for room: the message was never accepted.
 		c.s.metrics.reject(rejectShuttingDown)
 		push, session := req.Push, req.Session
@@ -408,22 +408,22 @@ func (c *srvConn) dispatch(r *wire.Request) bool {
 	return true
 }
 
-// srvSmallPayload is the largest payload copied into the same allocation
+// smallPayload is the largest payload copied into the same allocation
 // as its Request.
-const srvSmallPayload = 64
+const smallPayload = 64
 
-// srvSmallRequest is a Request with room for a small payload: one heap
+// smallRequest is a Request with room for a small payload: one heap
 // allocation per message instead of two. The payload still belongs to the
 // handler, which may keep it: the garbage collector keeps the box alive as
 // long as either is referenced.
-type srvSmallRequest struct {
+type smallRequest struct {
 	req Request
-	buf [srvSmallPayload]byte
+	buf [smallPayload]byte
 }
 
 // fill sets the box's Request to a new one whose Payload is a copy of
 // payload, which fits in buf.
-func (b *srvSmallRequest) fill(payload []byte) {
+func (b *smallRequest) fill(payload []byte) {
 	b.req = Request{}
 	n := copy(b.buf[:], payload)
 	// Capacity n: a handler appending to its payload gets a new array
@@ -435,8 +435,8 @@ func (b *srvSmallRequest) fill(payload []byte) {
 
 // newRequest returns a Request whose Payload is a copy of payload.
 func newRequest(payload []byte) *Request {
-	if len(payload) <= srvSmallPayload {
-		b := new(srvSmallRequest)
+	if len(payload) <= smallPayload {
+		b := new(smallRequest)
 		b.fill(payload)
 		return &b.req
 	}
@@ -444,7 +444,7 @@ func newRequest(payload []byte) *Request {
 }
 
 // query answers a request to address 0: the payload is pack(name).
-func (c *srvConn) query(tab *serviceTable, r *wire.Request) {
+func (c *conn) query(tab *serviceTable, r *wire.Request) {
 	var name string
 	vals, err := luaseri.Unpack(r.Payload)
 	if err == nil && len(vals) > 0 {
@@ -452,20 +452,20 @@ func (c *srvConn) query(tab *serviceTable, r *wire.Request) {
 	}
 	switch {
 	case name == "":
-		c.reply(r.Session, false, []byte(srvErrNameNotFound))
+		c.reply(r.Session, false, []byte(errNameNotFound))
 	case name == wire.NodeQueryName:
 		c.reply(r.Session, true, c.s.nodePacked)
 	default:
 		if svc := tab.byName["@"+name]; svc != nil {
 			c.reply(r.Session, true, svc.packedHandle)
 		} else {
-			c.reply(r.Session, false, []byte(srvErrNameNotFound))
+			c.reply(r.Session, false, []byte(errNameNotFound))
 		}
 	}
 }
 
 // reply queues a response that no service is counting on.
-func (c *srvConn) reply(session uint32, ok bool, payload []byte) {
+func (c *conn) reply(session uint32, ok bool, payload []byte) {
 	c.mu.Lock()
 	c.appendLocked(&wire.Response{Session: session, OK: ok, Payload: payload})
 	c.mu.Unlock()
@@ -473,7 +473,7 @@ func (c *srvConn) reply(session uint32, ok bool, payload []byte) {
 
 // jobDone queues the reply of a message handed to a service, if any, and
 // counts the message done.
-func (c *srvConn) jobDone(resp *wire.Response) {
+func (c *conn) jobDone(resp *wire.Response) {
 	if resp == nil {
 		if c.inflight.Add(-1) == 0 && c.notOpen.Load() {
 			c.mu.Lock()
@@ -492,7 +492,7 @@ func (c *srvConn) jobDone(resp *wire.Response) {
 
 // replyNow is jobDone for a reply that the calling goroutine writes itself
 // when no write is in progress and nothing else is pending.
-func (c *srvConn) replyNow(resp *wire.Response) {
+func (c *conn) replyNow(resp *wire.Response) {
 	c.mu.Lock()
 	if c.writing || len(c.pending) > 0 {
 		c.mu.Unlock()
@@ -517,7 +517,7 @@ func (c *srvConn) replyNow(resp *wire.Response) {
 // writePendingLocked writes the pending replies with one Write, outside the
 // lock; c.writing keeps it to one writer at a time. Called and returns with
 // c.mu held.
-func (c *srvConn) writePendingLocked() error {
+func (c *conn) writePendingLocked() error {
 	c.writing = true
 	buf := c.pending
 	c.pending = c.spare[:0]
@@ -529,7 +529,7 @@ func (c *srvConn) writePendingLocked() error {
 	_, err := c.nc.Write(buf)
 	c.mu.Lock()
 	c.writing = false
-	if cap(buf) <= srvKeepBuffer && c.state != connClosed {
+	if cap(buf) <= keepBuffer && c.state != connClosed {
 		c.spare = buf[:0]
 	}
 	// Wake the writer goroutine for what came meanwhile, or to close a
@@ -541,7 +541,7 @@ func (c *srvConn) writePendingLocked() error {
 	return err
 }
 
-func (c *srvConn) writeFailed(err error) {
+func (c *conn) writeFailed(err error) {
 	if !errors.Is(err, net.ErrClosed) {
 		c.s.log.Info("Closing connection: write failed", "peer", c.peer, "err", err.Error())
 	}
@@ -550,8 +550,8 @@ func (c *srvConn) writeFailed(err error) {
 
 // appendLocked encodes resp into the pending buffer, first waiting while the
 // buffer is over its limit (a peer that does not read).
-func (c *srvConn) appendLocked(resp *wire.Response) {
-	for c.state != connClosed && len(c.pending) >= srvPendingLimit {
+func (c *conn) appendLocked(resp *wire.Response) {
+	for c.state != connClosed && len(c.pending) >= pendingLimit {
 		c.full++
 		c.cond.Wait()
 		c.full--
@@ -565,7 +565,7 @@ func (c *srvConn) appendLocked(resp *wire.Response) {
 
 // writeLoop writes whatever replies are pending in one write, then waits
 // for more. It closes the connection once a drained connection is idle.
-func (c *srvConn) writeLoop() {
+func (c *conn) writeLoop() {
 	defer c.s.wg.Done()
 	woken := false
 	c.mu.Lock()
@@ -603,7 +603,7 @@ func (c *srvConn) writeLoop() {
 }
 
 // stopReading makes the reader stop at the next read, for Shutdown.
-func (c *srvConn) stopReading() {
+func (c *conn) stopReading() {
 	c.stopRead.Store(true)
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 	c.stopOnce.Do(func() { close(c.stopCh); c.s.queued.wake() })
@@ -611,14 +611,14 @@ func (c *srvConn) stopReading() {
 
 // drain lets the writer close the connection once every message already
 // received has been handled and its reply written.
-func (c *srvConn) drain() {
+func (c *conn) drain() {
 	c.mu.Lock()
 	c.setStateLocked(connDraining)
 	c.mu.Unlock()
 }
 
 // close closes the connection at once, dropping pending replies.
-func (c *srvConn) close() {
+func (c *conn) close() {
 	c.mu.Lock()
 	if !c.setStateLocked(connClosed) {
 		c.mu.Unlock()
@@ -629,29 +629,29 @@ func (c *srvConn) close() {
 	c.stopOnce.Do(func() { close(c.stopCh); c.s.queued.wake() })
 	c.cancel()
 	c.nc.Close()
-	c.s.srvRemoveConn(c)
+	c.s.removeConn(c)
 }
 
-func (c *srvConn) busy() bool {
+func (c *conn) busy() bool {
 	return c.inflight.Load() > 0
 }
 
-// srvReader reads from a connection for its decoder, applying the idle
+// connReader reads from a connection for its decoder, applying the idle
 // timeout and Shutdown's stop.
-type srvReader struct{ c *srvConn }
+type connReader struct{ c *conn }
 
-func (r srvReader) Read(p []byte) (int, error) {
+func (r connReader) Read(p []byte) (int, error) {
 	c := r.c
 	idle := c.s.opts.idleTimeout
 	for {
 		if c.stopRead.Load() {
-			return 0, errSrvStopped
+			return 0, errStopped
 		}
 		if idle > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(idle))
 			// Shutdown may have set its own deadline just before ours.
 			if c.stopRead.Load() {
-				return 0, errSrvStopped
+				return 0, errStopped
 			}
 		}
 		n, err := c.nc.Read(p)
@@ -659,7 +659,7 @@ func (r srvReader) Read(p []byte) (int, error) {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				if c.stopRead.Load() {
-					return 0, errSrvStopped
+					return 0, errStopped
 				}
 				if idle > 0 {
 					if c.busy() {

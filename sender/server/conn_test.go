@@ -1,9 +1,9 @@
-package sender
+package server
 
 import "testing"
 
 func TestServerConnStateOnlyMovesForward(t *testing.T) {
-	c := &srvConn{s: NewServer("db"), peer: "test"}
+	c := &conn{s: New("db"), peer: "test"}
 	c.cond.L = &c.mu
 	steps := []struct {
 		to      connState

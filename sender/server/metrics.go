@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"errors"
@@ -10,31 +10,31 @@ import (
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// ServerRegisterer registers the Server's metrics (skycall_server_*) with
+// WithRegisterer registers the Server's metrics (skycall_server_*) with
 // r; Close unregisters them. By default none are registered, so that
 // several Servers in one process do not collide; give each its own
 // Registerer (prometheus.WrapRegistererWith can add a distinguishing label).
 // Without one the Server records nothing: handling a message costs no clock
 // reads or atomic adds.
-func ServerRegisterer(r prometheus.Registerer) ServerOption {
-	return func(o *srvOptions) { o.registerer = r }
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *options) { o.registerer = r }
 }
 
 // Reasons the Server refuses a message before any handler sees it, the
 // "reason" label of skycall_server_rejected_total.
 const (
 	rejectUnknownName  = "unknown_name"  // no service by that name or handle
-	rejectTooLarge     = "too_large"     // over ServerMaxMessageSize
+	rejectTooLarge     = "too_large"     // over WithMaxMessageSize
 	rejectMalformed    = "malformed"     // a frame or multipart sequence that does not decode
 	rejectBusy         = "busy"          // the reassembly budget of all connections is spent
 	rejectShuttingDown = "shutting_down" // received while the Server stopped
 )
 
-// srvMetrics are a Server's metrics. Queue depths and open connections are
+// metrics are a Server's metrics. Queue depths and open connections are
 // read at scrape time; per-service counters and histograms are cached
-// children (srvServiceMetrics), so that handling a message costs atomic
+// children (serviceMetrics), so that handling a message costs atomic
 // adds and no allocation.
-type srvMetrics struct {
+type metrics struct {
 	s *Server
 
 	queue *prometheus.Desc
@@ -49,18 +49,18 @@ type srvMetrics struct {
 	collected []prometheus.Collector
 }
 
-// srvServiceMetrics are one service's cached children.
-type srvServiceMetrics struct {
+// serviceMetrics are one service's cached children.
+type serviceMetrics struct {
 	ok, failed        [2]prometheus.Counter  // by kind: 0 call, 1 push
 	duration          [2]prometheus.Observer // by kind
 	bytesIn, bytesOut prometheus.Counter
 }
 
-func newSrvMetrics(s *Server) *srvMetrics {
-	m := &srvMetrics{
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
 		s: s,
 		queue: prometheus.NewDesc("skycall_server_queue_messages",
-			"Messages waiting for a service's handler (a sequential service's queue) or being handled (a Concurrent service's running handlers).",
+			"Messages waiting for a service's handler (a sequential service's queue) or being handled (a WithConcurrent service's running handlers).",
 			[]string{"service"}, nil),
 		conns: prometheus.NewDesc("skycall_server_connections_open",
 			"Connections the Server has open.", nil, nil),
@@ -96,11 +96,11 @@ func newSrvMetrics(s *Server) *srvMetrics {
 
 // forService returns name's cached children, or nil when the Server has no
 // Registerer: then handling a message records nothing, and costs nothing.
-func (m *srvMetrics) forService(name string) *srvServiceMetrics {
+func (m *metrics) forService(name string) *serviceMetrics {
 	if m.s.opts.registerer == nil {
 		return nil
 	}
-	sm := &srvServiceMetrics{
+	sm := &serviceMetrics{
 		bytesIn:  m.bytesIn.WithLabelValues(name),
 		bytesOut: m.bytesOut.WithLabelValues(name),
 	}
@@ -113,14 +113,14 @@ func (m *srvMetrics) forService(name string) *srvServiceMetrics {
 }
 
 // reject counts a message refused for reason.
-func (m *srvMetrics) reject(reason string) {
+func (m *metrics) reject(reason string) {
 	if m.s.opts.registerer != nil {
 		m.rejectBy[reason].Inc()
 	}
 }
 
 // handled records one message a handler finished.
-func (sm *srvServiceMetrics) handled(push bool, start time.Time, err error, in, out int) {
+func (sm *serviceMetrics) handled(push bool, start time.Time, err error, in, out int) {
 	if sm == nil {
 		return
 	}
@@ -141,7 +141,7 @@ func (sm *srvServiceMetrics) handled(push bool, start time.Time, err error, in, 
 }
 
 // Describe implements prometheus.Collector.
-func (m *srvMetrics) Describe(ch chan<- *prometheus.Desc) {
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.queue
 	ch <- m.conns
 	for _, c := range m.collected {
@@ -150,7 +150,7 @@ func (m *srvMetrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector.
-func (m *srvMetrics) Collect(ch chan<- prometheus.Metric) {
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for name, svc := range m.s.services.Load().byName {
 		depth := len(svc.sem)
 		if !svc.concurrent {

@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"context"
@@ -7,65 +7,55 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/wire"
 )
-
-// srvMetricValue reads one series of the Server's metrics: a counter's or
-// gauge's value, a histogram's sample count; -1 when absent.
-func srvMetricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
-	t.Helper()
-	s := ctSeries(t, g, name, labels)
-	if len(s) != 1 {
-		return -1
-	}
-	return ctValue(s[0])
-}
 
 func TestServerMetricsPerService(t *testing.T) {
 	promReg := prometheus.NewPedanticRegistry()
 	const limit = 1 << 10
-	s := NewServer("node-a", ServerRegisterer(promReg), ServerMaxMessageSize(limit))
-	srvMustHandle(t, s, "@echo", srvEcho)
+	s := New("node-a", WithRegisterer(promReg), WithMaxMessageSize(limit))
+	mustHandle(t, s, "@echo", echo)
 	pushed := make(chan struct{}, 2)
-	srvMustHandle(t, s, "@sink", func(context.Context, *Request) ([]byte, error) { pushed <- struct{}{}; return nil, nil })
-	srvMustHandle(t, s, "@fail", func(context.Context, *Request) ([]byte, error) { return nil, errors.New("no") })
+	mustHandle(t, s, "@sink", func(context.Context, *Request) ([]byte, error) { pushed <- struct{}{}; return nil, nil })
+	mustHandle(t, s, "@fail", func(context.Context, *Request) ([]byte, error) { return nil, errors.New("no") })
 	block, blocked := make(chan struct{}), make(chan struct{}, 1)
-	srvMustHandle(t, s, "@slow", func(context.Context, *Request) ([]byte, error) {
+	mustHandle(t, s, "@slow", func(context.Context, *Request) ([]byte, error) {
 		blocked <- struct{}{}
 		<-block
 		return nil, nil
 	})
-	addr, _ := srvServe(t, s)
-	c := srvDial(t, addr)
+	addr, _ := serveTest(t, s)
+	c := testkit.Dial(t, addr)
 
 	for range 3 {
-		if resp := c.call(wire.Request{Name: "@echo", Payload: []byte("hello")}); !resp.OK {
+		if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("hello")}); !resp.OK {
 			t.Fatalf("@echo: %+v", resp)
 		}
 	}
-	c.send(wire.Request{Name: "@sink", Push: true, Payload: []byte("p1")})
-	c.send(wire.Request{Name: "@sink", Push: true, Payload: []byte("p2")})
-	srvRecv(t, "push 1", pushed)
-	srvRecv(t, "push 2", pushed)
-	if resp := c.call(wire.Request{Name: "@fail"}); resp.OK {
+	c.Send(wire.Request{Name: "@sink", Push: true, Payload: []byte("p1")})
+	c.Send(wire.Request{Name: "@sink", Push: true, Payload: []byte("p2")})
+	testkit.Recv(t, "push 1", pushed)
+	testkit.Recv(t, "push 2", pushed)
+	if resp := c.Call(wire.Request{Name: "@fail"}); resp.OK {
 		t.Fatal("@fail succeeded")
 	}
-	if resp := c.call(wire.Request{Name: "@nobody"}); resp.OK {
+	if resp := c.Call(wire.Request{Name: "@nobody"}); resp.OK {
 		t.Fatal("an unknown name succeeded")
 	}
-	if resp := c.call(wire.Request{Name: "@echo", Payload: srvPattern(limit + 1)}); resp.OK {
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: pattern(limit + 1)}); resp.OK {
 		t.Fatal("a request over the limit succeeded")
 	}
-	c.writeRaw(srvFrame(0x07, 1, 2, 3)) // an unknown frame type
+	c.WriteRaw(frame(0x07, 1, 2, 3)) // an unknown frame type
 	// A second connection, and a handler held so that its queue shows.
-	c2 := srvDial(t, addr)
-	c2.send(wire.Request{Name: "@slow", Session: 1})
-	srvRecv(t, "@slow running", blocked)
-	c2.send(wire.Request{Name: "@slow", Session: 2})
+	c2 := testkit.Dial(t, addr)
+	c2.Send(wire.Request{Name: "@slow", Session: 1})
+	testkit.Recv(t, "@slow running", blocked)
+	c2.Send(wire.Request{Name: "@slow", Session: 2})
 
 	eventually(t, "the Server's metrics", func() bool {
-		return srvMetricValue(t, promReg, "skycall_server_rejected_total", map[string]string{"reason": "malformed"}) == 1 &&
-			srvMetricValue(t, promReg, "skycall_server_queue_messages", map[string]string{"service": "@slow"}) == 1
+		return testkit.MetricValue(t, promReg, "skycall_server_rejected_total", map[string]string{"reason": "malformed"}) == 1 &&
+			testkit.MetricValue(t, promReg, "skycall_server_queue_messages", map[string]string{"service": "@slow"}) == 1
 	})
 	for _, tc := range []struct {
 		name   string
@@ -87,19 +77,19 @@ func TestServerMetricsPerService(t *testing.T) {
 		{"skycall_server_queue_messages", map[string]string{"service": "@echo"}, 0},
 		{"skycall_server_connections_open", nil, 2},
 	} {
-		if got := srvMetricValue(t, promReg, tc.name, tc.labels); got != tc.want {
+		if got := testkit.MetricValue(t, promReg, tc.name, tc.labels); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
 	close(block)
-	c2.nc.Close()
+	c2.Conn.Close()
 	eventually(t, "the closed connection leaves connections_open", func() bool {
-		return srvMetricValue(t, promReg, "skycall_server_connections_open", nil) == 1
+		return testkit.MetricValue(t, promReg, "skycall_server_connections_open", nil) == 1
 	})
 
 	// Close unregisters: another Server may register with the same registry.
 	s.Close()
-	s2 := NewServer("node-b", ServerRegisterer(promReg))
+	s2 := New("node-b", WithRegisterer(promReg))
 	defer s2.Close()
 	if s2.opts.registerer == nil {
 		t.Fatal("a second Server could not register after the first closed")

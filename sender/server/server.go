@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// ErrServerClosed is returned by Server.Serve after Shutdown or Close.
-var ErrServerClosed = errors.New("skycall: server closed")
+// ErrClosed is returned by Server.Serve after Shutdown or Close.
+var ErrClosed = errors.New("skycall: server closed")
 
 // ErrServiceExists is returned by Server.Handle for a name that is already
 // registered on that Server.
@@ -27,9 +27,9 @@ var ErrServiceExists = errors.New("skycall: service name already registered")
 // Error texts a skynet sender knows from its own receiver; they are sent
 // as-is so that both kinds of peer see the same replies.
 const (
-	srvErrInvalidName     = "Invalid name"
-	srvErrNameNotFound    = "name not found"
-	srvErrInvalidLargeReq = "Invalid large req"
+	errInvalidName     = "Invalid name"
+	errNameNotFound    = "name not found"
+	errInvalidLargeReq = "Invalid large req"
 )
 
 // A Handler serves the messages sent to one service of a Server.
@@ -106,20 +106,20 @@ type Request struct {
 // after about a millisecond (at most two) hands reading to a new goroutine,
 // so that connection's next messages wait that long at most, and a handler
 // may wait for a later message of its own connection. A service
-// registered with Concurrent gives up ordering: each message runs on its
+// registered with WithConcurrent gives up ordering: each message runs on its
 // own goroutine, up to its queue size at once.
 //
 // # Backpressure and memory
 //
-// Each service queue is bounded (QueueSize, ServerServiceQueue; by default
-// DefaultServerServiceQueue messages). When a message arrives for a service
+// Each service queue is bounded (WithQueueSize, WithServiceQueue; by default
+// DefaultServiceQueue messages). When a message arrives for a service
 // whose queue is full, the reader of that connection waits for room and
 // stops reading its socket, so TCP flow control slows the sender down; the
 // connection's later messages for other services wait too, while other
 // connections and services go on. A slow service thus holds up other
 // services only through a connection that has filled its queue. Requests
-// are bounded by ServerMaxMessageSize, and half-received multipart requests
-// per connection by ServerMaxPartial; memory is bounded by these limits
+// are bounded by WithMaxMessageSize, and half-received multipart requests
+// per connection by WithMaxPartial; memory is bounded by these limits
 // times the queue sizes, so lower them for services that take large
 // messages. Replies wait in a per-connection buffer written by one
 // goroutine that batches them into one write, in completion order; when a
@@ -138,10 +138,10 @@ type Request struct {
 // Server, running handlers included, has returned.
 type Server struct {
 	nodeName   string
-	metrics    *srvMetrics
-	tracer     trace.Tracer // nil unless ServerTracerProvider
+	metrics    *metrics
+	tracer     trace.Tracer // nil unless WithTracerProvider
 	nodePacked []byte       // pack(nodeName[, incarnation]): the answer to a node query
-	opts       srvOptions
+	opts       options
 	log        logr.Logger
 
 	servicesMu sync.Mutex // serialises Handle; readers load services lock-free
@@ -152,13 +152,13 @@ type Server struct {
 
 	// partial bounds the bytes of multipart requests being reassembled by
 	// every connection; queued the bytes of requests received and not yet
-	// handled (server_limits.go).
+	// handled (limits.go).
 	partial *wire.Budget
-	queued  *srvBytes
+	queued  *byteBudget
 
 	mu           sync.Mutex
 	listeners    map[*net.Listener]struct{}
-	conns        map[*srvConn]struct{}
+	conns        map[*conn]struct{}
 	perPeer      map[string]int // connections open or being set up, by peer IP address
 	admitting    int            // connections admitted and not yet in conns
 	refused      [2]int         // refusals not logged yet: server-wide, per peer
@@ -171,10 +171,10 @@ type Server struct {
 	wg sync.WaitGroup // every goroutine the Server started, Serve calls included
 }
 
-// NewServer returns a Server for the node nodeName: the name it answers to a
+// New returns a Server for the node nodeName: the name it answers to a
 // node query. Register services with Handle, then call Serve.
-func NewServer(nodeName string, opts ...ServerOption) *Server {
-	o := srvDefaultOptions()
+func New(nodeName string, opts ...Option) *Server {
+	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -194,19 +194,19 @@ func NewServer(nodeName string, opts ...ServerOption) *Server {
 		baseCtx:    ctx,
 		cancel:     cancel,
 		listeners:  make(map[*net.Listener]struct{}),
-		conns:      make(map[*srvConn]struct{}),
+		conns:      make(map[*conn]struct{}),
 		perPeer:    make(map[string]int),
 		partial:    wire.NewBudget(o.partialBudget),
-		queued:     newSrvBytes(o.queuedBudget),
+		queued:     newByteBudget(o.queuedBudget),
 		stopCh:     make(chan struct{}),
 		quit:       make(chan struct{}),
 	}
 	s.services.Store(&serviceTable{
-		byName:   map[string]*srvService{},
-		byHandle: map[uint32]*srvService{},
+		byName:   map[string]*service{},
+		byHandle: map[uint32]*service{},
 		next:     1,
 	})
-	s.metrics = newSrvMetrics(s)
+	s.metrics = newMetrics(s)
 	if o.tracerProvider != nil {
 		s.tracer = o.tracerProvider.Tracer(telemetry.TracerName)
 	}
@@ -233,7 +233,7 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 	case h == nil:
 		return 0, fmt.Errorf("skycall: nil handler for service %q", name)
 	}
-	o := srvHandleOptions{queueSize: s.opts.serviceQueue}
+	o := handleOptions{queueSize: s.opts.serviceQueue}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -249,7 +249,7 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 	if err != nil {
 		return 0, fmt.Errorf("skycall: packing handle of %q: %w", name, err)
 	}
-	svc := &srvService{
+	svc := &service{
 		s:            s,
 		h:            h,
 		name:         name,
@@ -263,12 +263,12 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) (uint32, e
 	if o.concurrent {
 		svc.sem = make(chan struct{}, o.queueSize)
 	} else {
-		svc.queue = make(chan srvJob, o.queueSize)
+		svc.queue = make(chan job, o.queueSize)
 		svc.waiting = make(chan struct{}, o.queueSize)
 	}
 	tab := &serviceTable{
-		byName:   make(map[string]*srvService, len(old.byName)+1),
-		byHandle: make(map[uint32]*srvService, len(old.byHandle)+1),
+		byName:   make(map[string]*service, len(old.byName)+1),
+		byHandle: make(map[uint32]*service, len(old.byHandle)+1),
 		next:     handle + 1,
 	}
 	for k, v := range old.byName {
@@ -292,14 +292,14 @@ func (s *Server) HandleFunc(name string, f func(ctx context.Context, req *Reques
 }
 
 // Serve accepts connections on l and serves each on its own goroutines. It
-// closes l and returns ErrServerClosed once Shutdown or Close was called, or
+// closes l and returns ErrClosed once Shutdown or Close was called, or
 // the error that made Accept fail for good.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
 		l.Close()
-		return ErrServerClosed
+		return ErrClosed
 	}
 	ln := &l
 	s.listeners[ln] = struct{}{}
@@ -317,8 +317,8 @@ func (s *Server) Serve(l net.Listener) error {
 	for {
 		nc, err := l.Accept()
 		if err != nil {
-			if s.srvStopping() {
-				return ErrServerClosed
+			if s.shuttingDown() {
+				return ErrClosed
 			}
 			var te interface{ Temporary() bool }
 			if errors.As(err, &te) && te.Temporary() {
@@ -337,7 +337,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		s.srvStartConn(nc)
+		s.startConn(nc)
 	}
 }
 
@@ -347,14 +347,14 @@ func (s *Server) Serve(l net.Listener) error {
 // If ctx ends first, Shutdown closes the Server as Close does and returns
 // ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
-	conns, err := s.srvStop()
+	conns, err := s.stopAll()
 	for _, c := range conns {
 		c.stopReading()
 	}
 	wait := time.Millisecond
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	for s.srvConnCount() > 0 {
+	for s.connCount() > 0 {
 		select {
 		case <-ctx.Done():
 			s.Close()
@@ -364,7 +364,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			t.Reset(wait)
 		}
 	}
-	s.srvFinish()
+	s.finish()
 	return err
 }
 
@@ -372,17 +372,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // of every handler, drops the messages still queued and waits until every
 // goroutine of the Server, running handlers included, has returned.
 func (s *Server) Close() error {
-	conns, err := s.srvStop()
+	conns, err := s.stopAll()
 	for _, c := range conns {
 		c.close()
 	}
-	s.srvFinish()
+	s.finish()
 	return err
 }
 
-// srvStop marks the Server stopping, closes its listeners and returns the
+// stopAll marks the Server stopping, closes its listeners and returns the
 // connections open at that moment; no connection is added afterwards.
-func (s *Server) srvStop() ([]*srvConn, error) {
+func (s *Server) stopAll() ([]*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.stopping {
@@ -395,28 +395,28 @@ func (s *Server) srvStop() ([]*srvConn, error) {
 			err = cerr
 		}
 	}
-	conns := make([]*srvConn, 0, len(s.conns))
+	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	return conns, err
 }
 
-// srvFinish stops the service goroutines and waits for every goroutine.
-func (s *Server) srvFinish() {
+// finish stops the service goroutines and waits for every goroutine.
+func (s *Server) finish() {
 	defer s.unregisterMetrics()
 	s.cancel()
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.wg.Wait()
 }
 
-func (s *Server) srvStopping() bool {
+func (s *Server) shuttingDown() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stopping
 }
 
-func (s *Server) srvConnCount() int {
+func (s *Server) connCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)

@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"net"
@@ -13,12 +13,12 @@ import (
 // reassembled (Server.partial, a wire.Budget) and how many bytes of requests
 // waiting for their handler (Server.queued).
 
-// srvRefusalLogEvery is how often refusals are logged at most, so that a
+// refusalLogEvery is how often refusals are logged at most, so that a
 // flood of connections makes one line a second, with a count, not one each.
-const srvRefusalLogEvery = time.Second
+const refusalLogEvery = time.Second
 
-// srvPeerIP is the IP address of a peer, the key of the per-peer limit.
-func srvPeerIP(a net.Addr) string {
+// peerIP is the IP address of a peer, the key of the per-peer limit.
+func peerIP(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.IP.String()
 	}
@@ -29,10 +29,10 @@ func srvPeerIP(a net.Addr) string {
 	return host
 }
 
-// Kinds of refusal, each logged at most once per srvRefusalLogEvery.
+// Kinds of refusal, each logged at most once per refusalLogEvery.
 const (
-	refusedServer = iota // the Server's ServerMaxConns
-	refusedPeer          // the peer address's ServerMaxConnsPerPeer
+	refusedServer = iota // the Server's WithMaxConns
+	refusedPeer          // the peer address's WithMaxConnsPerPeer
 )
 
 // admit takes a connection slot for a peer at ip, or closes nc and logs why
@@ -55,14 +55,14 @@ func (s *Server) admit(nc net.Conn, ip string) bool {
 	now := time.Now()
 	s.refused[kind]++
 	n := 0
-	if now.Sub(s.refusedLogAt[kind]) >= srvRefusalLogEvery {
+	if now.Sub(s.refusedLogAt[kind]) >= refusalLogEvery {
 		n, s.refused[kind], s.refusedLogAt[kind] = s.refused[kind], 0, now
 	}
 	s.mu.Unlock()
 	nc.Close()
 	if n > 0 {
 		s.log.Info("Refused connection: limit reached", "peer", nc.RemoteAddr().String(), "limit", what, "max", limit,
-			"refusedSinceLastLog", n, "hint", "raise ServerMaxConns or ServerMaxConnsPerPeer if these peers are legitimate")
+			"refusedSinceLastLog", n, "hint", "raise WithMaxConns or WithMaxConnsPerPeer if these peers are legitimate")
 	}
 	return false
 }
@@ -76,7 +76,7 @@ func (s *Server) releaseSlotLocked(ip string) {
 	}
 }
 
-// srvBytes is a budget of bytes that waiters block on: the bytes of
+// byteBudget is a budget of bytes that waiters block on: the bytes of
 // requests handed to services and not yet handled. One request is always
 // admitted when nothing is held, so that a request larger than the budget
 // is still served (alone).
@@ -84,7 +84,7 @@ func (s *Server) releaseSlotLocked(ip string) {
 // Taking and giving back bytes is one atomic operation while there is room
 // and no one waits, not a mutex taken twice per message. mu and cond are
 // for waiting.
-type srvBytes struct {
+type byteBudget struct {
 	max     int64
 	used    atomic.Int64
 	waiters atomic.Int32 // acquirers inside the slow path of acquire
@@ -92,14 +92,14 @@ type srvBytes struct {
 	cond    sync.Cond
 }
 
-func newSrvBytes(max int64) *srvBytes {
-	b := &srvBytes{max: max}
+func newByteBudget(max int64) *byteBudget {
+	b := &byteBudget{max: max}
 	b.cond.L = &b.mu
 	return b
 }
 
 // take adds n if it fits.
-func (b *srvBytes) take(n int64) bool {
+func (b *byteBudget) take(n int64) bool {
 	for {
 		u := b.used.Load()
 		if u > 0 && u+n > b.max {
@@ -112,7 +112,7 @@ func (b *srvBytes) take(n int64) bool {
 }
 
 // acquire waits until n bytes fit, or stop is closed (false).
-func (b *srvBytes) acquire(n int64, stop <-chan struct{}) bool {
+func (b *byteBudget) acquire(n int64, stop <-chan struct{}) bool {
 	if b.take(n) {
 		return true
 	}
@@ -135,7 +135,7 @@ func (b *srvBytes) acquire(n int64, stop <-chan struct{}) bool {
 	return true
 }
 
-func (b *srvBytes) release(n int64) {
+func (b *byteBudget) release(n int64) {
 	b.used.Add(-n)
 	if b.waiters.Load() > 0 {
 		b.mu.Lock()
@@ -146,12 +146,12 @@ func (b *srvBytes) release(n int64) {
 
 // wake makes waiters look at their stop channels again. Broadcasting under
 // the lock means a waiter either saw the stop before it waited or is woken.
-func (b *srvBytes) wake() {
+func (b *byteBudget) wake() {
 	b.mu.Lock()
 	b.cond.Broadcast()
 	b.mu.Unlock()
 }
 
-func (b *srvBytes) usedBytes() int64 {
+func (b *byteBudget) usedBytes() int64 {
 	return b.used.Load()
 }

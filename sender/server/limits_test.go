@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"context"
@@ -12,14 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// srvDialFrom dials addr from the loopback address local (127.x.y.z: Linux
+// dialFrom dials addr from the loopback address local (127.x.y.z: Linux
 // answers on all of 127/8), so that a test can be many peers.
-func srvDialFrom(t *testing.T, local, addr string) net.Conn {
+func dialFrom(t *testing.T, local, addr string) net.Conn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: srvTestTimeout}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: testTimeout}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial from %s: %v", local, err)
@@ -28,26 +29,26 @@ func srvDialFrom(t *testing.T, local, addr string) net.Conn {
 	return nc
 }
 
-// srvAmplification is a memory amplification attack on one connection: 64
+// amplification is a memory amplification attack on one connection: 64
 // multipart headers each declaring 16 MiB, each followed by one 64-byte
 // part.
-func srvAmplification() []byte {
+func amplification() []byte {
 	var b []byte
 	for s := uint32(1); s <= wire.DefaultMaxPartial; s++ {
 		h := []byte{0x81, 5, '@', 'e', 'c', 'h', 'o'}
 		h = binary.LittleEndian.AppendUint32(h, s)
 		h = binary.LittleEndian.AppendUint32(h, wire.DefaultMaxMessageSize)
-		b = append(b, srvFrame(h...)...)
+		b = append(b, frame(h...)...)
 		p := binary.LittleEndian.AppendUint32([]byte{0x02}, s)
-		b = append(b, srvFrame(append(p, srvPattern(64)...)...)...)
+		b = append(b, frame(append(p, pattern(64)...)...)...)
 	}
 	return b
 }
 
-// srvNeedFiles raises the soft limit on open files to n if it is lower (Go
+// needFiles raises the soft limit on open files to n if it is lower (Go
 // already raises it to the hard limit at start); when the hard limit is
 // lower, the test skips saying so, or fails under CI=true.
-func srvNeedFiles(t *testing.T, n uint64) {
+func needFiles(t *testing.T, n uint64) {
 	t.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -70,7 +71,7 @@ func srvNeedFiles(t *testing.T, n uint64) {
 	t.Skip(msg)
 }
 
-func srvHeap() uint64 {
+func heap() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -86,30 +87,30 @@ func TestAmplificationAttackHoldsUnder64MiBAndOthersAreServed(t *testing.T) {
 	}
 	const (
 		conns    = 1000
-		perPeer  = 50 // under DefaultServerMaxConnsPerPeer
+		perPeer  = 50 // under DefaultMaxConnsPerPeer
 		heapGoal = 64 << 20
 	)
-	srvNeedFiles(t, 2*conns+100) // both ends of every connection live in this process
-	s := NewServer("node-a")
-	srvMustHandle(t, s, "@echo", srvEcho)
-	addr, _ := srvServe(t, s)
-	good := srvDial(t, addr)
+	needFiles(t, 2*conns+100) // both ends of every connection live in this process
+	s := New("node-a")
+	mustHandle(t, s, "@echo", echo)
+	addr, _ := serveTest(t, s)
+	good := testkit.Dial(t, addr)
 	served := 0
 	callGood := func(when string) {
 		t.Helper()
 		msg := fmt.Sprintf("%s %d", when, served)
-		if resp := good.call(wire.Request{Name: "@echo", Payload: []byte(msg)}); !resp.OK || string(resp.Payload) != msg {
+		if resp := good.Call(wire.Request{Name: "@echo", Payload: []byte(msg)}); !resp.OK || string(resp.Payload) != msg {
 			t.Fatalf("well-behaved client %s: got %+v", when, resp)
 		}
 		served++
 	}
 	callGood("before the attack")
-	before := srvHeap()
+	before := heap()
 
-	attack := srvAmplification()
+	attack := amplification()
 	for i := range conns {
-		nc := srvDialFrom(t, fmt.Sprintf("127.0.%d.%d", 1+i/perPeer/250, 1+(i/perPeer)%250), addr)
-		nc.SetWriteDeadline(time.Now().Add(srvTestTimeout))
+		nc := dialFrom(t, fmt.Sprintf("127.0.%d.%d", 1+i/perPeer/250, 1+(i/perPeer)%250), addr)
+		nc.SetWriteDeadline(time.Now().Add(testTimeout))
 		if _, err := nc.Write(attack); err != nil {
 			t.Fatalf("attacker %d: %v", i, err)
 		}
@@ -120,7 +121,7 @@ func TestAmplificationAttackHoldsUnder64MiBAndOthersAreServed(t *testing.T) {
 	// Every attacker's 64 parts have arrived when the budget holds them all.
 	want := int64(conns * wire.DefaultMaxPartial * 64)
 	eventually(t, "the server has received every attacker's parts", func() bool { return s.partial.Used() == want })
-	heap := srvHeap()
+	heap := heap()
 	callGood("under attack")
 	t.Logf("%d connections x 64 headers declaring 16 MiB + 64 bytes: live heap %.1f MiB (%.1f MiB before the attack), partial budget holds %d bytes",
 		conns, float64(heap)/(1<<20), float64(before)/(1<<20), s.partial.Used())
@@ -128,97 +129,97 @@ func TestAmplificationAttackHoldsUnder64MiBAndOthersAreServed(t *testing.T) {
 		t.Fatalf("live heap %.1f MiB under attack, goal under %d MiB", float64(heap)/(1<<20), heapGoal>>20)
 	}
 	// A new well-behaved connection is accepted too.
-	if resp := srvDial(t, addr).call(wire.Request{Name: "@echo", Payload: []byte("new")}); !resp.OK {
+	if resp := testkit.Dial(t, addr).Call(wire.Request{Name: "@echo", Payload: []byte("new")}); !resp.OK {
 		t.Fatalf("a new connection during the attack: %+v", resp)
 	}
 }
 
 func TestConnectionsOverTheLimitsAreRefusedWithALogLine(t *testing.T) {
-	logger, logs := srvTestLogger(t)
-	s := NewServer("node-a", ServerLogger(logger), ServerMaxConns(3), ServerMaxConnsPerPeer(2))
-	srvMustHandle(t, s, "@echo", srvEcho)
-	addr, _ := srvServe(t, s)
+	logger, logs := testkit.Logger(t)
+	s := New("node-a", WithLogger(logger), WithMaxConns(3), WithMaxConnsPerPeer(2))
+	mustHandle(t, s, "@echo", echo)
+	addr, _ := serveTest(t, s)
 	call := func(nc net.Conn) wire.Response {
-		return srvNewClient(t, nc).call(wire.Request{Name: "@echo", Payload: []byte("hi")})
+		return testkit.NewWireClient(t, nc).Call(wire.Request{Name: "@echo", Payload: []byte("hi")})
 	}
-	a1, a2 := srvDialFrom(t, "127.0.0.1", addr), srvDialFrom(t, "127.0.0.1", addr)
+	a1, a2 := dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.1", addr)
 	call(a1)
 	call(a2)
 	// A third connection from the same peer address is closed at once.
-	srvNewClient(t, srvDialFrom(t, "127.0.0.1", addr)).expectClosed()
+	testkit.NewWireClient(t, dialFrom(t, "127.0.0.1", addr)).ExpectClosed()
 	eventually(t, "the per-peer refusal is logged", func() bool {
-		return logs.contains("Refused connection", "127.0.0.1", "per peer address")
+		return logs.Contains("Refused connection", "127.0.0.1", "per peer address")
 	})
 	// Another peer is accepted, up to the Server's limit.
-	b1 := srvDialFrom(t, "127.0.0.2", addr)
+	b1 := dialFrom(t, "127.0.0.2", addr)
 	call(b1)
-	srvNewClient(t, srvDialFrom(t, "127.0.0.3", addr)).expectClosed()
+	testkit.NewWireClient(t, dialFrom(t, "127.0.0.3", addr)).ExpectClosed()
 	eventually(t, "the server-wide refusal is logged", func() bool {
-		return logs.contains("Refused connection", "127.0.0.3", "connections open")
+		return logs.Contains("Refused connection", "127.0.0.3", "connections open")
 	})
 	// The connections already open were never disturbed, and a slot freed
 	// is a slot taken.
 	call(a1)
 	a2.Close()
 	eventually(t, "a closed connection frees its slot", func() bool {
-		nc := srvDialFrom(t, "127.0.0.1", addr)
-		srvNewClient(t, nc).send(wire.Request{Name: "@echo", Payload: []byte("again")})
-		_, err := srvNewClient(t, nc).readErr(time.Second)
+		nc := dialFrom(t, "127.0.0.1", addr)
+		testkit.NewWireClient(t, nc).Send(wire.Request{Name: "@echo", Payload: []byte("again")})
+		_, err := testkit.NewWireClient(t, nc).ReadErr(time.Second)
 		return err == nil
 	})
 }
 
 func TestPartialBudgetDropsTheMessageNotTheConnection(t *testing.T) {
-	logger, _ := srvTestLogger(t)
-	s := NewServer("node-a", ServerLogger(logger), ServerPartialBudget(3*wire.MultiPart))
-	srvMustHandle(t, s, "@echo", srvEcho)
-	addr, _ := srvServe(t, s)
+	logger, _ := testkit.Logger(t)
+	s := New("node-a", WithLogger(logger), WithPartialBudget(3*wire.MultiPart))
+	mustHandle(t, s, "@echo", echo)
+	addr, _ := serveTest(t, s)
 
 	// A holds two parts (64 KiB) of a large message.
-	hog := srvDial(t, addr)
-	big, err := wire.AppendRequest(nil, &wire.Request{Name: "@echo", Session: 1, Payload: srvPattern(4 * wire.MultiPart)})
+	hog := testkit.Dial(t, addr)
+	big, err := wire.AppendRequest(nil, &wire.Request{Name: "@echo", Session: 1, Payload: pattern(4 * wire.MultiPart)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	frames := srvFrames(t, big)
+	frames := frames(t, big)
 	for _, f := range frames[:3] {
-		hog.writeRaw(f)
+		hog.WriteRaw(f)
 	}
 	eventually(t, "the hog's parts are held", func() bool { return s.partial.Used() == 2*wire.MultiPart })
 
 	// B's message of 3 parts cannot fit: B's call fails with a clear error,
 	// B's connection and its next call are fine.
-	c := srvDial(t, addr)
-	large := srvPattern(3 * wire.MultiPart)
-	resp := c.call(wire.Request{Name: "@echo", Payload: large})
+	c := testkit.Dial(t, addr)
+	large := pattern(3 * wire.MultiPart)
+	resp := c.Call(wire.Request{Name: "@echo", Payload: large})
 	if resp.OK || !strings.Contains(string(resp.Payload), "busy") {
 		t.Fatalf("over the budget: got OK=%v %.80q, want an error saying the node is busy", resp.OK, resp.Payload)
 	}
-	if resp := c.call(wire.Request{Name: "@echo", Payload: []byte("small")}); !resp.OK {
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("small")}); !resp.OK {
 		t.Fatalf("a small call after the refused one: %+v", resp)
 	}
 	// Once the hog leaves, its bytes are returned and B's large call fits.
-	hog.nc.Close()
+	hog.Conn.Close()
 	eventually(t, "the hog's bytes are returned to the budget", func() bool { return s.partial.Used() < 2*wire.MultiPart })
-	if resp := c.call(wire.Request{Name: "@echo", Payload: large}); !resp.OK || len(resp.Payload) != len(large) {
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: large}); !resp.OK || len(resp.Payload) != len(large) {
 		t.Fatalf("the large call once the budget is free: OK=%v, %d bytes", resp.OK, len(resp.Payload))
 	}
 }
 
 func TestQueuedBudgetStopsReadingUntilHandlersCatchUp(t *testing.T) {
 	const size, budget = 40 << 10, 100 << 10
-	s := NewServer("node-a", ServerQueuedBudget(budget))
+	s := New("node-a", WithQueuedBudget(budget))
 	release := make(chan struct{})
 	got := make(chan int, 10)
-	srvMustHandle(t, s, "@slow", func(_ context.Context, req *Request) ([]byte, error) {
+	mustHandle(t, s, "@slow", func(_ context.Context, req *Request) ([]byte, error) {
 		<-release
 		got <- len(req.Payload)
 		return nil, nil
 	})
-	addr, _ := srvServe(t, s)
-	c := srvDial(t, addr)
+	addr, _ := serveTest(t, s)
+	c := testkit.Dial(t, addr)
 	for range 6 {
-		c.send(wire.Request{Name: "@slow", Push: true, Payload: srvPattern(size)})
+		c.Send(wire.Request{Name: "@slow", Push: true, Payload: pattern(size)})
 	}
 	// The first is handled on the reader, uncounted; two wait and fit the
 	// budget, and the reader waits before taking a fourth.
@@ -228,7 +229,7 @@ func TestQueuedBudgetStopsReadingUntilHandlersCatchUp(t *testing.T) {
 	}
 	close(release)
 	for i := range 6 {
-		if n := srvRecv(t, fmt.Sprintf("request %d handled", i), got); n != size {
+		if n := testkit.Recv(t, fmt.Sprintf("request %d handled", i), got); n != size {
 			t.Fatalf("request %d: %d bytes", i, n)
 		}
 	}

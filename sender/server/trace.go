@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"github.com/skycall-io/skycall/sender/internal/telemetry"
 )
 
-// ServerTracerProvider makes the Server start a span (kind server) around
+// WithTracerProvider makes the Server start a span (kind server) around
 // every handler, with the handler's ctx carrying it. When the request's
 // trace tag (skynet's request type 0x04) holds a W3C traceparent, the span
 // is its child, so that one trace follows a message across nodes; any other
@@ -21,8 +21,8 @@ import (
 // attribute skynet.trace_tag. A traceparent that skynet passed on, behind
 // its "(node-node-session)" prefix, is both: the parent, and the attribute.
 // Without a provider the Server starts no spans and reads no tags.
-func ServerTracerProvider(tp trace.TracerProvider) ServerOption {
-	return func(o *srvOptions) { o.tracerProvider = tp }
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
 }
 
 // traceTagCarrier presents a trace tag as the "traceparent" header to the

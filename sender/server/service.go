@@ -1,4 +1,4 @@
-package sender
+package server
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 // snapshot, replaced as a whole by Handle so that connection readers never
 // take a lock.
 type serviceTable struct {
-	byName   map[string]*srvService
-	byHandle map[uint32]*srvService
+	byName   map[string]*service
+	byHandle map[uint32]*service
 	next     uint32
 }
 
-// srvService is one registered service and its queue.
-type srvService struct {
+// service is one registered service and its queue.
+type service struct {
 	s            *Server
 	h            Handler
 	name         string
@@ -29,11 +29,11 @@ type srvService struct {
 	handleName   string // ":%08x"
 	packedHandle []byte // pack(handle): the answer to a query
 	concurrent   bool
-	reuse        bool               // ReuseRequests: Requests up to srvReuseMax come from srvRequests and go back once handled
-	m            *srvServiceMetrics // nil without ServerRegisterer
+	reuse        bool            // WithReuseRequests: Requests up to reuseMax come from requestPool and go back once handled
+	m            *serviceMetrics // nil without WithRegisterer
 
-	queue chan srvJob   // sequential services
-	sem   chan struct{} // Concurrent services: one token per running handler
+	queue chan job      // sequential services
+	sem   chan struct{} // WithConcurrent services: one token per running handler
 	start sync.Once     // starts the sequential worker on first use
 
 	// Sequential services: turn is held by whoever runs the handler, the
@@ -45,44 +45,44 @@ type srvService struct {
 	// without waiting. turn is a mutex, not a channel: a channel operation
 	// takes the runtime's lock, twice per message. waiting holds one
 	// token per queued message until the worker has turn for it: the bound
-	// of QueueSize, which queue alone would exceed by the message the
+	// of WithQueueSize, which queue alone would exceed by the message the
 	// worker holds while a reader runs the handler.
 	turn    sync.Mutex
 	waiting chan struct{}
 	pending atomic.Int64
 }
 
-type srvJob struct {
-	c   *srvConn
+type job struct {
+	c   *conn
 	req *Request
-	box *srvReusedRequest // non-nil: req is in it, and it goes back to srvRequests once handled
-	run uint64            // non-zero: served on the connection's reader goroutine, this run of it (srvConn.inlineStart)
+	box *reusedRequest // non-nil: req is in it, and it goes back to requestPool once handled
+	run uint64         // non-zero: served on the connection's reader goroutine, this run of it (conn.inlineStart)
 }
 
-// srvReusedRequest is the box of a ReuseRequests service's Request: a
-// small one, and the room of a larger payload, up to srvReuseMax, kept from
+// reusedRequest is the box of a WithReuseRequests service's Request: a
+// small one, and the room of a larger payload, up to reuseMax, kept from
 // one message to the next.
-type srvReusedRequest struct {
-	srvSmallRequest
+type reusedRequest struct {
+	smallRequest
 	large []byte
 }
 
-// srvReuseMax is the largest payload whose room a ReuseRequests service
+// reuseMax is the largest payload whose room a WithReuseRequests service
 // reuses; larger ones are allocated for each message.
-const srvReuseMax = 64 << 10
+const reuseMax = 64 << 10
 
-// srvRequests holds the boxes of ReuseRequests services between messages.
-var srvRequests = sync.Pool{New: func() any { return new(srvReusedRequest) }}
+// requestPool holds the boxes of WithReuseRequests services between messages.
+var requestPool = sync.Pool{New: func() any { return new(reusedRequest) }}
 
 // newJob returns a job for c whose Request has a copy of payload: reused for
-// a ReuseRequests service, new otherwise.
-func (svc *srvService) newJob(c *srvConn, payload []byte) srvJob {
+// a WithReuseRequests service, new otherwise.
+func (svc *service) newJob(c *conn, payload []byte) job {
 	n := len(payload)
-	if !svc.reuse || n > srvReuseMax {
-		return srvJob{c: c, req: newRequest(payload)}
+	if !svc.reuse || n > reuseMax {
+		return job{c: c, req: newRequest(payload)}
 	}
-	b := srvRequests.Get().(*srvReusedRequest)
-	if n <= srvSmallPayload {
+	b := requestPool.Get().(*reusedRequest)
+	if n <= smallPayload {
 		b.fill(payload)
 	} else {
 		if cap(b.large) < n {
@@ -91,25 +91,25 @@ func (svc *srvService) newJob(c *srvConn, payload []byte) srvJob {
 		copy(b.large[:n], payload)
 		b.req = Request{Payload: b.large[:n:n]}
 	}
-	return srvJob{c: c, req: &b.req, box: b}
+	return job{c: c, req: &b.req, box: b}
 }
 
 // done recycles the job's Request, if it is reused: its handler has
 // returned and its reply is copied.
-func (j srvJob) done() {
+func (j job) done() {
 	if j.box != nil {
 		j.box.req = Request{} // drop what the handler set, for the collector
-		srvRequests.Put(j.box)
+		requestPool.Put(j.box)
 	}
 }
 
 // What enqueue did with a message.
-type srvEnqueued uint8
+type enqueued uint8
 
 const (
-	srvAccepted  srvEnqueued = iota // handled, or queued for the service
-	srvStopped                      // the connection stopped reading while waiting for room: never accepted
-	srvHandedOff                    // handled on the reader goroutine, which meanwhile handed reading to another: stop reading
+	accepted  enqueued = iota // handled, or queued for the service
+	stopped                   // the connection stopped reading while waiting for room: never accepted
+	handedOff                 // handled on the reader goroutine, which meanwhile handed reading to another: stop reading
 )
 
 // enqueue hands req to the service, waiting for room in its queue (the
@@ -124,9 +124,9 @@ const (
 // atomic operations on the Server-wide count.
 //
 // holding says the reader kept the service's turn after its last message
-// (srvConn.held): the message runs at once under it if nothing else came
+// (conn.held): the message runs at once under it if nothing else came
 // for the service meanwhile, else it gives turn back and waits its turn.
-func (svc *srvService) enqueue(j srvJob, holding bool) srvEnqueued {
+func (svc *service) enqueue(j job, holding bool) enqueued {
 	s, c, req := svc.s, j.c, j.req
 	size := int64(len(req.Payload))
 	if holding {
@@ -146,18 +146,18 @@ func (svc *srvService) enqueue(j srvJob, holding bool) srvEnqueued {
 		}
 	}
 	if !s.queued.acquire(size, c.stopCh) {
-		return srvStopped
+		return stopped
 	}
 	if svc.concurrent {
 		if !chanSend(svc.sem, c.stopCh) {
 			s.queued.release(size)
-			return srvStopped
+			return stopped
 		}
 		// The reader calling this is itself counted in wg, so Add is safe
 		// even while Close waits.
 		s.wg.Add(1)
 		go svc.serveConcurrent(j, size)
-		return srvAccepted
+		return accepted
 	}
 	if svc.pending.CompareAndSwap(0, 1) {
 		defer s.queued.release(size)
@@ -171,11 +171,11 @@ func (svc *srvService) enqueue(j srvJob, holding bool) srvEnqueued {
 	if !chanSend(svc.waiting, c.stopCh) {
 		svc.pending.Add(-1)
 		s.queued.release(size)
-		return srvStopped
+		return stopped
 	}
 	// Room: queue has as much as waiting, so this never blocks.
 	svc.queue <- j
-	return srvAccepted
+	return accepted
 }
 
 // runInline runs j on the calling reader goroutine: the reader has moved
@@ -184,15 +184,15 @@ func (svc *srvService) enqueue(j srvJob, holding bool) srvEnqueued {
 // and its wake-up, which cost more than a small handler. A
 // message queued after this one, from another connection, waits for turn
 // like any other. A handler that runs long hands reading to a new goroutine
-// (srvConn.inlineStart), so the connection's other messages do not wait for
+// (conn.inlineStart), so the connection's other messages do not wait for
 // it.
 //
 // locked says the reader kept turn from its previous message. When the
 // next message is already buffered and nothing else waits for the service,
-// the reader keeps turn for it (srvConn.held): a burst of buffered pushes
+// the reader keeps turn for it (conn.held): a burst of buffered pushes
 // then costs one lock and one count, not one per message. Another
 // connection's message still goes first: enqueue checks pending.
-func (svc *srvService) runInline(j srvJob, locked bool) srvEnqueued {
+func (svc *service) runInline(j job, locked bool) enqueued {
 	c := j.c
 	if !locked {
 		svc.turn.Lock() // free: pending was 0
@@ -200,44 +200,44 @@ func (svc *srvService) runInline(j srvJob, locked bool) srvEnqueued {
 	j.run = c.inlineStart()
 	if !svc.serve(j) {
 		svc.endInline()
-		return srvHandedOff
+		return handedOff
 	}
 	if svc.pending.Load() == 1 && c.dec.NextBuffered() {
 		c.held = svc
-		return srvAccepted
+		return accepted
 	}
 	svc.endInline()
-	return srvAccepted
+	return accepted
 }
 
-// runConcurrentInline runs j, a message of a Concurrent service that holds
+// runConcurrentInline runs j, a message of a WithConcurrent service that holds
 // a running slot, on the calling reader goroutine: no other handler of the
 // service was running and nothing else has arrived on the connection, so
 // the reader would only wait for a read, and a goroutine per message is a
 // hand-off as costly as the network on a lone call. A handler that runs
-// long hands reading to a new goroutine (srvConn.inlineStart), as for a
+// long hands reading to a new goroutine (conn.inlineStart), as for a
 // sequential service.
-func (svc *srvService) runConcurrentInline(j srvJob) srvEnqueued {
+func (svc *service) runConcurrentInline(j job) enqueued {
 	j.run = j.c.inlineStart()
 	reader := svc.serve(j)
 	<-svc.sem
 	if !reader {
-		return srvHandedOff
+		return handedOff
 	}
-	return srvAccepted
+	return accepted
 }
 
 // endInline gives back the turn and the pending count of a message the
 // reader ran itself.
-func (svc *srvService) endInline() {
+func (svc *service) endInline() {
 	svc.turn.Unlock()
 	svc.pending.Add(-1)
 }
 
-// serveConcurrent is the goroutine of one message of a Concurrent service.
+// serveConcurrent is the goroutine of one message of a WithConcurrent service.
 // A method, not a closure: capturing the job would move it to the heap on
 // every path of enqueue.
-func (svc *srvService) serveConcurrent(j srvJob, size int64) {
+func (svc *service) serveConcurrent(j job, size int64) {
 	defer svc.s.wg.Done()
 	defer func() { <-svc.sem }()
 	defer svc.s.queued.release(size)
@@ -264,7 +264,7 @@ func chanSend(ch chan struct{}, stop <-chan struct{}) bool {
 
 // work is the goroutine of a sequential service: it runs until the Server
 // finishes, handling one message at a time.
-func (svc *srvService) work() {
+func (svc *service) work() {
 	defer svc.s.wg.Done()
 	quit := svc.s.quit
 	for {
@@ -273,7 +273,7 @@ func (svc *srvService) work() {
 			return
 		default:
 		}
-		var j srvJob
+		var j job
 		select {
 		case j = <-svc.queue: // one channel operation when busy (see chanSend)
 		default:
@@ -304,7 +304,7 @@ func (svc *srvService) work() {
 // serve runs the handler for one message and queues its reply. Served on
 // the reader (j.run non-zero), it ends the run as the handler returns and
 // reports whether the goroutine is still the connection's reader.
-func (svc *srvService) serve(j srvJob) (reader bool) {
+func (svc *service) serve(j job) (reader bool) {
 	c, req := j.c, j.req
 	defer j.done()
 	if !req.Push && c.ctx.Err() != nil {
@@ -361,7 +361,7 @@ func (svc *srvService) serve(j srvJob) (reader bool) {
 }
 
 // call runs the handler, turning a panic into a logged error.
-func (svc *srvService) call(ctx context.Context, req *Request) (reply []byte, err error) {
+func (svc *service) call(ctx context.Context, req *Request) (reply []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			svc.s.log.Error(fmt.Errorf("panic: %v", p), "Handler panicked", "service", req.Service,

@@ -1,54 +1,45 @@
-package sender
+package server
 
 import (
 	"context"
 	"errors"
 	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/wire"
 )
-
-func srvSpanAttr(s sdktrace.ReadOnlySpan, key string) (string, bool) {
-	for _, kv := range s.Attributes() {
-		if kv.Key == attribute.Key(key) {
-			return kv.Value.String(), true
-		}
-	}
-	return "", false
-}
 
 func TestServerSpanIsChildOfTheTraceparentInTheTraceTag(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	s := NewServer("node-a", ServerTracerProvider(tp))
+	s := New("node-a", WithTracerProvider(tp))
 	handlerSpans := make(chan trace.SpanContext, 4)
-	srvMustHandle(t, s, "@echo", func(ctx context.Context, req *Request) ([]byte, error) {
+	mustHandle(t, s, "@echo", func(ctx context.Context, req *Request) ([]byte, error) {
 		handlerSpans <- trace.SpanContextFromContext(ctx)
 		if string(req.Payload) == "fail" {
 			return nil, errors.New("refused")
 		}
 		return req.Payload, nil
 	})
-	addr, _ := srvServe(t, s)
-	c := srvDial(t, addr)
+	addr, _ := serveTest(t, s)
+	c := testkit.Dial(t, addr)
 
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	if resp := c.call(wire.Request{Name: "@echo", Payload: []byte("hi"), Trace: []byte(traceparent)}); !resp.OK {
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("hi"), Trace: []byte(traceparent)}); !resp.OK {
 		t.Fatalf("traced call: %+v", resp)
 	}
-	inHandler := srvRecv(t, "the handler's span", handlerSpans)
+	inHandler := testkit.Recv(t, "the handler's span", handlerSpans)
 	// skynet's own tag form, and a call that fails.
-	if resp := c.call(wire.Request{Name: "@echo", Payload: []byte("fail"), Trace: []byte("(:01000002-:01000010-7)")}); resp.OK {
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("fail"), Trace: []byte("(:01000002-:01000010-7)")}); resp.OK {
 		t.Fatal("fail succeeded")
 	}
-	srvRecv(t, "the second handler's span", handlerSpans)
+	testkit.Recv(t, "the second handler's span", handlerSpans)
 
 	eventually(t, "two spans exported", func() bool { return len(exp.GetSpans().Snapshots()) == 2 })
 	spans := exp.GetSpans().Snapshots()
@@ -63,14 +54,14 @@ func TestServerSpanIsChildOfTheTraceparentInTheTraceTag(t *testing.T) {
 		t.Errorf("span %q kind %v, want @echo, server", child.Name(), child.SpanKind())
 	}
 	for key, want := range map[string]string{"rpc.system": "skynet", "rpc.service": "@echo", "skycall.node": "node-a", "skycall.payload_size": "2"} {
-		if got, _ := srvSpanAttr(child, key); got != want {
+		if got, _ := testkit.SpanAttr(child, key); got != want {
 			t.Errorf("attribute %s = %q, want %q", key, got, want)
 		}
 	}
 	if other.Parent().IsValid() {
 		t.Errorf("a skynet-form tag became a parent: %v", other.Parent())
 	}
-	if got, ok := srvSpanAttr(other, "skynet.trace_tag"); !ok || got != "(:01000002-:01000010-7)" {
+	if got, ok := testkit.SpanAttr(other, "skynet.trace_tag"); !ok || got != "(:01000002-:01000010-7)" {
 		t.Errorf("skynet.trace_tag = %q, want skynet's tag kept", got)
 	}
 	if other.Status().Code != codes.Error {
@@ -79,16 +70,16 @@ func TestServerSpanIsChildOfTheTraceparentInTheTraceTag(t *testing.T) {
 }
 
 func TestServerWithoutTracerProviderStartsNoSpan(t *testing.T) {
-	s := NewServer("node-a")
+	s := New("node-a")
 	spans := make(chan trace.SpanContext, 1)
-	srvMustHandle(t, s, "@echo", func(ctx context.Context, req *Request) ([]byte, error) {
+	mustHandle(t, s, "@echo", func(ctx context.Context, req *Request) ([]byte, error) {
 		spans <- trace.SpanContextFromContext(ctx)
 		return nil, nil
 	})
-	addr, _ := srvServe(t, s)
-	c := srvDial(t, addr)
-	c.call(wire.Request{Name: "@echo", Trace: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")})
-	if sc := srvRecv(t, "the handler's ctx", spans); sc.IsValid() {
+	addr, _ := serveTest(t, s)
+	c := testkit.Dial(t, addr)
+	c.Call(wire.Request{Name: "@echo", Trace: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")})
+	if sc := testkit.Recv(t, "the handler's ctx", spans); sc.IsValid() {
 		t.Errorf("a Server without a TracerProvider put span %v in the handler's ctx", sc)
 	}
 }
