@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -111,7 +112,7 @@ func TestTimedOutQueuedCallSaysWhatItWaitedFor(t *testing.T) {
 				_, err := c.Call(context.Background(), "db", "@rec", []byte("x"))
 				errc <- err
 			}()
-			eventually(t, "the call is queued", func() bool { return ctQueued(c, "db") == 2 })
+			testkit.Eventually(t, "the call is queued", func() bool { return ctQueued(c, "db") == 2 })
 			ctNode(c, "db").expire(c.now() + uint64(time.Hour)) // as if the 30s had passed
 			return <-errc
 		}, "default call timeout 30s (DefaultCallTimeout) exceeded", resultTimeout},
@@ -122,9 +123,9 @@ func TestTimedOutQueuedCallSaysWhatItWaitedFor(t *testing.T) {
 			if err := c.Send(context.Background(), "db", "@rec", []byte("first")); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "a connection attempt failed", func() bool { return lastError(c, "db") != nil })
+			testkit.Eventually(t, "a connection attempt failed", func() bool { return lastError(c, "db") != nil })
 			reg.SetNotReady("db", "ClusterNode db: Ready=False NoReadyEndpoints")
-			eventually(t, "the node is resolving", func() bool { return c.State("db") == StateResolving })
+			testkit.Eventually(t, "the node is resolving", func() bool { return c.State("db") == StateResolving })
 
 			err := tc.call(c)
 			want := `skycall: call to node "db" service @rec: ` + tc.why +

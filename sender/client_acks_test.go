@@ -94,17 +94,17 @@ func TestCleanDrainOfPushesCountsNoneUnconfirmed(t *testing.T) {
 
 	before := ctSeq("before", 700)
 	ctSendAll(t, ctx, c, "game", before)
-	eventually(t, "the old pod read every push", func() bool { return old.count() == len(before) })
+	testkit.Eventually(t, "the old pod read every push", func() bool { return old.count() == len(before) })
 
 	reg.SetDraining("game", old.addr, "uid-a")
-	eventually(t, "the drained connection closes", func() bool { return old.conns() == 0 })
+	testkit.Eventually(t, "the drained connection closes", func() bool { return old.conns() == 0 })
 	held := ctSeq("held", 20)
 	ctSendAll(t, ctx, c, "game", held)
 	repl := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-b"))
 	reg.SetIncarnation("game", repl.addr, "uid-b")
 	after := ctSeq("after", 20)
 	ctSendAll(t, ctx, c, "game", after)
-	eventually(t, "the replacement read the pushes held and sent since", func() bool { return repl.count() == len(held)+len(after) })
+	testkit.Eventually(t, "the replacement read the pushes held and sent since", func() bool { return repl.count() == len(held)+len(after) })
 
 	ctEqual(t, "old pod", old.received(), before)
 	ctEqual(t, "replacement", repl.received(), append(held, after...))
@@ -128,7 +128,7 @@ func ackPushesThenGoQuiet(t *testing.T, c *Client, p *ackPeer, node string, n in
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "the peer read every push", func() bool { return p.pushes.Load() == int64(n) })
+	testkit.Eventually(t, "the peer read every push", func() bool { return p.pushes.Load() == int64(n) })
 	p.answer.Store(false)
 }
 
@@ -153,9 +153,9 @@ func TestDrainCountsThePushesAProbeCannotProve(t *testing.T) {
 
 			start := time.Now()
 			reg.SetDraining("game", p.addr, "")
-			eventually(t, "the drained connection closes", func() bool { return p.open.Load() == 0 })
+			testkit.Eventually(t, "the drained connection closes", func() bool { return p.open.Load() == 0 })
 			took := time.Since(start)
-			eventually(t, "the pushes no reply proved are counted unconfirmed", func() bool {
+			testkit.Eventually(t, "the pushes no reply proved are counted unconfirmed", func() bool {
 				return ctCounter(t, c, "skycall_sender_dropped_total", "game", dropUnconfirmed) == pushes
 			})
 			if got := p.unanswered.Load(); got != 1 {
@@ -188,11 +188,11 @@ func TestDrainWhoseCallIsAbandonedProvesItsPushes(t *testing.T) {
 		_, err := c.Call(callCtx, "game", "@hang", nil)
 		call <- err
 	}()
-	eventually(t, "the peer read the pushes and the call", func() bool {
+	testkit.Eventually(t, "the peer read the pushes and the call", func() bool {
 		return p.pushes.Load() == pushes && p.hung.Load() == 1
 	})
 	reg.SetDraining("game", p.addr, "")
-	eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
+	testkit.Eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
 	if p.open.Load() != 1 {
 		t.Fatal("the drained connection closed with a call in flight")
 	}
@@ -200,7 +200,7 @@ func TestDrainWhoseCallIsAbandonedProvesItsPushes(t *testing.T) {
 	if err := <-call; !errors.Is(err, context.Canceled) {
 		t.Fatalf("abandoned call: %v, want context.Canceled", err)
 	}
-	eventually(t, "the drained connection closes", func() bool { return p.open.Load() == 0 })
+	testkit.Eventually(t, "the drained connection closes", func() bool { return p.open.Load() == 0 })
 	if got := ctCounter(t, c, "skycall_sender_dropped_total", "game", ""); got != 0 {
 		t.Fatalf("%v pushes counted dropped, want 0: the probe proved them", got)
 	}
@@ -214,7 +214,7 @@ func TestCloseConfirmsPushesFirst(t *testing.T) {
 	ctx := ctCtx(t)
 	msgs := ctSeq("m", 300)
 	ctSendAll(t, ctx, c, "db", msgs)
-	eventually(t, "the peer read every push", func() bool { return peer.count() == len(msgs) })
+	testkit.Eventually(t, "the peer read every push", func() bool { return peer.count() == len(msgs) })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestCloseCountsThePushesAProbeCannotProve(t *testing.T) {
 			_, err := c.Call(callCtx, "db", "@hang", nil)
 			call <- result{err, time.Now()}
 		}()
-		eventually(t, "the peer read the call", func() bool { return p.hung.Load() == attempt })
+		testkit.Eventually(t, "the peer read the call", func() bool { return p.hung.Load() == attempt })
 		if ctCallerReads(c, "db") {
 			defer cancel()
 			break
@@ -262,7 +262,7 @@ func TestCloseCountsThePushesAProbeCannotProve(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "the peer read every push", func() bool { return p.pushes.Load() == pushes })
+	testkit.Eventually(t, "the peer read every push", func() bool { return p.pushes.Load() == pushes })
 	p.answer.Store(false)
 
 	start := time.Now()
@@ -311,7 +311,7 @@ func TestIdleCloseConfirmsPushesFirst(t *testing.T) {
 	ctx := ctCtx(t)
 	msgs := ctSeq("m", 300)
 	ctSendAll(t, ctx, c, "db", msgs)
-	eventually(t, "the node is forgotten and its connection closed", func() bool {
+	testkit.Eventually(t, "the node is forgotten and its connection closed", func() bool {
 		return ctNodeCount(c) == 0 && ctNodeGoroutines() == 0
 	})
 	ctEqual(t, "received", peer.received(), msgs)
@@ -331,11 +331,11 @@ func TestIdleCloseCountsThePushesAProbeCannotProve(t *testing.T) {
 		WithNodeIdleTimeout(100*time.Millisecond), WithPeerTimeout(d), WithLogger(logger))
 	const pushes = 30
 	ackPushesThenGoQuiet(t, c, p, "db", pushes)
-	eventually(t, "the probe goes unanswered and the pushes are counted", func() bool {
+	testkit.Eventually(t, "the probe goes unanswered and the pushes are counted", func() bool {
 		return logs.Contains("never confirmed", `"unconfirmed"=30`)
 	})
 	if got := p.unanswered.Load(); got < 1 {
 		t.Fatal("the connection closed without a probe")
 	}
-	eventually(t, "the node is forgotten", func() bool { return ctNodeCount(c) == 0 })
+	testkit.Eventually(t, "the node is forgotten", func() bool { return ctNodeCount(c) == 0 })
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/skycall-io/skycall/internal/sendertest"
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/sender/server"
 )
@@ -56,11 +57,11 @@ func TestIdleClientGivesBackTheBuffersOfABurst(t *testing.T) {
 		}
 	}
 	close(hold)
-	eventually(t, "every push handled", func() bool { return got.Load() == sends+1 })
+	testkit.Eventually(t, "every push handled", func() bool { return got.Load() == sends+1 })
 	t.Logf("heap after the burst: %+d MiB over the start", (heap()-base)>>20)
 	// After clientShrinkAfter (1s) of idleness the node keeps
 	// clientKeepBuffer of free chunks; eventually waits up to 10s.
-	eventually(t, "the heap back within clientKeepBuffer + 4 MiB of the start", func() bool {
+	testkit.Eventually(t, "the heap back within clientKeepBuffer + 4 MiB of the start", func() bool {
 		return heap()-base < clientKeepBuffer+4<<20
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/sender/server"
 )
@@ -30,10 +31,10 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 		_, err := c.Call(ctx, "game", "@slow", []byte("in-flight"))
 		inFlight <- err
 	}()
-	eventually(t, "the slow call is being handled by the old pod", func() bool { return old.slowIn.Load() == 1 })
+	testkit.Eventually(t, "the slow call is being handled by the old pod", func() bool { return old.slowIn.Load() == 1 })
 
 	reg.SetDraining("game", old.addr, "uid-a")
-	eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
+	testkit.Eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
 	during := ctSeq("during", 50)
 	ctSendAll(t, ctx, c, "game", during)
 	if q := ctQueued(c, "game"); q < len(during) {
@@ -44,7 +45,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 	if err := <-inFlight; err != nil {
 		t.Fatalf("the call written before the drain failed: %v", err)
 	}
-	eventually(t, "the old connection closes once its call is answered", func() bool { return old.conns() == 0 })
+	testkit.Eventually(t, "the old connection closes once its call is answered", func() bool { return old.conns() == 0 })
 	// @slow and @rec are different services: their order across the two
 	// is the Server's business; each keeps its own.
 	ctEqual(t, "old pod", without(old.received(), "in-flight"), before)
@@ -77,11 +78,11 @@ func TestNewIncarnationAtTheSameAddressIsANewNode(t *testing.T) {
 	// process there is still uid-a: the client drops its connection and
 	// refuses to confirm the old process as the new one.
 	reg.SetIncarnation("game", a.addr, "uid-b")
-	eventually(t, "the connection to the old incarnation is dropped", func() bool { return a.conns() == 0 })
+	testkit.Eventually(t, "the connection to the old incarnation is dropped", func() bool { return a.conns() == 0 })
 	if err := c.Send(ctx, "game", "@rec", []byte("for-b")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the refusal is the node's last error", func() bool {
+	testkit.Eventually(t, "the refusal is the node's last error", func() bool {
 		err := lastError(c, "game")
 		return errors.Is(err, ErrWrongNode) && strings.Contains(err.Error(), `incarnation "uid-a"`)
 	})
@@ -110,12 +111,12 @@ func TestServerIncarnationFromTheEnvironment(t *testing.T) {
 	if err := c.Send(ctx, "game", "@rec", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the peer's incarnation from the environment is checked", func() bool {
+	testkit.Eventually(t, "the peer's incarnation from the environment is checked", func() bool {
 		err := lastError(c, "game")
 		return errors.Is(err, ErrWrongNode) && strings.Contains(err.Error(), `incarnation "uid-env"`)
 	})
 	reg.SetIncarnation("game", p.addr, "uid-env")
-	eventually(t, "the message is delivered once the registry agrees", func() bool { return p.count() == 1 })
+	testkit.Eventually(t, "the message is delivered once the registry agrees", func() bool { return p.count() == 1 })
 }
 
 // without returns msgs without drop.
@@ -155,16 +156,16 @@ func TestDrainingConnectionClosesWithinTheCallTimeout(t *testing.T) {
 		_, err := c.Call(context.Background(), "game", "@slow", []byte("never answered"))
 		stuck <- err
 	}()
-	eventually(t, "the call is being handled by the old pod", func() bool { return old.slowIn.Load() == 1 })
+	testkit.Eventually(t, "the call is being handled by the old pod", func() bool { return old.slowIn.Load() == 1 })
 	reg.SetDraining("game", old.addr, "uid-a")
-	eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
+	testkit.Eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
 	if err := c.Send(ctx, "game", "@rec", []byte("held")); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-stuck; err == nil {
 		t.Fatal("a call that was never answered succeeded")
 	}
-	eventually(t, "the draining connection is closed", func() bool { return old.conns() == 0 })
+	testkit.Eventually(t, "the draining connection is closed", func() bool { return old.conns() == 0 })
 	if q := ctQueued(c, "game"); q != 1 {
 		t.Fatalf("%d messages queued, want the one sent after the drain began", q)
 	}

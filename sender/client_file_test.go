@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -82,27 +83,27 @@ func TestFileRegistryRewrittenDuringTraffic(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, "traffic flows to the first address", func() bool { return a.count() > 500 })
+	testkit.Eventually(t, "traffic flows to the first address", func() bool { return a.count() > 500 })
 	// A bad rewrite keeps the previous content in force...
 	ctConfigMapUpdate(t, dir, key, "db = \""+b.addr+"\"\nnot lua at all\n", 2)
-	eventually(t, "the bad content is reported", func() bool { return reg.Err() != nil })
+	testkit.Eventually(t, "the bad content is reported", func() bool { return reg.Err() != nil })
 	before := a.count()
-	eventually(t, "traffic still flows to the first address", func() bool { return a.count() > before+100 })
+	testkit.Eventually(t, "traffic still flows to the first address", func() bool { return a.count() > before+100 })
 	// ...and a good one moves the node during traffic.
 	ctConfigMapUpdate(t, dir, key, "db = \""+b.addr+"\"\n", 3)
-	eventually(t, "traffic flows to the new address", func() bool { return b.count() > 500 })
+	testkit.Eventually(t, "traffic flows to the new address", func() bool { return b.count() > 500 })
 	close(stop)
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	eventually(t, "all delivered", func() bool { return a.count()+b.count() == r.sent })
+	testkit.Eventually(t, "all delivered", func() bool { return a.count()+b.count() == r.sent })
 	ctEqual(t, "across the rewrite", append(a.received(), b.received()...), ctSeq("f", r.sent))
 	t.Logf("%d messages, %d to the old address, %d to the new", r.sent, a.count(), b.count())
 
 	// db = false: new messages fail at once.
 	ctConfigMapUpdate(t, dir, key, "db = false\n", 4)
-	eventually(t, "the node is down", func() bool { return c.State("db") == StateDown })
+	testkit.Eventually(t, "the node is down", func() bool { return c.State("db") == StateDown })
 	if err := c.Send(ctx, "db", "@rec", []byte("x")); !errors.Is(err, ErrNodeDown) {
 		t.Fatalf("Send after db = false: %v", err)
 	}

@@ -25,18 +25,6 @@ import (
 // ctTimeout bounds every wait in the client tests.
 const ctTimeout = 10 * time.Second
 
-// eventually polls cond until it holds or ctTimeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(ctTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func ctCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), ctTimeout)
 	t.Cleanup(cancel)
@@ -141,7 +129,7 @@ func ctNewClient(t *testing.T, reg registry.Registry, opts ...Option) *Client {
 	c := New(reg, opts...)
 	t.Cleanup(func() {
 		c.Close()
-		eventually(t, "no goroutine of the Client is left", func() bool { return ctClientGoroutines() == 0 })
+		testkit.Eventually(t, "no goroutine of the Client is left", func() bool { return ctClientGoroutines() == 0 })
 	})
 	return c
 }

@@ -66,7 +66,7 @@ func TestMetricsPerNode(t *testing.T) {
 	}
 	// The writer counts a batch after its Write returns, which may be after
 	// the reply arrived.
-	eventually(t, "six messages counted as written", func() bool {
+	testkit.Eventually(t, "six messages counted as written", func() bool {
 		return ctCounter(t, c, "skycall_sender_written_messages_total", "db", "") == 6
 	})
 	families, err := promReg.Gather()

@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr/testr"
 
 	"github.com/skycall-io/skycall/internal/sendertest"
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/sender/server"
 	"github.com/skycall-io/skycall/sender/tlsfiles"
@@ -163,7 +164,7 @@ func TestRotatedCertificateFilesAreUsedForNewConnections(t *testing.T) {
 		t.Fatalf("serial %d, want 20", s)
 	}
 	ca.files(t, dir, "db", 22) // the renewal
-	eventually(t, "new connections get the renewed certificate", func() bool { return serial() == 22 })
+	testkit.Eventually(t, "new connections get the renewed certificate", func() bool { return serial() == 22 })
 	// Garbage in the files keeps the last good certificate.
 	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("half written"), 0o600); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -84,7 +85,7 @@ func TestCallQueuedBeforeReadyKeepsOrder(t *testing.T) {
 				errs <- err
 			}()
 		}
-		eventually(t, fmt.Sprintf("message %d is queued", i), func() bool { return ctQueued(c, "db") == i+1 })
+		testkit.Eventually(t, fmt.Sprintf("message %d is queued", i), func() bool { return ctQueued(c, "db") == i+1 })
 	}
 	if got := peer.count(); got != 0 {
 		t.Fatalf("%d messages delivered while the node was not ready", got)
@@ -100,7 +101,7 @@ func TestCallQueuedBeforeReadyKeepsOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "all messages delivered", func() bool { return peer.count() == n })
+	testkit.Eventually(t, "all messages delivered", func() bool { return peer.count() == n })
 	ctEqual(t, "delivery order", peer.received(), want)
 }
 
@@ -128,12 +129,12 @@ func TestSendsAcrossReadyTransitionKeepOrder(t *testing.T) {
 		done <- nil
 	}()
 	// Make the node ready while the sender is mid-stream.
-	eventually(t, "some messages queued", func() bool { return ctQueued(c, "db") >= 50 })
+	testkit.Eventually(t, "some messages queued", func() bool { return ctQueued(c, "db") >= 50 })
 	reg.Set("db", peer.addr)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "all delivered", func() bool { return peer.count() == n })
+	testkit.Eventually(t, "all delivered", func() bool { return peer.count() == n })
 	ctEqual(t, "delivery order", peer.received(), want)
 }
 
@@ -161,7 +162,7 @@ func TestConfirmRejectsWrongNode(t *testing.T) {
 		_, err := c.Call(ctCtx(t), "db", "@rec", []byte("second"))
 		result <- err
 	}()
-	eventually(t, "the second call is queued", func() bool { return ctQueued(c, "db") == 1 })
+	testkit.Eventually(t, "the second call is queued", func() bool { return ctQueued(c, "db") == 1 })
 	reg.Set("db", right.addr)
 	if err := <-result; err != nil {
 		t.Fatal(err)
@@ -195,7 +196,7 @@ func TestAbsentNodeWaitsThenDelivers(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@rec", []byte("b"))
 		result <- err
 	}()
-	eventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
+	testkit.Eventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
 
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
@@ -206,7 +207,7 @@ func TestAbsentNodeWaitsThenDelivers(t *testing.T) {
 	if err := <-result; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "delivered", func() bool { return peer.count() == 2 })
+	testkit.Eventually(t, "delivered", func() bool { return peer.count() == 2 })
 	ctEqual(t, "delivered", peer.received(), []string{"a", "b"})
 }
 
@@ -244,7 +245,7 @@ func TestDownNodeFailsQueuedAndNewMessages(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@rec", []byte("queued call"))
 		result <- err
 	}()
-	eventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
+	testkit.Eventually(t, "both queued", func() bool { return ctQueued(c, "db") == 2 })
 	reg.SetDown("db")
 	if err := <-result; !errors.Is(err, ErrNodeDown) {
 		t.Fatalf("queued call: %v, want ErrNodeDown", err)
@@ -276,7 +277,7 @@ func TestDownNodeClosesConnection(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@slow", []byte("in flight"))
 		result <- err
 	}()
-	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	testkit.Eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
 	reg.SetDown("db")
 	if err := <-result; !errors.Is(err, ErrNodeDown) {
 		t.Fatalf("in-flight call when the node went down: %v, want ErrNodeDown", err)
@@ -319,7 +320,7 @@ func TestQueueFullBlocksUntilRoom(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "delivered", func() bool { return peer.count() == 3 })
+	testkit.Eventually(t, "delivered", func() bool { return peer.count() == 3 })
 	ctEqual(t, "delivered", peer.received(), []string{"1", "2", "3"})
 }
 
@@ -365,7 +366,7 @@ func TestQueuedCallCanceledIsNotSent(t *testing.T) {
 		_, err := c.Call(cctx, "db", "@rec", []byte("canceled"))
 		result <- err
 	}()
-	eventually(t, "the call is queued", func() bool { return ctQueued(c, "db") == 2 })
+	testkit.Eventually(t, "the call is queued", func() bool { return ctQueued(c, "db") == 2 })
 	cancel()
 	err := <-result
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "not sent") {
@@ -378,7 +379,7 @@ func TestQueuedCallCanceledIsNotSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg.Set("db", peer.addr)
-	eventually(t, "delivered", func() bool { return peer.count() == 2 })
+	testkit.Eventually(t, "delivered", func() bool { return peer.count() == 2 })
 	time.Sleep(10 * time.Millisecond)
 	ctEqual(t, "delivered", peer.received(), []string{"before", "after"})
 }
@@ -445,7 +446,7 @@ func TestRemoteErrorCarriesText(t *testing.T) {
 	if err := c.Send(ctx, "db", "@nosuch", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the rejected push is counted", func() bool {
+	testkit.Eventually(t, "the rejected push is counted", func() bool {
 		return ctCounter(t, c, "skycall_sender_dropped_total", "db", "rejected") == 1
 	})
 }
@@ -463,19 +464,19 @@ func TestConnectionLostFailsInFlightAndKeepsQueued(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@slow", []byte("in flight"))
 		result <- err
 	}()
-	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	testkit.Eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
 	peer.srv.Close()
 	err := <-result
 	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "may or may not") {
 		t.Fatalf("in-flight call on a broken connection: %v, want ErrConnectionLost", err)
 	}
-	eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
+	testkit.Eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
 	// Messages sent while disconnected are queued and go out, in order,
 	// once a server is back at the same address.
 	want := ctSeq("q", 20)
 	ctSendAll(t, ctx, c, "db", want)
 	back := ctServeAt(t, "db", peer.addr)
-	eventually(t, "queued messages delivered after reconnect", func() bool { return back.count() == len(want) })
+	testkit.Eventually(t, "queued messages delivered after reconnect", func() bool { return back.count() == len(want) })
 	ctEqual(t, "after reconnect", back.received(), want)
 	if got := ctCounter(t, c, "skycall_sender_reconnects_total", "db", ""); got < 1 {
 		t.Fatalf("reconnects counted %v, want >= 1", got)
@@ -503,7 +504,7 @@ func TestReconnectBacksOffExponentially(t *testing.T) {
 	if err := c.Send(ctCtx(t), "db", "@rec", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "7 attempts", func() bool { mu.Lock(); defer mu.Unlock(); return len(attempts) >= 7 })
+	testkit.Eventually(t, "7 attempts", func() bool { mu.Lock(); defer mu.Unlock(); return len(attempts) >= 7 })
 	mu.Lock()
 	defer mu.Unlock()
 	// Gap i follows failure i: base*1.6^(i-1) ±20%, capped at 200ms.
@@ -546,7 +547,7 @@ func TestAddressChangeMovesNode(t *testing.T) {
 		}
 	}
 	_ = moved
-	eventually(t, "the node moved to the new address", func() bool {
+	testkit.Eventually(t, "the node moved to the new address", func() bool {
 		_, err := c.Call(ctx, "db", "@rec", []byte("probe"))
 		return err == nil && b.count() > 0
 	})
@@ -590,7 +591,7 @@ func TestLargeMessagesSplitKeepOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "all delivered", func() bool { return peer.count() == len(want) })
+	testkit.Eventually(t, "all delivered", func() bool { return peer.count() == len(want) })
 	ctEqual(t, "order with multipart messages", peer.received(), want)
 
 	big := bytes.Repeat([]byte("0123456789"), 100_000) // 1 MB each way
@@ -619,7 +620,7 @@ func TestCloseFailsPendingAndLeavesNoGoroutine(t *testing.T) {
 	if err := c.Send(ctx, "later", "@rec", []byte("dropped")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "one call in flight, one queued", func() bool {
+	testkit.Eventually(t, "one call in flight, one queued", func() bool {
 		return peer.slowIn.Load() == 1 && ctQueued(c, "later") == 2
 	})
 	if err := c.Close(); err != nil {
@@ -638,7 +639,7 @@ func TestCloseFailsPendingAndLeavesNoGoroutine(t *testing.T) {
 	}
 	// A goroutine Close waited for may still be returning from its
 	// deferred Done: it must be gone promptly, not at the instant.
-	eventually(t, "no Client goroutine left after Close", func() bool { return ctClientGoroutines() == 0 })
+	testkit.Eventually(t, "no Client goroutine left after Close", func() bool { return ctClientGoroutines() == 0 })
 	if got := ctCounter(t, c, "skycall_sender_dropped_total", "later", "closed"); got != 1 {
 		t.Fatalf("dropped sends at Close counted %v, want 1", got)
 	}
@@ -659,7 +660,7 @@ func TestQueryAndCallHandle(t *testing.T) {
 	if err := c.ServiceHandle("db", h).Send(ctx, []byte("pushed")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "push by handle delivered", func() bool { return peer.count() == 2 })
+	testkit.Eventually(t, "push by handle delivered", func() bool { return peer.count() == 2 })
 	_, err = c.Query(ctx, "db", "nosuch")
 	var re *RemoteError
 	if !errors.As(err, &re) || re.Message != "name not found" {
@@ -723,7 +724,7 @@ func TestConcurrentCallsAndSendsUnderLoad(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	eventually(t, "all delivered", func() bool { return peer.count() == workers*each })
+	testkit.Eventually(t, "all delivered", func() bool { return peer.count() == workers*each })
 	// Per sender goroutine, order is kept.
 	next := map[string]int{}
 	for _, s := range peer.received() {

@@ -34,7 +34,7 @@ func TestCallerReadingItsReplyCancelledLeavesTheConnectionWorking(t *testing.T) 
 		_, err := c.Call(slowCtx, "db", "@slow", []byte("blocked"))
 		slow <- err
 	}()
-	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	testkit.Eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
 	for i := range 5 {
 		m := fmt.Sprint("beside-", i)
 		if reply, err := c.Call(ctx, "db", "@rec", []byte(m)); err != nil || string(reply) != m {
@@ -117,7 +117,7 @@ func TestReplyCutByAnInterruptedReaderIsFinishedByTheNext(t *testing.T) {
 func TestIdleConnectionClosedByThePeerIsSeenAfterCallersRead(t *testing.T) {
 	peer, c, _ := ctServeCallersRead(t)
 	peer.srv.Close()
-	eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
+	testkit.Eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
 }
 
 // A lone call that lasts costs the connection no wake-ups: the reader
@@ -129,7 +129,7 @@ func TestLongLoneCallCostsNoWakeUps(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@slow", []byte("long"))
 		slow <- err
 	}()
-	eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	testkit.Eventually(t, "the slow call reached the server", func() bool { return peer.slowIn.Load() == 1 })
 	conn := ctConn(c, "db")
 	lulls := func() uint64 {
 		conn.rd.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -164,7 +165,7 @@ func TestIdleNodesAreForgottenAndComeBackInOrder(t *testing.T) {
 			t.Logf("nodes %d watches %d node goroutines %d series %d", ctNodeCount(c), reg.open.Load(), ctNodeGoroutines(), ctNodeSeries(t, prom))
 		}
 	}()
-	eventually(t, "every idle node is forgotten, with its goroutine, watch and metric series", func() bool {
+	testkit.Eventually(t, "every idle node is forgotten, with its goroutine, watch and metric series", func() bool {
 		return ctNodeCount(c) == 0 && reg.open.Load() == 0 &&
 			ctNodeGoroutines() == 0 && ctNodeSeries(t, prom) == 0
 	})
@@ -204,11 +205,11 @@ func TestNodeWithCallInFlightIsNotForgotten(t *testing.T) {
 		_, err := c.Call(ctx, "db", "@slow", []byte("long"))
 		result <- err
 	}()
-	eventually(t, "the call reached the server", func() bool { return peer.slowIn.Load() == 1 })
+	testkit.Eventually(t, "the call reached the server", func() bool { return peer.slowIn.Load() == 1 })
 	// Ten idle periods pass (the sweeper runs four times per period) while
 	// the call is in flight.
 	sweeps := c.idleSweeps.Load()
-	eventually(t, "ten idle periods pass", func() bool { return c.idleSweeps.Load() >= sweeps+40 })
+	testkit.Eventually(t, "ten idle periods pass", func() bool { return c.idleSweeps.Load() >= sweeps+40 })
 	if ctNodeCount(c) != 1 || c.State("db") != StateReady {
 		t.Fatalf("node with a call in flight forgotten (state %v)", c.State("db"))
 	}
@@ -216,5 +217,5 @@ func TestNodeWithCallInFlightIsNotForgotten(t *testing.T) {
 	if err := <-result; err != nil {
 		t.Fatalf("call in flight: %v", err)
 	}
-	eventually(t, "the node is forgotten once idle", func() bool { return ctNodeCount(c) == 0 })
+	testkit.Eventually(t, "the node is forgotten once idle", func() bool { return ctNodeCount(c) == 0 })
 }

@@ -41,7 +41,7 @@ func trRoot(t *testing.T, tp trace.TracerProvider) (context.Context, trace.Span)
 func trSpan(t *testing.T, exp *tracetest.InMemoryExporter, kind trace.SpanKind, name string) sdktrace.ReadOnlySpan {
 	t.Helper()
 	var found sdktrace.ReadOnlySpan
-	eventually(t, "a "+kind.String()+" span "+name+" exported", func() bool {
+	testkit.Eventually(t, "a "+kind.String()+" span "+name+" exported", func() bool {
 		for _, s := range exp.GetSpans().Snapshots() {
 			if s.SpanKind() == kind && s.Name() == name {
 				found = s
@@ -176,7 +176,7 @@ func TestTracedCallsQueuedBeforeReadyKeepTheirOwnTags(t *testing.T) {
 			_, err := c.Call(ctx, "db", "@echo", p)
 			errs <- err
 		}()
-		eventually(t, "the call queued", func() bool { return ctQueued(c, "db") == i+1 })
+		testkit.Eventually(t, "the call queued", func() bool { return ctQueued(c, "db") == i+1 })
 	}
 	reg.Set("db", addr)
 	wg.Wait()
@@ -189,7 +189,7 @@ func TestTracedCallsQueuedBeforeReadyKeepTheirOwnTags(t *testing.T) {
 	for range payloads {
 		testkit.Recv(t, "a handler's span", inHandler)
 	}
-	eventually(t, "three client and four server spans", func() bool { return len(exp.GetSpans()) == 7 })
+	testkit.Eventually(t, "three client and four server spans", func() bool { return len(exp.GetSpans()) == 7 })
 	clientOf := map[trace.SpanID]sdktrace.ReadOnlySpan{}
 	var servers []sdktrace.ReadOnlySpan
 	for _, s := range exp.GetSpans().Snapshots() {
@@ -341,7 +341,7 @@ func TestSkynetPeerGetsTagsOnCallsOnly(t *testing.T) {
 	if _, err := c.Call(ctx, "db", "@echo", []byte("c")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "three client spans", func() bool { return len(exp.GetSpans()) == 3 })
+	testkit.Eventually(t, "three client spans", func() bool { return len(exp.GetSpans()) == 3 })
 	var want []string
 	for _, s := range exp.GetSpans().Snapshots() {
 		if kind, _ := testkit.SpanAttr(s, "skycall.kind"); kind == "push" {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/sender/wire"
@@ -93,7 +94,7 @@ func TestSilentPeerIsDetectedAndCallsFailTyped(t *testing.T) {
 			if limit := 9*d/4 + 2*time.Second; took > limit {
 				t.Errorf("noticed after %v, documented bound %v", took, 9*d/4)
 			}
-			eventually(t, "the node reconnects", func() bool { return peer.accepted.Load() >= 2 })
+			testkit.Eventually(t, "the node reconnects", func() bool { return peer.accepted.Load() >= 2 })
 		})
 	}
 }
@@ -142,7 +143,7 @@ func TestProbesLeaveTheQueueQuotaBalanced(t *testing.T) {
 		}
 		time.Sleep(d / 2)
 	}
-	eventually(t, "the quota is empty once the last probe is written", func() bool {
+	testkit.Eventually(t, "the quota is empty once the last probe is written", func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		return n.quota.msgs == 0 && n.quota.bytes == 0

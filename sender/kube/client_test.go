@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/skycall-io/skycall/internal/sendertest"
@@ -70,9 +69,9 @@ func TestKubernetesRegistryNotReadyThenReadyDeliversInOrder(t *testing.T) {
 		} else if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, fmt.Sprintf("message %d queued", i), func() bool { return queued() == i+1 })
+		testkit.Eventually(t, fmt.Sprintf("message %d queued", i), func() bool { return queued() == i+1 })
 	}
-	eventually(t, "the registry has loaded and the node waits", func() bool {
+	testkit.Eventually(t, "the registry has loaded and the node waits", func() bool {
 		e, _ := reg.Lookup("db")
 		return e.State == registry.NotReady && c.State("db") == sender.StateResolving
 	})
@@ -100,7 +99,7 @@ func TestKubernetesRegistryNotReadyThenReadyDeliversInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "all delivered", func() bool { return peer.count() == n })
+	testkit.Eventually(t, "all delivered", func() bool { return peer.count() == n })
 	equal(t, "delivery order", peer.received(), want)
 	first := time.Unix(0, peer.firstAt.Load())
 	t.Logf("status Ready -> first delivery: %v", first.Sub(readyAt))
@@ -113,22 +112,10 @@ func TestKubernetesRegistryForbiddenFailsCallsClearly(t *testing.T) {
 	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sender"}}); err != nil {
 		t.Fatal(err)
 	}
-	path, err := cp.ServiceAccountKubeconfig(ctx, ns, "sender")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := NewRegistry(cfg, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	reg := registryAs(t, cp, ns, "sender")
 	c, _ := newClient(t, reg)
 	start := time.Now()
-	_, err = c.Call(ctx, "db", "@rec", []byte("x"))
+	_, err := c.Call(ctx, "db", "@rec", []byte("x"))
 	if !errors.Is(err, registry.ErrRegistry) {
 		t.Fatalf("Call without permission to read ClusterNodes: %v, want registry.ErrRegistry", err)
 	}
@@ -187,7 +174,7 @@ func TestKubernetesRegistryDrainingHoldsMessagesForTheNewPod(t *testing.T) {
 	}
 
 	status(false, skycallv1.ReasonDraining, "", skycallv1.Endpoint{Address: oldPod.addr, PodName: "db-0", PodUID: "uid-a", Terminating: true})
-	eventually(t, "the client sees the drain", func() bool {
+	testkit.Eventually(t, "the client sees the drain", func() bool {
 		e, _ := reg.Lookup("db")
 		return e.State == registry.Draining && c.State("db") != sender.StateReady
 	})
@@ -200,7 +187,7 @@ func TestKubernetesRegistryDrainingHoldsMessagesForTheNewPod(t *testing.T) {
 	if q := queued(); q != len(held) {
 		t.Fatalf("%d messages queued during the drain, want %d", q, len(held))
 	}
-	eventually(t, "the draining pod's connection closes", func() bool { return oldPod.conns(t) == 0 })
+	testkit.Eventually(t, "the draining pod's connection closes", func() bool { return oldPod.conns(t) == 0 })
 
 	status(true, skycallv1.ReasonResolved, newPod.addr, skycallv1.Endpoint{Address: newPod.addr, PodName: "db-0", PodUID: "uid-b"})
 	if _, err := c.Call(ctx, "db", "@rec", []byte("to-new")); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -135,7 +136,7 @@ func TestClusterNodeMeansTheSameToEverySender(t *testing.T) {
 			}
 			defer reg.Close()
 			_, _ = reg.Lookup(tc.node)
-			eventually(t, "the registry's cache holds the objects as listed", func() bool {
+			testkit.Eventually(t, "the registry's cache holds the objects as listed", func() bool {
 				if e, err := reg.Lookup(tc.node); err != nil || e.State == registry.Unknown {
 					return false
 				}

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -28,7 +29,7 @@ func TestKubernetesEntriesListTheNamespace(t *testing.T) {
 	if entries, synced, err := reg.Entries(); err != nil || (synced && len(entries) != 2) || (!synced && entries != nil) {
 		t.Fatalf("first Entries = %v, %v, %v", entries, synced, err)
 	}
-	eventually(t, "loaded", func() bool { _, synced, _ := reg.Entries(); return synced })
+	testkit.Eventually(t, "loaded", func() bool { _, synced, _ := reg.Entries(); return synced })
 	entries, _, _ := reg.Entries()
 	if len(entries) != 2 || entries[0].Node != "db" || entries[1].Node != "game_1" ||
 		entries[0].State != registry.NotReady || entries[1].State != registry.NotReady {
@@ -37,8 +38,8 @@ func TestKubernetesEntriesListTheNamespace(t *testing.T) {
 
 	before := kicks.Load()
 	setStatus(t, c, db, true, "Resolved", "10.0.0.9:2528")
-	eventually(t, "WatchAll told of db's change", func() bool { return kicks.Load() > before })
-	eventually(t, "db ready in Entries", func() bool {
+	testkit.Eventually(t, "WatchAll told of db's change", func() bool { return kicks.Load() > before })
+	testkit.Eventually(t, "db ready in Entries", func() bool {
 		entries, _, _ := reg.Entries()
 		return len(entries) == 2 && entries[0].State == registry.Ready && entries[0].Address == "10.0.0.9:2528"
 	})

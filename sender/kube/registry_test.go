@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -21,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/localcp"
 )
@@ -136,7 +136,7 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 	if e := lookup("db"); e.State != registry.Unknown && e.State != registry.NotReady {
 		t.Fatalf("first Lookup = %+v, want unknown (loading) or not_ready", e)
 	}
-	eventually(t, "loaded", func() bool { return lookup("db").State == registry.NotReady })
+	testkit.Eventually(t, "loaded", func() bool { return lookup("db").State == registry.NotReady })
 	if kicks.Load() == 0 {
 		t.Error("registry.Watchers not told when the ClusterNodes loaded")
 	}
@@ -149,13 +149,13 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 	}
 
 	setStatus(t, c, db, false, skycallv1.ReasonNoReadyEndpoints, "")
-	eventually(t, "the reason is seen", func() bool {
+	testkit.Eventually(t, "the reason is seen", func() bool {
 		return strings.Contains(lookup("db").Reason, skycallv1.ReasonNoReadyEndpoints)
 	})
 	setStatus(t, c, db, true, skycallv1.ReasonResolved, "10.0.0.7:2528")
-	eventually(t, "ready", func() bool { e := lookup("db"); return e.State == registry.Ready && e.Address == "10.0.0.7:2528" })
+	testkit.Eventually(t, "ready", func() bool { e := lookup("db"); return e.State == registry.Ready && e.Address == "10.0.0.7:2528" })
 	setStatus(t, c, game, true, skycallv1.ReasonResolved, "10.0.0.8:2528")
-	eventually(t, "game_1 ready", func() bool { return lookup("game_1").State == registry.Ready })
+	testkit.Eventually(t, "game_1 ready", func() bool { return lookup("game_1").State == registry.Ready })
 
 	// spec.down: down at once, before the operator reacts.
 	if err := c.Get(ctx, client.ObjectKeyFromObject(db), db); err != nil {
@@ -165,28 +165,28 @@ func TestKubernetesRegistryFollowsClusterNodes(t *testing.T) {
 	if err := c.Update(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "down", func() bool { return lookup("db").State == registry.Down })
+	testkit.Eventually(t, "down", func() bool { return lookup("db").State == registry.Down })
 	db.Spec.Down = false
 	if err := c.Update(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "back up", func() bool { return lookup("db").State == registry.Ready })
+	testkit.Eventually(t, "back up", func() bool { return lookup("db").State == registry.Ready })
 
 	// Two ClusterNodes claiming one name: neither is ready.
 	twin := createNode(t, c, ns, "db-twin", "db")
-	eventually(t, "conflict", func() bool {
+	testkit.Eventually(t, "conflict", func() bool {
 		e := lookup("db")
 		return e.State == registry.NotReady && strings.Contains(e.Reason, skycallv1.ReasonNameConflict)
 	})
 	if err := c.Delete(ctx, twin); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "conflict resolved", func() bool { return lookup("db").State == registry.Ready })
+	testkit.Eventually(t, "conflict resolved", func() bool { return lookup("db").State == registry.Ready })
 
 	if err := c.Delete(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deleted", func() bool { return lookup("db").State == registry.Absent })
+	testkit.Eventually(t, "deleted", func() bool { return lookup("db").State == registry.Absent })
 }
 
 func TestKubernetesRegistryAdministrativelyDownStatus(t *testing.T) {
@@ -196,7 +196,7 @@ func TestKubernetesRegistryAdministrativelyDownStatus(t *testing.T) {
 	setStatus(t, c, db, false, skycallv1.ReasonAdministrativelyDown, "")
 	reg, _ := NewRegistry(cp.Config, ns)
 	defer reg.Close()
-	eventually(t, "down from the status", func() bool { e, _ := reg.Lookup("db"); return e.State == registry.Down })
+	testkit.Eventually(t, "down from the status", func() bool { e, _ := reg.Lookup("db"); return e.State == registry.Down })
 }
 
 func TestKubernetesRegistryForbiddenIsAClearError(t *testing.T) {
@@ -223,21 +223,9 @@ func TestKubernetesRegistryForbiddenIsAClearError(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	path, err := cp.ServiceAccountKubeconfig(ctx, ns, "sender")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := NewRegistry(cfg, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	reg := registryAs(t, cp, ns, "sender")
 	var lerr error
-	eventually(t, "the permission error surfaces", func() bool { _, lerr = reg.Lookup("db"); return lerr != nil })
+	testkit.Eventually(t, "the permission error surfaces", func() bool { _, lerr = reg.Lookup("db"); return lerr != nil })
 	if !errors.Is(lerr, registry.ErrRegistry) {
 		t.Fatalf("error %v does not wrap registry.ErrRegistry", lerr)
 	}
@@ -253,19 +241,27 @@ func TestKubernetesRegistryForbiddenIsAClearError(t *testing.T) {
 	if err := c.Update(ctx, role); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the registry recovers", func() bool {
+	testkit.Eventually(t, "the registry recovers", func() bool {
 		e, err := reg.Lookup("db")
 		return err == nil && e.State == registry.Absent
 	})
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+// registryAs is a Registry of ns read as its ServiceAccount sa.
+func registryAs(t *testing.T, cp *localcp.ControlPlane, ns, sa string) *Registry {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
+	path, err := cp.ServiceAccountKubeconfig(context.Background(), ns, sa)
+	if err != nil {
+		t.Fatal(err)
 	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := NewRegistry(cfg, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return reg
 }

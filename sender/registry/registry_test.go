@@ -8,18 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+	"github.com/skycall-io/skycall/internal/testkit"
+)
 
 func TestParseClusterConfig(t *testing.T) {
 	cfg, err := ParseClusterConfig([]byte(`-- skynet cluster config
@@ -154,12 +145,12 @@ func TestFileReloadsWhenRewritten(t *testing.T) {
 		t.Fatalf("initial %+v", e)
 	}
 	writeFile(t, path, "db = \"h:2\"\n")
-	eventually(t, "the rewrite is seen", func() bool { e, _ := f.Lookup("db"); return e.Address == "h:2" })
-	eventually(t, "the watcher is told", func() bool { return kicks.Load() >= 1 })
+	testkit.Eventually(t, "the rewrite is seen", func() bool { e, _ := f.Lookup("db"); return e.Address == "h:2" })
+	testkit.Eventually(t, "the watcher is told", func() bool { return kicks.Load() >= 1 })
 
 	// A bad line is an error with its line number; the previous content stays.
 	writeFile(t, path, "db = \"h:3\"\nbroken line\n")
-	eventually(t, "the bad content is reported", func() bool { return f.Err() != nil })
+	testkit.Eventually(t, "the bad content is reported", func() bool { return f.Err() != nil })
 	if !strings.Contains(f.Err().Error(), "clustername.lua:2:") {
 		t.Errorf("error %q should name the file and line 2", f.Err())
 	}
@@ -167,12 +158,12 @@ func TestFileReloadsWhenRewritten(t *testing.T) {
 		t.Fatalf("after a bad reload %+v, want the previous h:2", e)
 	}
 	writeFile(t, path, "db = false\n")
-	eventually(t, "down is seen", func() bool { e, _ := f.Lookup("db"); return e.State == Down })
+	testkit.Eventually(t, "down is seen", func() bool { e, _ := f.Lookup("db"); return e.State == Down })
 	if f.Err() != nil {
 		t.Fatalf("error kept after a good reload: %v", f.Err())
 	}
 	writeFile(t, path, "-- empty\n__nowaiting = true\n")
-	eventually(t, "removal is seen", func() bool { e, _ := f.Lookup("db"); return e.State == Absent && e.NoWait })
+	testkit.Eventually(t, "removal is seen", func() bool { e, _ := f.Lookup("db"); return e.State == Absent && e.NoWait })
 }
 
 // configMapDir lays out a directory as the kubelet mounts a ConfigMap:
@@ -217,7 +208,7 @@ func TestFileFollowsConfigMapSymlinkSwap(t *testing.T) {
 	defer f.Close()
 	for i, addr := range []string{"h:2", "h:3", "h:4"} {
 		cm.update("clustername.lua", "db = \""+addr+"\"\n")
-		eventually(t, "swap "+addr+" is seen", func() bool { e, _ := f.Lookup("db"); return e.Address == addr })
+		testkit.Eventually(t, "swap "+addr+" is seen", func() bool { e, _ := f.Lookup("db"); return e.Address == addr })
 		if got := f.Loads(); got != uint64(i+2) {
 			t.Fatalf("loads %d after %d swaps", got, i+1)
 		}
@@ -234,7 +225,7 @@ func TestFilePollsWithoutNotifications(t *testing.T) {
 	}
 	defer f.Close()
 	writeFile(t, path, "db = \"h:2\"\n")
-	eventually(t, "polled", func() bool { e, _ := f.Lookup("db"); return e.Address == "h:2" })
+	testkit.Eventually(t, "polled", func() bool { e, _ := f.Lookup("db"); return e.Address == "h:2" })
 }
 
 func TestNewFileFailsOnBadContent(t *testing.T) {

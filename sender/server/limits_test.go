@@ -120,7 +120,7 @@ func TestAmplificationAttackHoldsUnder64MiBAndOthersAreServed(t *testing.T) {
 	}
 	// Every attacker's 64 parts have arrived when the budget holds them all.
 	want := int64(conns * wire.DefaultMaxPartial * 64)
-	eventually(t, "the server has received every attacker's parts", func() bool { return s.partial.Used() == want })
+	testkit.Eventually(t, "the server has received every attacker's parts", func() bool { return s.partial.Used() == want })
 	heap := heap()
 	callGood("under attack")
 	t.Logf("%d connections x 64 headers declaring 16 MiB + 64 bytes: live heap %.1f MiB (%.1f MiB before the attack), partial budget holds %d bytes",
@@ -147,21 +147,21 @@ func TestConnectionsOverTheLimitsAreRefusedWithALogLine(t *testing.T) {
 	call(a2)
 	// A third connection from the same peer address is closed at once.
 	testkit.NewWireClient(t, dialFrom(t, "127.0.0.1", addr)).ExpectClosed()
-	eventually(t, "the per-peer refusal is logged", func() bool {
+	testkit.Eventually(t, "the per-peer refusal is logged", func() bool {
 		return logs.Contains("Refused connection", "127.0.0.1", "per peer address")
 	})
 	// Another peer is accepted, up to the Server's limit.
 	b1 := dialFrom(t, "127.0.0.2", addr)
 	call(b1)
 	testkit.NewWireClient(t, dialFrom(t, "127.0.0.3", addr)).ExpectClosed()
-	eventually(t, "the server-wide refusal is logged", func() bool {
+	testkit.Eventually(t, "the server-wide refusal is logged", func() bool {
 		return logs.Contains("Refused connection", "127.0.0.3", "connections open")
 	})
 	// The connections already open were never disturbed, and a slot freed
 	// is a slot taken.
 	call(a1)
 	a2.Close()
-	eventually(t, "a closed connection frees its slot", func() bool {
+	testkit.Eventually(t, "a closed connection frees its slot", func() bool {
 		nc := dialFrom(t, "127.0.0.1", addr)
 		testkit.NewWireClient(t, nc).Send(wire.Request{Name: "@echo", Payload: []byte("again")})
 		_, err := testkit.NewWireClient(t, nc).ReadErr(time.Second)
@@ -185,7 +185,7 @@ func TestPartialBudgetDropsTheMessageNotTheConnection(t *testing.T) {
 	for _, f := range frames[:3] {
 		hog.WriteRaw(f)
 	}
-	eventually(t, "the hog's parts are held", func() bool { return s.partial.Used() == 2*wire.MultiPart })
+	testkit.Eventually(t, "the hog's parts are held", func() bool { return s.partial.Used() == 2*wire.MultiPart })
 
 	// B's message of 3 parts cannot fit: B's call fails with a clear error,
 	// B's connection and its next call are fine.
@@ -200,7 +200,7 @@ func TestPartialBudgetDropsTheMessageNotTheConnection(t *testing.T) {
 	}
 	// Once the hog leaves, its bytes are returned and B's large call fits.
 	hog.Conn.Close()
-	eventually(t, "the hog's bytes are returned to the budget", func() bool { return s.partial.Used() < 2*wire.MultiPart })
+	testkit.Eventually(t, "the hog's bytes are returned to the budget", func() bool { return s.partial.Used() < 2*wire.MultiPart })
 	if resp := c.Call(wire.Request{Name: "@echo", Payload: large}); !resp.OK || len(resp.Payload) != len(large) {
 		t.Fatalf("the large call once the budget is free: OK=%v, %d bytes", resp.OK, len(resp.Payload))
 	}
@@ -223,7 +223,7 @@ func TestQueuedBudgetStopsReadingUntilHandlersCatchUp(t *testing.T) {
 	}
 	// The first is handled on the reader, uncounted; two wait and fit the
 	// budget, and the reader waits before taking a fourth.
-	eventually(t, "the budget fills", func() bool { return s.queued.usedBytes() >= 2*size })
+	testkit.Eventually(t, "the budget fills", func() bool { return s.queued.usedBytes() >= 2*size })
 	if u := s.queued.usedBytes(); u > budget {
 		t.Fatalf("%d bytes of requests queued, budget %d", u, budget)
 	}
@@ -233,5 +233,5 @@ func TestQueuedBudgetStopsReadingUntilHandlersCatchUp(t *testing.T) {
 			t.Fatalf("request %d: %d bytes", i, n)
 		}
 	}
-	eventually(t, "the budget empties", func() bool { return s.queued.usedBytes() == 0 })
+	testkit.Eventually(t, "the budget empties", func() bool { return s.queued.usedBytes() == 0 })
 }

@@ -53,7 +53,7 @@ func TestServerMetricsPerService(t *testing.T) {
 	testkit.Recv(t, "@slow running", blocked)
 	c2.Send(wire.Request{Name: "@slow", Session: 2})
 
-	eventually(t, "the Server's metrics", func() bool {
+	testkit.Eventually(t, "the Server's metrics", func() bool {
 		return testkit.MetricValue(t, promReg, "skycall_server_rejected_total", map[string]string{"reason": "malformed"}) == 1 &&
 			testkit.MetricValue(t, promReg, "skycall_server_queue_messages", map[string]string{"service": "@slow"}) == 1
 	})
@@ -83,7 +83,7 @@ func TestServerMetricsPerService(t *testing.T) {
 	}
 	close(block)
 	c2.Conn.Close()
-	eventually(t, "the closed connection leaves connections_open", func() bool {
+	testkit.Eventually(t, "the closed connection leaves connections_open", func() bool {
 		return testkit.MetricValue(t, promReg, "skycall_server_connections_open", nil) == 1
 	})
 

@@ -27,18 +27,6 @@ import (
 // testTimeout bounds every wait in these tests.
 const testTimeout = 10 * time.Second
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // serverGoroutines returns the ids of the goroutines running Server code.
 func serverGoroutines() map[string]bool {
 	buf := make([]byte, 1<<20)
@@ -76,7 +64,7 @@ func serveTest(t *testing.T, s *Server) (string, <-chan error) {
 	go func() { errc <- s.Serve(l) }()
 	t.Cleanup(func() {
 		s.Close()
-		eventually(t, "every goroutine of the server has returned", func() bool {
+		testkit.Eventually(t, "every goroutine of the server has returned", func() bool {
 			for id := range serverGoroutines() {
 				if !before[id] {
 					return false
@@ -357,7 +345,7 @@ func TestServerHandlerErrors(t *testing.T) {
 	// A failing push is logged, not answered.
 	c.Send(wire.Request{Name: "@fail", Push: true, Payload: []byte("push")})
 	testkit.Recv(t, "the push", pushErrs)
-	eventually(t, "the push error is logged", func() bool { return logs.Contains("Push handler failed", "read-only") })
+	testkit.Eventually(t, "the push error is logged", func() bool { return logs.Contains("Push handler failed", "read-only") })
 	if resp := c.Call(wire.Request{Name: "@fail", Payload: []byte("x")}); resp.OK {
 		t.Fatalf("unexpected ok %+v", resp)
 	}
@@ -435,7 +423,7 @@ func TestServerMalformedFrames(t *testing.T) {
 			c.WriteRaw(tt.frames)
 			if tt.fatal {
 				c.ExpectClosed()
-				eventually(t, "the close is logged with the peer", func() bool {
+				testkit.Eventually(t, "the close is logged with the peer", func() bool {
 					return logs.Contains("Closing connection", c.Conn.LocalAddr().String())
 				})
 				// The server still serves others.
@@ -532,7 +520,7 @@ func TestServerPeerDisconnectMidMessage(t *testing.T) {
 	if err := testkit.Recv(t, "the handler's ctx to be cancelled", cancelled); !errors.Is(err, context.Canceled) {
 		t.Errorf("ctx.Err() = %v, want context.Canceled", err)
 	}
-	eventually(t, "the connection is gone", func() bool { return s.connCount() == 0 })
+	testkit.Eventually(t, "the connection is gone", func() bool { return s.connCount() == 0 })
 	if !logs.Contains("in the middle of a request", peer) {
 		t.Errorf("the disconnect was not logged with the peer address")
 	}
@@ -561,7 +549,7 @@ func TestServerPerServiceOrdering(t *testing.T) {
 		batch, _ = wire.AppendRequest(batch, &r)
 	}
 	c.WriteRaw(batch)
-	eventually(t, "100 pushes are handled", func() bool {
+	testkit.Eventually(t, "100 pushes are handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 100
@@ -684,7 +672,7 @@ func TestServerShutdownWaitsForInFlight(t *testing.T) {
 	if err := testkit.Recv(t, "Serve to return", serveErr); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Serve returned %v, want ErrClosed", err)
 	}
-	eventually(t, "the listener is closed", func() bool {
+	testkit.Eventually(t, "the listener is closed", func() bool {
 		nc, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			nc.Close()

@@ -145,7 +145,7 @@ func TestBusySequentialServiceKeepsOrderAndBoundAcrossConnections(t *testing.T) 
 			}
 		}()
 	}
-	eventually(t, "every message handled", func() bool {
+	testkit.Eventually(t, "every message handled", func() bool {
 		select {
 		case err := <-writeErr:
 			t.Fatalf("write: %v", err)
@@ -242,7 +242,7 @@ func TestReuseRequestsDeliversEveryMessageIntact(t *testing.T) {
 					t.Fatalf("call %q answered %+v", p, resp)
 				}
 			}
-			eventually(t, "every message handled", func() bool {
+			testkit.Eventually(t, "every message handled", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
 				return seen == conns*(perConn+1)
@@ -299,7 +299,7 @@ func TestReuseRequestsAllocatesNothingPerPush(t *testing.T) {
 				if _, err := c.Conn.Write(burst); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, "the burst handled", func() bool { return handled.Load() == before+pushes })
+				testkit.Eventually(t, "the burst handled", func() bool { return handled.Load() == before+pushes })
 			}
 			send() // warm: buffers grown, pool filled
 			var m0, m1 runtime.MemStats
@@ -354,9 +354,9 @@ func TestBufferedBurstDoesNotOvertakeAnotherConnection(t *testing.T) {
 	testkit.Recv(t, "a1 running", first)
 	b.Send(wire.Request{Name: "@seq", Push: true, Payload: []byte("b1")})
 	svc := s.services.Load().byName["@seq"]
-	eventually(t, "b1 queued behind a1", func() bool { return svc.pending.Load() == 2 })
+	testkit.Eventually(t, "b1 queued behind a1", func() bool { return svc.pending.Load() == 2 })
 	close(release)
-	eventually(t, "every push handled", func() bool {
+	testkit.Eventually(t, "every push handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(handled) == 51

@@ -41,7 +41,7 @@ func TestServerSpanIsChildOfTheTraceparentInTheTraceTag(t *testing.T) {
 	}
 	testkit.Recv(t, "the second handler's span", handlerSpans)
 
-	eventually(t, "two spans exported", func() bool { return len(exp.GetSpans().Snapshots()) == 2 })
+	testkit.Eventually(t, "two spans exported", func() bool { return len(exp.GetSpans().Snapshots()) == 2 })
 	spans := exp.GetSpans().Snapshots()
 	child, other := spans[0], spans[1]
 	if got := child.Parent().TraceID().String(); got != "4bf92f3577b34da6a3ce929d0e0e4736" || child.Parent().SpanID().String() != "00f067aa0ba902b7" {
