@@ -83,3 +83,28 @@ func TestServerWithoutTracerProviderStartsNoSpan(t *testing.T) {
 		t.Errorf("a Server without a TracerProvider put span %v in the handler's ctx", sc)
 	}
 }
+
+// TestServerFindsTraceparentBehindSkynetsHopPrefix: skynet's clustersender
+// forwards a tag it received as "(node-node-session)" + tag; the Server
+// still finds the traceparent, and keeps the whole tag as an attribute.
+func TestServerFindsTraceparentBehindSkynetsHopPrefix(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	s := New("node-a", WithTracerProvider(tp))
+	mustHandle(t, s, "@echo", echo)
+	addr, _ := serveTest(t, s)
+	c := testkit.Dial(t, addr)
+	const tag = "(sky-go-3)00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("hi"), Trace: []byte(tag)}); !resp.OK {
+		t.Fatalf("call: %+v", resp)
+	}
+	testkit.Eventually(t, "the span exported", func() bool { return len(exp.GetSpans().Snapshots()) == 1 })
+	span := exp.GetSpans().Snapshots()[0]
+	if got := span.Parent(); got.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("server span's parent = %v, want the traceparent behind skynet's prefix", got)
+	}
+	if got, _ := testkit.SpanAttr(span, "skynet.trace_tag"); got != tag {
+		t.Errorf("skynet.trace_tag = %q, want %q", got, tag)
+	}
+}

@@ -402,24 +402,3 @@ func TestSendWithoutSpanAllocatesNothingWithTracingConfigured(t *testing.T) {
 		t.Errorf("Send without a span: %.2f allocations per message, want 0", allocs)
 	}
 }
-
-// TestServerFindsTraceparentBehindSkynetsHopPrefix: skynet's clustersender
-// forwards a tag it received as "(node-node-session)" + tag; the Server
-// still finds the traceparent, and keeps the whole tag as an attribute.
-func TestServerFindsTraceparentBehindSkynetsHopPrefix(t *testing.T) {
-	tp, exp := trTracer(t)
-	addr, inHandler := trTracedServer(t, tp)
-	c := testkit.Dial(t, addr)
-	const tag = "(sky-go-3)00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	if resp := c.Call(wire.Request{Name: "@echo", Payload: []byte("hi"), Trace: []byte(tag)}); !resp.OK {
-		t.Fatalf("call: %+v", resp)
-	}
-	testkit.Recv(t, "the handler's span", inHandler)
-	server := trSpan(t, exp, trace.SpanKindServer, "@echo")
-	if got := server.Parent(); got.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID().String() != "00f067aa0ba902b7" {
-		t.Errorf("server span's parent = %v, want the traceparent behind skynet's prefix", got)
-	}
-	if got, _ := testkit.SpanAttr(server, "skynet.trace_tag"); got != tag {
-		t.Errorf("skynet.trace_tag = %q, want %q", got, tag)
-	}
-}
