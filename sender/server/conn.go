@@ -297,9 +297,9 @@ func (c *conn) readFailed(err error) bool {
 			switch {
 			case errors.Is(de.Err, wire.ErrOrphanPart):
 				// skynet takes the parts for a request with no address.
-				text = []byte(errInvalidName)
+				text = []byte(wire.TextInvalidName)
 			case errors.Is(de.Err, wire.ErrBadReassembly):
-				text = []byte(errInvalidLargeReq)
+				text = []byte(wire.TextInvalidLargeReq)
 			case errors.Is(de.Err, wire.ErrBudget):
 				text = fmt.Appendf(nil, "node %s is busy: requests being received on all its connections hold %d bytes, limit %d; retry later",
 					c.s.nodeName, c.s.partial.Used(), c.s.partial.Max())
@@ -375,7 +375,7 @@ func (c *conn) dispatch(r *wire.Request) bool {
 				"session", r.Session, "push", r.Push)
 		}
 		c.s.metrics.reject(rejectUnknownName)
-		c.reply(r.Session, false, []byte(errInvalidName))
+		c.reply(r.Session, false, []byte(wire.TextInvalidName))
 		return true
 	}
 	j := svc.newJob(c, r.Payload)
@@ -452,14 +452,14 @@ func (c *conn) query(tab *serviceTable, r *wire.Request) {
 	}
 	switch {
 	case name == "":
-		c.reply(r.Session, false, []byte(errNameNotFound))
+		c.reply(r.Session, false, []byte(wire.TextNameNotFound))
 	case name == wire.NodeQueryName:
 		c.reply(r.Session, true, c.s.nodePacked)
 	default:
 		if svc := tab.byName["@"+name]; svc != nil {
 			c.reply(r.Session, true, svc.packedHandle)
 		} else {
-			c.reply(r.Session, false, []byte(errNameNotFound))
+			c.reply(r.Session, false, []byte(wire.TextNameNotFound))
 		}
 	}
 }

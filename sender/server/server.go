@@ -24,14 +24,6 @@ var ErrClosed = errors.New("skycall: server closed")
 // registered on that Server.
 var ErrServiceExists = errors.New("skycall: service name already registered")
 
-// Error texts a skynet sender knows from its own receiver; they are sent
-// as-is so that both kinds of peer see the same replies.
-const (
-	errInvalidName     = "Invalid name"
-	errNameNotFound    = "name not found"
-	errInvalidLargeReq = "Invalid large req"
-)
-
 // A Handler serves the messages sent to one service of a Server.
 //
 // ServeCluster returns the reply of a call: a payload, usually skynet.pack'ed

@@ -49,6 +49,15 @@ const (
 	NodeQueryName = "__skycall_node"
 )
 
+// Error replies skynet's own receiver (clusteragent) sends; a receiver that
+// stands in for skynet sends them as they are, so that every kind of peer
+// sees the same replies.
+const (
+	TextInvalidName     = "Invalid name"      // an unknown @name, a part with no request
+	TextNameNotFound    = "name not found"    // a query for a name not registered
+	TextInvalidLargeReq = "Invalid large req" // a multipart request that does not reassemble
+)
+
 // ReadBufferSize is the read buffer of a connection, Server's or Client's,
 // until messages arrive faster than they are read; then it grows to
 // ReadBufferGrown (RequestDecoder.Grow, ResponseDecoder.Grow). A frame that
