@@ -172,7 +172,7 @@ func (c *nodeConn) writeDrainProbes() {
 		if w == nil {
 			continue
 		}
-		buf = appendRequest(buf[:0], 0, "", w.session, false, probeQuery, nil)
+		buf = appendRequest(buf[:0], &message{payload: probeQuery}, w.session)
 		wrote, err := c.write(buf)
 		if err != nil {
 			n.connLost(c, err, 0)

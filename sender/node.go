@@ -148,11 +148,10 @@ func (n *node) failFast(e registry.Entry, err error, connected bool) error {
 	return nil
 }
 
-// submit admits one message: straight into the outbox when the node is
-// ready (the FIFO is then empty), else into the FIFO. tag, when not nil, is
-// the trace tag written just before the message (tracing.go).
-func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, payload []byte, w *call, tag []byte) error {
-	size := len(payload)
+// submit admits m: straight into the outbox when the node is ready (the
+// FIFO is then empty), else into the FIFO.
+func (n *node) submit(ctx context.Context, m *message) error {
+	size := len(m.payload)
 	o := &n.c.opts
 	n.mu.Lock()
 	if n.forgotten {
@@ -189,8 +188,9 @@ func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, 
 		n.mu.Lock()
 	}
 	n.quota.add(size)
+	w := m.call
 	if n.state == StateReady {
-		n.appendLocked(addr, name, push, payload, w, tag)
+		n.appendLocked(m)
 		if w != nil {
 			w.conn = n.conn
 			if b, ok := n.conn.takeOwnLocked(); ok {
@@ -206,9 +206,10 @@ func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, 
 		n.mu.Unlock()
 		return nil
 	}
-	q := &queued{addr: addr, name: name, push: push, payload: append([]byte(nil), payload...), size: size, call: w, enq: time.Now()}
-	if tag != nil {
-		q.tag = append([]byte(nil), tag...)
+	q := &queued{message: *m, size: size, enq: time.Now()}
+	q.payload = append([]byte(nil), m.payload...)
+	if m.tag != nil {
+		q.tag = append([]byte(nil), m.tag...)
 	}
 	if w != nil {
 		w.where, w.q = whereFIFO, q
@@ -238,19 +239,19 @@ func (n *node) recheckLocked() bool {
 	return true
 }
 
-// appendLocked encodes one message, after its trace tag if any, into the
-// outbox and, for a call, enters it in the in-flight table.
-func (n *node) appendLocked(addr uint32, name string, push bool, payload []byte, w *call, tag []byte) {
-	if push && n.conn != nil && n.conn.peer == "" {
+// appendLocked encodes m, after its trace tag if any, into the outbox and,
+// for a call, enters it in the in-flight table.
+func (n *node) appendLocked(m *message) {
+	if m.push && n.conn != nil && n.conn.peer == "" {
 		// skynet's clusteragent ignores the tag of a push and keeps it for
 		// the next call on the connection, which it would then trace
 		// under this push's trace (see docs/tracing.md).
-		tag = nil
+		m.tag = nil
 	}
 	s := n.sessions.Next()
 	n.seq++
-	n.out.append(addr, name, s, push, payload, w, n.seq, tag)
-	if w != nil {
+	n.out.append(m, s, n.seq)
+	if w := m.call; w != nil {
 		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
 		n.inflight.add(w)
 	}
@@ -615,7 +616,7 @@ func (n *node) becomeReady(c *nodeConn) {
 			if q.canceled {
 				continue
 			}
-			n.appendLocked(q.addr, q.name, q.push, q.payload, q.call, q.tag)
+			n.appendLocked(&q.message)
 			n.m.queueWait.Observe(now.Sub(q.enq).Seconds())
 			drained++
 		}

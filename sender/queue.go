@@ -5,15 +5,10 @@ import "time"
 // queued is a message waiting in a node's FIFO until the node is ready and
 // confirmed. Only this slow path copies payloads and allocates.
 type queued struct {
-	addr     uint32
-	name     string
-	push     bool
-	payload  []byte // the Client's own copy
-	tag      []byte // the trace tag to write before it, nil for none (the Client's own copy)
-	size     int    // len(payload), kept after a cancel frees payload
-	call     *call  // nil for a Send
-	enq      time.Time
-	canceled bool // a Call whose ctx ended; skipped when drained
+	message            // payload and tag are the Client's own copies
+	size     int       // len(payload), kept after a cancel frees payload
+	enq      time.Time // when it was queued, for the queue wait metric
+	canceled bool      // a Call whose ctx ended; skipped when drained
 }
 
 // fifo is a ring of queued messages. Canceled entries stay in place (a

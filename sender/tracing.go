@@ -89,10 +89,11 @@ func endClientSpan(span trace.Span, result string, err error) {
 }
 
 // tracedSend is send for a ctx that carries a span.
-func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) error {
+func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, m *message) error {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, addr, name, kindPush, len(payload), buf[:0])
-	err := c.sendTagged(ctx, n, svc, addr, name, payload, tag)
+	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, kindPush, len(m.payload), buf[:0])
+	m.tag = tag
+	err := c.sendTagged(ctx, n, svc, m)
 	result := "queued" // a push gets no reply: the span ends when it is queued
 	if err != nil {
 		result = "error"
@@ -102,10 +103,11 @@ func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, addr uin
 }
 
 // tracedCall is call for a ctx that carries a span.
-func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, dst []byte) ([]byte, error) {
+func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, m *message, dst []byte) ([]byte, error) {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, addr, name, kindCall, len(payload), buf[:0])
-	reply, err := c.callTagged(ctx, n, svc, addr, name, payload, tag, dst)
+	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, kindCall, len(m.payload), buf[:0])
+	m.tag = tag
+	reply, err := c.callTagged(ctx, n, svc, m, dst)
 	result := resultOK
 	if err != nil {
 		result = "error"

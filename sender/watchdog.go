@@ -129,7 +129,7 @@ func (c *nodeConn) probe() bool {
 	// Counted in the quota like any message, since the writer releases
 	// what it takes; it is small and never waits for room.
 	n.quota.add(len(probeQuery))
-	n.appendLocked(0, "", false, probeQuery, w, nil)
+	n.appendLocked(&message{payload: probeQuery, call: w})
 	n.mu.Unlock()
 	c.wakeWriter()
 	c.kickReader() // nobody waits for the probe to read its reply

@@ -4,6 +4,17 @@ import (
 	"sync"
 )
 
+// message is one Send or Call on its way to a node, from submit to the
+// outbox (or the FIFO first, which keeps its own copy of the bytes).
+type message struct {
+	addr    uint32 // the service handle; 0 with name, or 0 alone for the node's query address
+	name    string // the service name ("@name", ".name"); "" for a handle
+	push    bool   // a Send: the peer replies to it only with an error
+	payload []byte
+	tag     []byte // the trace tag written just before it, nil for none (tracing.go)
+	call    *call  // the waiter of a Call's reply; nil for a Send
+}
+
 // Where a call is. Guarded by node.mu.
 const (
 	whereNone = iota // not queued (new, or being delivered)
