@@ -2,7 +2,6 @@ package sender
 
 import (
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,14 +74,6 @@ func (c *nodeConn) start() {
 	go c.watch()
 }
 
-// wakeWriter tells the writer the outbox has frames.
-func (c *nodeConn) wakeWriter() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
 // retire stops the writer taking the outbox after a move, when the node
 // drains or when the Client closes; the reader goes on for the replies
 // still due. Called with n.mu held.
@@ -102,142 +93,6 @@ func (c *nodeConn) close() {
 		close(c.done)
 		c.nc.Close()
 	})
-}
-
-// A node's free outbox chunks beyond clientKeepBuffer bytes are given back
-// once its writer has had nothing to write for clientShrinkAfter.
-const (
-	clientKeepBuffer  = 4 << 20
-	clientShrinkAfter = time.Second
-)
-
-// writeLoop is the connection's writer goroutine: it writes the node's
-// outbox and, once the connection is retired, the probes of its drain.
-func (c *nodeConn) writeLoop() {
-	defer c.n.c.wg.Done()
-	if c.writeOutbox() {
-		c.writeDrainProbes()
-	}
-}
-
-// writeOutbox writes the node's outbox in batches: it takes the chunks under
-// the node's lock and writes them outside it, a Write each. It returns true
-// when c was retired, everything it took written; false when c ended.
-func (c *nodeConn) writeOutbox() bool {
-	n := c.n
-	var spare batch // the last batch written: its chunks are reused
-	for {
-		n.mu.Lock()
-		for n.conn == c && (n.out.msgs == 0 || c.writing) {
-			if n.out.msgs == 0 && len(n.out.chunks) > 0 { // only withdrawn calls: nothing to write
-				n.out.reset()
-			}
-			spare.chunks = n.out.recycle(spare.chunks)
-			// Idle with the chunks a burst needed: give them back once the
-			// idle lasts. Not sooner: given back between the rounds of a
-			// burst, they would be allocated again for the next round.
-			var shrink <-chan time.Time
-			if n.out.freeBytes() > clientKeepBuffer {
-				if c.shrink == nil {
-					c.shrink = time.NewTimer(clientShrinkAfter)
-				} else {
-					c.shrink.Reset(clientShrinkAfter)
-				}
-				shrink = c.shrink.C
-			}
-			n.signaled = false
-			n.mu.Unlock()
-			select {
-			case <-c.wake:
-			case <-shrink:
-				n.mu.Lock()
-				n.out.trim(clientKeepBuffer)
-				continue
-			case <-c.retired:
-				return true
-			case <-c.done:
-				return false
-			}
-			// Woken from idle by the first message of a burst: let the
-			// callers that are runnable now append theirs too, so that one
-			// write carries many messages instead of one syscall each.
-			runtime.Gosched()
-			n.mu.Lock()
-		}
-		if n.conn != c {
-			retired := c.draining.Load()
-			n.mu.Unlock()
-			return retired
-		}
-		b := n.out.take(&spare)
-		c.lastGen = b.gen
-		n.quota.release(b.msgs, b.bytes)
-		n.mu.Unlock()
-
-		if !c.writeBatch(&b) {
-			return false
-		}
-		spare = b
-	}
-}
-
-// writeBatch writes b, a batch taken from the outbox; when the write fails
-// it ends the connection and returns false.
-func (c *nodeConn) writeBatch(b *batch) bool {
-	n := c.n
-	wrote, err := c.writeChunks(b.chunks)
-	if err != nil {
-		if wrote > 0 {
-			// Some of the batch may have arrived: its pushes are
-			// unconfirmed, not certainly lost.
-			c.written(&b.pushes)
-			n.connLost(c, err, 0)
-		} else {
-			n.connLost(c, err, b.sends)
-		}
-		return false
-	}
-	c.written(&b.pushes)
-	n.m.written.Add(float64(b.msgs))
-	n.m.writtenBytes.Add(float64(wrote))
-	return true
-}
-
-// takeOwnLocked lets the caller of the call just appended write it, when
-// it is the only call in flight, all the outbox holds, and the writer is
-// idle: it returns the batch to write with writeOwn, and ok. Under load
-// the writer goroutine batches as usual. Called with n.mu held,
-// c == n.conn.
-func (c *nodeConn) takeOwnLocked() (b batch, ok bool) {
-	n := c.n
-	if n.signaled || c.writing || n.out.msgs != 1 || n.inflight.len() != 1 {
-		return batch{}, false
-	}
-	c.writing = true
-	b = n.out.take(&c.ownSpare)
-	c.lastGen = b.gen
-	n.quota.release(b.msgs, b.bytes)
-	return b, true
-}
-
-// writeOwn writes the batch takeOwnLocked gave, then hands the writer what
-// was appended meanwhile.
-func (c *nodeConn) writeOwn(b batch) {
-	n := c.n
-	c.writeBatch(&b)
-	n.mu.Lock()
-	c.writing = false
-	c.ownSpare.chunks = n.out.recycle(b.chunks)
-	c.ownSpare.pushes = b.pushes
-	if n.conn == c && n.out.msgs > 0 && !n.signaled {
-		n.signaled = true
-		c.wakeWriter()
-	}
-	retired := c.draining.Load()
-	n.mu.Unlock()
-	if retired {
-		n.endDrainIfDone(c) // its drain waited for this write to end
-	}
 }
 
 // readOne reads one reply and delivers it to the call waiting for it. Its
