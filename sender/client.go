@@ -398,7 +398,7 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, m *messa
 		n.callDone(start, n.countCallErr(err))
 		return nil, err
 	}
-	// A lone call's caller reads its own reply (conn_read.go); others,
+	// A lone call's caller reads its own reply (reader.go); others,
 	// and one whose read ended first, wait for the delivery.
 	if wc := w.conn; wc == nil || !wc.tryRead() || !wc.readFor(ctx, w) {
 		select {

@@ -14,7 +14,7 @@ import (
 // Write, and a reader that matches replies to in-flight calls by session.
 // A lone call skips both hand-offs: its caller writes it when the writer
 // is idle (writeOwn), and reads its reply when nobody else reads
-// (conn_read.go).
+// (reader.go).
 type nodeConn struct {
 	n           *node
 	nc          net.Conn
@@ -31,7 +31,7 @@ type nodeConn struct {
 	writing  bool
 	ownSpare batch
 
-	rd          readRole // who reads (conn_read.go)
+	rd          readRole // who reads (reader.go)
 	interruptFn func()   // interruptRead, made once for context.AfterFunc
 
 	wake    chan struct{} // 1-buffered: wakes the writer
@@ -93,57 +93,4 @@ func (c *nodeConn) close() {
 		close(c.done)
 		c.nc.Close()
 	})
-}
-
-// readOne reads one reply and delivers it to the call waiting for it. Its
-// caller holds the read role (conn_read.go).
-func (c *nodeConn) readOne() error {
-	n := c.n
-	resp, err := c.dec.Next()
-	if err != nil {
-		return err
-	}
-	c.lastRead.Store(time.Now().UnixNano())
-	w := n.inflight.take(resp.Session)
-	if w == nil {
-		n.unmatched(resp)
-		return nil
-	}
-	c.ack(w.seq)
-	n.m.readBytes.Add(float64(len(resp.Payload)))
-	if resp.OK {
-		if w.dst != nil {
-			w.reply = append(w.dst, resp.Payload...)
-		} else {
-			w.reply = append(make([]byte, 0, len(resp.Payload)), resp.Payload...)
-		}
-	} else {
-		addr := w.name
-		if addr == "" {
-			addr = handleAddress(w.addr)
-		}
-		w.err = &RemoteError{Node: n.name, Address: addr, Message: string(resp.Payload)}
-	}
-	w.done <- struct{}{}
-	if c.draining.Load() {
-		n.endDrainIfDone(c)
-	}
-	return nil
-}
-
-// lastRejectLog rate-limits the log of pushes the remote rejected.
-var lastRejectLog atomic.Int64
-
-// unmatched handles a reply nobody waits for: an error reply to a push
-// (session 0, for example "Invalid name") is counted and logged; a late
-// reply to a withdrawn call is dropped.
-func (n *node) unmatched(resp *wire.Response) {
-	if resp.Session != 0 || resp.OK {
-		return
-	}
-	n.c.metrics.dropped.WithLabelValues(n.name, dropRejected).Inc()
-	now := time.Now().UnixNano()
-	if last := lastRejectLog.Load(); now-last > int64(time.Second) && lastRejectLog.CompareAndSwap(last, now) {
-		n.log.Info("Node rejected a push", "message", string(resp.Payload))
-	}
 }

@@ -31,7 +31,7 @@ type call struct {
 	dst   []byte // CallAppend: the reply is appended to it (the caller's, until done is received)
 
 	// Set by submit when it puts the call in the outbox: the connection
-	// its caller may read the reply from (conn_read.go).
+	// its caller may read the reply from (reader.go).
 	conn *nodeConn
 
 	// Set before submit; read by the sweeper and for error messages.

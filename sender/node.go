@@ -56,7 +56,7 @@ func (s State) String() string {
 // it is), follows the node's registry entry, and moves between the States.
 // The parts it coordinates each have their own type and file: the FIFO and
 // its quota (queue.go), the outbox (outbox.go), the in-flight calls
-// (inflight.go), the reconnect policy (backoff.go), the connection with
+// (reader.go), the reconnect policy (backoff.go), the connection with
 // its reader and writer (conn.go, dial.go) and the old connections draining
 // after a move (drain.go).
 //
