@@ -1,8 +1,15 @@
 package sender
 
 import (
+	"context"
+	"fmt"
 	"sync"
+	"time"
 )
+
+// A message's way into a node: the message itself, the call that waits for
+// a Call's reply, and submit, which admits the message under the node's
+// quota into the outbox, or into the FIFO while the node is not ready.
 
 // message is one Send or Call on its way to a node, from submit to the
 // outbox (or the FIFO first, which keeps its own copy of the bytes).
@@ -69,9 +76,119 @@ func deliver(calls []*call) {
 	}
 }
 
-// timeoutError is the Client's call timeout (WithCallTimeout) passing: a
-// nodeError of kind context.DeadlineExceeded, told apart from a ctx
-// deadline for the metrics.
-type timeoutError struct{ nodeError }
+// submit admits m: straight into the outbox when the node is ready (the
+// FIFO is then empty), else into the FIFO.
+func (n *node) submit(ctx context.Context, m *message) error {
+	size := len(m.payload)
+	o := &n.c.opts
+	n.mu.Lock()
+	if n.forgotten {
+		n.mu.Unlock()
+		return errForgotten
+	}
+	n.idle.touch()
+	if n.state == StateIdle {
+		n.startLocked()
+	}
+	for {
+		if n.failErr != nil && !n.recheckLocked() {
+			err := n.failErr
+			n.mu.Unlock()
+			return err
+		}
+		if n.quota.admits(size, o.queueLimit, o.queueBytes) {
+			break
+		}
+		if o.failWhenFull {
+			err := newNodeError(ErrQueueFull, nil,
+				"skycall: queue for node %q is full (%d messages, %d bytes; limits %d and %d, state %s); slow down, raise WithQueueLimit/WithQueueBytes, or drop WithQueueFullError to wait for room",
+				n.name, n.quota.msgs, n.quota.bytes, o.queueLimit, o.queueBytes, n.state)
+			n.mu.Unlock()
+			return err
+		}
+		space := n.quota.wait()
+		n.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return fmt.Errorf("skycall: waiting for room in the full queue of node %q (not sent): %w", n.name, ctx.Err())
+		}
+		n.mu.Lock()
+	}
+	n.quota.add(size)
+	w := m.call
+	if n.state == StateReady {
+		n.appendLocked(m)
+		// A lone call's caller writes its own frame (writer.go); otherwise
+		// the writer goroutine is woken, once per burst.
+		if w != nil {
+			w.conn = n.conn
+			if b, ok := n.conn.takeOwnLocked(); ok {
+				n.mu.Unlock()
+				w.conn.writeOwn(b)
+				return nil
+			}
+		}
+		if !n.signaled {
+			n.signaled = true
+			n.conn.wakeWriter()
+		}
+		n.mu.Unlock()
+		return nil
+	}
+	q := &queued{message: *m, size: size, enq: time.Now()}
+	q.payload = append([]byte(nil), m.payload...)
+	if m.tag != nil {
+		q.tag = append([]byte(nil), m.tag...)
+	}
+	if w != nil {
+		w.where, w.q = whereFIFO, q
+	}
+	n.fifo.push(q)
+	n.mu.Unlock()
+	return nil
+}
 
-func (e *timeoutError) Timeout() bool { return true }
+// quota is a node's queue accounting: the messages and payload bytes
+// admitted and not yet handed to the socket (in the FIFO and in the
+// outbox), and the channel that wakes callers waiting for room. Guarded by
+// node.mu.
+type quota struct {
+	msgs, bytes int
+	space       chan struct{} // closed when room frees; nil if nobody waits
+}
+
+// admits reports whether a message of size fits under the limits. An empty
+// queue admits any message, so that one larger than the byte limit still
+// goes (WithMaxMessageSize bounds it).
+func (q *quota) admits(size, limitMsgs, limitBytes int) bool {
+	return q.msgs == 0 || (q.msgs < limitMsgs && q.bytes+size <= limitBytes)
+}
+
+func (q *quota) add(size int) {
+	q.msgs++
+	q.bytes += size
+}
+
+// release gives back room and wakes those waiting for it.
+func (q *quota) release(msgs, bytes int) {
+	q.msgs -= msgs
+	q.bytes -= bytes
+	q.wake()
+}
+
+// wait returns a channel closed when room frees.
+func (q *quota) wait() <-chan struct{} {
+	if q.space == nil {
+		q.space = make(chan struct{})
+	}
+	return q.space
+}
+
+// wake wakes every waiter, to look again.
+func (q *quota) wake() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+}

@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -54,11 +53,11 @@ func (s State) String() string {
 // node is the Client's state machine for one remote node: it admits
 // messages (into the FIFO while the node is not ready, into the outbox once
 // it is), follows the node's registry entry, and moves between the States.
-// The parts it coordinates each have their own type and file: the FIFO and
-// its quota (queue.go), the outbox (outbox.go), the in-flight calls
-// (reader.go), the reconnect policy (backoff.go), the connection with
-// its reader and writer (conn.go, dial.go) and the old connections draining
-// after a move (drain.go).
+// The parts it coordinates each have their own type and file: admission
+// and the quota (message.go), the FIFO (queue.go), the outbox
+// (outbox.go), the in-flight calls (reader.go), the reconnect policy
+// (backoff.go), the connection (conn.go; dial.go makes it) and the old
+// connections draining after a move (drain.go).
 //
 // Lock order: Client.nodesMu before mu before inflight.mu.
 type node struct {
@@ -148,77 +147,6 @@ func (n *node) failFast(e registry.Entry, err error, connected bool) error {
 	return nil
 }
 
-// submit admits m: straight into the outbox when the node is ready (the
-// FIFO is then empty), else into the FIFO.
-func (n *node) submit(ctx context.Context, m *message) error {
-	size := len(m.payload)
-	o := &n.c.opts
-	n.mu.Lock()
-	if n.forgotten {
-		n.mu.Unlock()
-		return errForgotten
-	}
-	n.idle.touch()
-	if n.state == StateIdle {
-		n.startLocked()
-	}
-	for {
-		if n.failErr != nil && !n.recheckLocked() {
-			err := n.failErr
-			n.mu.Unlock()
-			return err
-		}
-		if n.quota.admits(size, o.queueLimit, o.queueBytes) {
-			break
-		}
-		if o.failWhenFull {
-			err := newNodeError(ErrQueueFull, nil,
-				"skycall: queue for node %q is full (%d messages, %d bytes; limits %d and %d, state %s); slow down, raise WithQueueLimit/WithQueueBytes, or drop WithQueueFullError to wait for room",
-				n.name, n.quota.msgs, n.quota.bytes, o.queueLimit, o.queueBytes, n.state)
-			n.mu.Unlock()
-			return err
-		}
-		space := n.quota.wait()
-		n.mu.Unlock()
-		select {
-		case <-space:
-		case <-ctx.Done():
-			return fmt.Errorf("skycall: waiting for room in the full queue of node %q (not sent): %w", n.name, ctx.Err())
-		}
-		n.mu.Lock()
-	}
-	n.quota.add(size)
-	w := m.call
-	if n.state == StateReady {
-		n.appendLocked(m)
-		if w != nil {
-			w.conn = n.conn
-			if b, ok := n.conn.takeOwnLocked(); ok {
-				n.mu.Unlock()
-				w.conn.writeOwn(b)
-				return nil
-			}
-		}
-		if !n.signaled {
-			n.signaled = true
-			n.conn.wakeWriter()
-		}
-		n.mu.Unlock()
-		return nil
-	}
-	q := &queued{message: *m, size: size, enq: time.Now()}
-	q.payload = append([]byte(nil), m.payload...)
-	if m.tag != nil {
-		q.tag = append([]byte(nil), m.tag...)
-	}
-	if w != nil {
-		w.where, w.q = whereFIFO, q
-	}
-	n.fifo.push(q)
-	n.mu.Unlock()
-	return nil
-}
-
 // recheckLocked asks the registry again before failing a message fast, so
 // that a node brought back up is usable at once rather than when the
 // manager catches up. It reports whether the failure no longer holds.
@@ -237,24 +165,6 @@ func (n *node) recheckLocked() bool {
 	}
 	n.notify()
 	return true
-}
-
-// appendLocked encodes m, after its trace tag if any, into the outbox and,
-// for a call, enters it in the in-flight table.
-func (n *node) appendLocked(m *message) {
-	if m.push && n.conn != nil && n.conn.peer == "" {
-		// skynet's clusteragent ignores the tag of a push and keeps it for
-		// the next call on the connection, which it would then trace
-		// under this push's trace (see docs/tracing.md).
-		m.tag = nil
-	}
-	s := n.sessions.Next()
-	n.seq++
-	n.out.append(m, s, n.seq)
-	if w := m.call; w != nil {
-		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
-		n.inflight.add(w)
-	}
 }
 
 // startLocked starts following the node: first use.
@@ -609,18 +519,7 @@ func (n *node) becomeReady(c *nodeConn) {
 	c.firstGen, c.lastGen = n.out.gen, n.out.gen-1
 	n.conn, n.mine, n.lastErr, n.reason = c, c, nil, ""
 	n.setStateLocked(StateReady, "confirmed")
-	drained := 0
-	if n.fifo.n > 0 {
-		now := time.Now()
-		for q := n.fifo.pop(); q != nil; q = n.fifo.pop() {
-			if q.canceled {
-				continue
-			}
-			n.appendLocked(&q.message)
-			n.m.queueWait.Observe(now.Sub(q.enq).Seconds())
-			drained++
-		}
-	}
+	drained := n.handOffFIFOLocked()
 	n.signaled = false
 	n.mu.Unlock()
 	kind := "skycall"

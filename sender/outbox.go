@@ -42,6 +42,24 @@ type outCall struct {
 
 func newOutbox() outbox { return outbox{gen: 1} }
 
+// appendLocked encodes m, after its trace tag if any, into the outbox and,
+// for a call, enters it in the in-flight table.
+func (n *node) appendLocked(m *message) {
+	if m.push && n.conn != nil && n.conn.peer == "" {
+		// skynet's clusteragent ignores the tag of a push and keeps it for
+		// the next call on the connection, which it would then trace
+		// under this push's trace (see docs/tracing.md).
+		m.tag = nil
+	}
+	s := n.sessions.Next()
+	n.seq++
+	n.out.append(m, s, n.seq)
+	if w := m.call; w != nil {
+		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
+		n.inflight.add(w)
+	}
+}
+
 // append encodes m, after its trace tag if any, with its session and write
 // ordinal. A call records its generation and place, tag included, for
 // withdraw.

@@ -93,46 +93,22 @@ func (q *fifo) each(f func(m *queued)) {
 	}
 }
 
-// quota is a node's queue accounting: the messages and payload bytes
-// admitted and not yet handed to the socket (in the FIFO and in the
-// outbox), and the channel that wakes callers waiting for room. Guarded by
-// node.mu.
-type quota struct {
-	msgs, bytes int
-	space       chan struct{} // closed when room frees; nil if nobody waits
-}
-
-// admits reports whether a message of size fits under the limits. An empty
-// queue admits any message, so that one larger than the byte limit still
-// goes (WithMaxMessageSize bounds it).
-func (q *quota) admits(size, limitMsgs, limitBytes int) bool {
-	return q.msgs == 0 || (q.msgs < limitMsgs && q.bytes+size <= limitBytes)
-}
-
-func (q *quota) add(size int) {
-	q.msgs++
-	q.bytes += size
-}
-
-// release gives back room and wakes those waiting for it.
-func (q *quota) release(msgs, bytes int) {
-	q.msgs -= msgs
-	q.bytes -= bytes
-	q.wake()
-}
-
-// wait returns a channel closed when room frees.
-func (q *quota) wait() <-chan struct{} {
-	if q.space == nil {
-		q.space = make(chan struct{})
+// handOffFIFOLocked appends every message of the FIFO to the outbox, in
+// order, and returns how many. becomeReady calls it in the one critical
+// section that makes the new connection the node's, before submit can
+// append there: nothing submitted later overtakes a queued message.
+func (n *node) handOffFIFOLocked() int {
+	handed := 0
+	if n.fifo.n > 0 {
+		now := time.Now()
+		for q := n.fifo.pop(); q != nil; q = n.fifo.pop() {
+			if q.canceled {
+				continue
+			}
+			n.appendLocked(&q.message)
+			n.m.queueWait.Observe(now.Sub(q.enq).Seconds())
+			handed++
+		}
 	}
-	return q.space
-}
-
-// wake wakes every waiter, to look again.
-func (q *quota) wake() {
-	if q.space != nil {
-		close(q.space)
-		q.space = nil
-	}
+	return handed
 }
