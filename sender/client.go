@@ -32,7 +32,7 @@ type Client struct {
 	// nodesMu serialises making a node and forgetting one (idle.go), so
 	// that a name has one live node and its metric series are deleted
 	// before a new node of that name makes them again. Lookups of nodes
-	// take no lock. Lock order: nodesMu before node.mu.
+	// take no lock. Lock order: nodesMu before node.mu (conn.go).
 	nodesMu sync.Mutex
 	nodes   sync.Map // node name -> *node
 
@@ -43,7 +43,7 @@ type Client struct {
 
 	idleSweeps atomic.Uint64 // passes of forgetIdle, for tests
 
-	mu     sync.Mutex // guards closed and wg.Add against Close
+	mu     sync.Mutex // guards closed and wg.Add against Close; a leaf, taken under node.mu
 	closed bool
 	wg     sync.WaitGroup
 }

@@ -9,12 +9,50 @@ import (
 	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// nodeConn is one confirmed connection to a node. It owns two goroutines:
+// The Client's concurrency map: its goroutines, its locks in order, and who
+// owns the fields of a connection.
+//
+// Goroutines; all but the callers' end before Close returns:
+//
+//	caller    Send, Call: submit under node.mu (message.go); a lone Call
+//	          writes its own frame (writer.go) and, holding the read role,
+//	          reads its own reply (reader.go)
+//	manager   node.run, one per node in use: registry, dial and confirm
+//	          (dial.go), becomeReady, drains, shutdown
+//	writer    nodeConn.writeLoop, one per connection (writer.go)
+//	reader    nodeConn.readLoop, one per connection, holding the read role
+//	          when no caller does (reader.go)
+//	watchdog  nodeConn.watch, one per connection (watchdog.go)
+//	sweeper   Client.sweep: call timeouts (node.expire), idle nodes (idle.go)
+//	others    a drain's timer (connLost), a ctx's AfterFunc (interruptRead),
+//	          the registry's watch (node.notify), a metrics scrape (Collect)
+//
+// Locks, in order: one is taken only while holding none listed below it,
+// and nothing is locked while a leaf is held:
+//
+//	Client.nodesMu  making and forgetting nodes (client.go, idle.go)
+//	node.mu         the node's state, FIFO, quota, outbox and connections,
+//	                the call fields so marked, the nodeConn fields below
+//	Client.mu       leaf: closed and wg.Add, against Close
+//	readRole.mu     who reads a connection; never held with node.mu
+//	inflight.mu     leaf: the in-flight calls by session (reader.go)
+//	nodeConn.ackMu  leaf: the pushes not proven received (acks.go)
+//
+// The fields of a nodeConn, by owner:
+//
+//	read-only once started  n, nc, addr, peer, incarnation, readyAt, interruptFn, the channels
+//	node.mu                 firstGen, lastGen, writing, ownSpare, drain
+//	the read role's holder  dec
+//	readRole.mu             rd, but for its atomic and its channel
+//	ackMu                   acked, unacked
+//	the writer              shrink
+//	atomic                  lastRead, lastWrite (for the watchdog), draining (set under node.mu)
+
+// nodeConn is one confirmed connection to a node. It owns three goroutines:
 // a writer that takes the node's outbox in batches and writes each with one
-// Write, and a reader that matches replies to in-flight calls by session.
-// A lone call skips both hand-offs: its caller writes it when the writer
-// is idle (writeOwn), and reads its reply when nobody else reads
-// (reader.go).
+// Write, a reader that matches replies to in-flight calls by session, and a
+// watchdog. A lone call skips both hand-offs: its caller writes it when the
+// writer is idle, and reads its reply when nobody else reads.
 type nodeConn struct {
 	n           *node
 	nc          net.Conn
@@ -42,7 +80,7 @@ type nodeConn struct {
 	lastRead, lastWrite atomic.Int64
 	probeNow            chan struct{} // 1-buffered: the watchdog probes now (probeSoon)
 
-	ackMu   sync.Mutex // guards acked and unacked (acks.go); n.mu before ackMu
+	ackMu   sync.Mutex // guards acked and unacked (acks.go); a leaf
 	acked   uint64     // highest write ordinal a reply proved received
 	unacked seqRanges  // ordinals of pushes written and not proven received
 
@@ -66,7 +104,7 @@ func newNodeConn(n *node, nc net.Conn, addr, peer, incarnation string, dec *wire
 	return c
 }
 
-// start runs the reader and the writer.
+// start runs the writer, the reader and the watchdog.
 func (c *nodeConn) start() {
 	c.n.c.wg.Add(3)
 	go c.writeLoop()

@@ -59,7 +59,8 @@ func (s State) String() string {
 // (backoff.go), the connection (conn.go; dial.go makes it) and the old
 // connections draining after a move (drain.go).
 //
-// Lock order: Client.nodesMu before mu before inflight.mu.
+// Lock order: Client.nodesMu before mu before the leaves Client.mu,
+// inflight.mu and nodeConn.ackMu (conn.go).
 type node struct {
 	c    *Client
 	name string

@@ -44,8 +44,8 @@ const (
 
 // readRole is the right to read a connection.
 //
-// Lock order: mu before inflight.mu; nothing else is locked while mu is
-// held.
+// Lock order: mu before inflight.mu; mu is never held with node.mu
+// (conn.go).
 type readRole struct {
 	mu      sync.Mutex
 	holder  uint8  // guarded by mu
@@ -336,9 +336,9 @@ func (n *node) unmatched(resp *wire.Response) {
 // a withdrawal or a failure takes it out otherwise; whoever takes it out
 // delivers to it (or owns it), so each call gets exactly one delivery.
 //
-// Lock order: node.mu before inflight.mu. inflight.mu is a leaf: nothing
-// else is locked while it is held. The reader takes it without node.mu, so
-// that replies never wait for senders.
+// inflight.mu is a leaf, taken under node.mu, under readRole.mu or alone
+// (conn.go). The reader takes it without node.mu, so that replies never
+// wait for senders.
 type inflight struct {
 	mu    sync.Mutex
 	calls map[uint32]*call // guarded by mu
