@@ -84,7 +84,7 @@ func (c *Client) Send(ctx context.Context, node, addr string, payload []byte) er
 	if err := checkName(node, addr); err != nil {
 		return err
 	}
-	return c.send(ctx, c.node(node), nil, &message{name: addr, push: true, payload: payload})
+	return c.send(ctx, c.node(node), nil, &message{name: addr, push: true}, payload)
 }
 
 // SendHandle is Send to a numeric service handle, as found by Query.
@@ -92,7 +92,7 @@ func (c *Client) SendHandle(ctx context.Context, node string, handle uint32, pay
 	if err := checkHandle(node, handle); err != nil {
 		return err
 	}
-	return c.send(ctx, c.node(node), nil, &message{addr: handle, push: true, payload: payload})
+	return c.send(ctx, c.node(node), nil, &message{addr: handle, push: true}, payload)
 }
 
 // Call sends payload to the service at addr on node and waits for its
@@ -110,7 +110,7 @@ func (c *Client) Call(ctx context.Context, node, addr string, payload []byte) ([
 	if err := checkName(node, addr); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), nil, &message{name: addr, payload: payload}, nil)
+	return c.call(ctx, c.node(node), nil, &message{name: addr}, payload, nil)
 }
 
 // CallAppend is Call with the reply appended to dst, as append does: when
@@ -122,7 +122,7 @@ func (c *Client) CallAppend(ctx context.Context, node, addr string, payload, dst
 	if err := checkName(node, addr); err != nil {
 		return dst, err
 	}
-	reply, err := c.call(ctx, c.node(node), nil, &message{name: addr, payload: payload}, dst)
+	reply, err := c.call(ctx, c.node(node), nil, &message{name: addr}, payload, dst)
 	if err != nil {
 		return dst, err
 	}
@@ -134,7 +134,7 @@ func (c *Client) CallHandle(ctx context.Context, node string, handle uint32, pay
 	if err := checkHandle(node, handle); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), nil, &message{addr: handle, payload: payload}, nil)
+	return c.call(ctx, c.node(node), nil, &message{addr: handle}, payload, nil)
 }
 
 // Query asks node for the numeric handle of a service name (skynet's
@@ -148,7 +148,7 @@ func (c *Client) Query(ctx context.Context, node, name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	reply, err := c.call(ctx, c.node(node), nil, &message{payload: payload}, nil)
+	reply, err := c.call(ctx, c.node(node), nil, &message{}, payload, nil)
 	if err != nil {
 		var re *RemoteError
 		if errors.As(err, &re) {
@@ -258,7 +258,7 @@ func (s *Service) Send(ctx context.Context, payload []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	return s.c.send(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name, push: true, payload: payload})
+	return s.c.send(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name, push: true}, payload)
 }
 
 // Call is Client.Call to the bound service.
@@ -266,7 +266,7 @@ func (s *Service) Call(ctx context.Context, payload []byte) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	return s.c.call(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name, payload: payload}, nil)
+	return s.c.call(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name}, payload, nil)
 }
 
 // CallAppend is Client.CallAppend to the bound service.
@@ -274,7 +274,7 @@ func (s *Service) CallAppend(ctx context.Context, payload, dst []byte) ([]byte, 
 	if s.err != nil {
 		return dst, s.err
 	}
-	reply, err := s.c.call(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name, payload: payload}, dst)
+	reply, err := s.c.call(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name}, payload, dst)
 	if err != nil {
 		return dst, err
 	}
@@ -321,7 +321,7 @@ func (c *Client) node(name string) *node {
 // to the node that replaced it, which a Service (svc non-nil) then keeps.
 // It returns the node that took m. It is off the hot path: send and call
 // try n.submit first.
-func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, m *message) (*node, error) {
+func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, m *message, b body) (*node, error) {
 	err := errForgotten
 	for err == errForgotten {
 		// forget removes n from nodes under nodesMu, which node takes when
@@ -331,49 +331,49 @@ func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, m *message
 		if svc != nil {
 			svc.n.CompareAndSwap(old, n)
 		}
-		err = n.submit(ctx, m)
+		err = n.submit(ctx, m, b)
 	}
 	return n, err
 }
 
-func (c *Client) send(ctx context.Context, n *node, svc *Service, m *message) error {
+func (c *Client) send(ctx context.Context, n *node, svc *Service, m *message, payload []byte) error {
 	if trace.SpanContextFromContext(ctx).IsValid() { // the one cost of tracing when off
-		return c.tracedSend(ctx, n, svc, m)
+		return c.tracedSend(ctx, n, svc, m, payload)
 	}
-	return c.sendTagged(ctx, n, svc, m)
+	return c.sendTagged(ctx, n, svc, m, body{payload: payload})
 }
 
-// sendTagged is send once m carries its trace tag, if any.
-func (c *Client) sendTagged(ctx context.Context, n *node, svc *Service, m *message) error {
-	if len(m.payload) > c.opts.maxMessageSize {
-		return n.tooLarge(len(m.payload))
+// sendTagged is send once b carries the trace tag, if any.
+func (c *Client) sendTagged(ctx context.Context, n *node, svc *Service, m *message, b body) error {
+	if len(b.payload) > c.opts.maxMessageSize {
+		return n.tooLarge(len(b.payload))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := n.submit(ctx, m)
+	err := n.submit(ctx, m, b)
 	if err == errForgotten {
-		_, err = c.resubmit(ctx, n, svc, m)
+		_, err = c.resubmit(ctx, n, svc, m, b)
 	}
 	return err
 }
 
-// call makes a Call of m; with dst non-nil (CallAppend) the reply is
-// appended to dst.
-func (c *Client) call(ctx context.Context, n *node, svc *Service, m *message, dst []byte) ([]byte, error) {
+// call makes a Call of m with payload; with dst non-nil (CallAppend) the
+// reply is appended to dst.
+func (c *Client) call(ctx context.Context, n *node, svc *Service, m *message, payload, dst []byte) ([]byte, error) {
 	if trace.SpanContextFromContext(ctx).IsValid() { // the one cost of tracing when off
-		return c.tracedCall(ctx, n, svc, m, dst)
+		return c.tracedCall(ctx, n, svc, m, payload, dst)
 	}
-	return c.callTagged(ctx, n, svc, m, dst)
+	return c.callTagged(ctx, n, svc, m, body{payload: payload}, dst)
 }
 
-// callTagged is call once m carries its trace tag, if any.
-func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, m *message, dst []byte) ([]byte, error) {
+// callTagged is call once b carries the trace tag, if any.
+func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, m *message, b body, dst []byte) ([]byte, error) {
 	start := time.Now()
-	if len(m.payload) > c.opts.maxMessageSize {
+	if len(b.payload) > c.opts.maxMessageSize {
 		n.countCall(resultTooLarge)
 		n.callDone(start, resultTooLarge)
-		return nil, n.tooLarge(len(m.payload))
+		return nil, n.tooLarge(len(b.payload))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -389,9 +389,9 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, m *messa
 		}
 	}
 	m.call = w
-	err := n.submit(ctx, m)
+	err := n.submit(ctx, m, b)
 	if err == errForgotten {
-		n, err = c.resubmit(ctx, n, svc, m)
+		n, err = c.resubmit(ctx, n, svc, m, b)
 	}
 	if err != nil {
 		putCall(w)

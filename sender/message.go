@@ -12,14 +12,22 @@ import (
 // quota into the outbox, or into the FIFO while the node is not ready.
 
 // message is one Send or Call on its way to a node, from submit to the
-// outbox (or the FIFO first, which keeps its own copy of the bytes).
+// outbox (or the FIFO first): where it goes and, for a Call, who waits for
+// the reply. Its bytes travel beside it as a body.
 type message struct {
-	addr    uint32 // the service handle; 0 with name, or 0 alone for the node's query address
-	name    string // the service name ("@name", ".name"); "" for a handle
-	push    bool   // a Send: the peer replies to it only with an error
+	addr uint32 // the service handle; 0 when name is set, and for the query address (no name)
+	name string // the service name ("@name", ".name"); "" for a handle
+	push bool   // a Send: the peer replies to it only with an error
+	call *call  // the waiter of a Call's reply; nil for a Send
+}
+
+// body is a message's bytes, the caller's: encoded into the outbox or
+// copied into the FIFO, never kept. They travel apart from the message,
+// whose name and call the Client keeps: escape analysis does not tell
+// fields apart, and would move a payload on the caller's stack to the heap.
+type body struct {
 	payload []byte
-	tag     []byte // the trace tag written just before it, nil for none (tracing.go)
-	call    *call  // the waiter of a Call's reply; nil for a Send
+	tag     []byte // the trace tag written just before the payload, nil for none (tracing.go)
 }
 
 // Where a call is. Guarded by node.mu.
@@ -76,10 +84,10 @@ func deliver(calls []*call) {
 	}
 }
 
-// submit admits m: straight into the outbox when the node is ready (the
-// FIFO is then empty), else into the FIFO.
-func (n *node) submit(ctx context.Context, m *message) error {
-	size := len(m.payload)
+// submit admits m with its bytes b: straight into the outbox when the node
+// is ready (the FIFO is then empty), else into the FIFO.
+func (n *node) submit(ctx context.Context, m *message, b body) error {
+	size := len(b.payload)
 	o := &n.c.opts
 	n.mu.Lock()
 	if n.forgotten {
@@ -118,14 +126,14 @@ func (n *node) submit(ctx context.Context, m *message) error {
 	n.quota.add(size)
 	w := m.call
 	if n.state == StateReady {
-		n.appendLocked(m)
+		n.appendLocked(m, b)
 		// A lone call's caller writes its own frame (writer.go); otherwise
 		// the writer goroutine is woken, once per burst.
 		if w != nil {
 			w.conn = n.conn
-			if b, ok := n.conn.takeOwnLocked(); ok {
+			if own, ok := n.conn.takeOwnLocked(); ok {
 				n.mu.Unlock()
-				w.conn.writeOwn(b)
+				w.conn.writeOwn(own)
 				return nil
 			}
 		}
@@ -137,9 +145,9 @@ func (n *node) submit(ctx context.Context, m *message) error {
 		return nil
 	}
 	q := &queued{message: *m, size: size, enq: time.Now()}
-	q.payload = append([]byte(nil), m.payload...)
-	if m.tag != nil {
-		q.tag = append([]byte(nil), m.tag...)
+	q.payload = append([]byte(nil), b.payload...)
+	if b.tag != nil {
+		q.tag = append([]byte(nil), b.tag...)
 	}
 	if w != nil {
 		w.where, w.q = whereFIFO, q

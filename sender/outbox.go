@@ -42,40 +42,40 @@ type outCall struct {
 
 func newOutbox() outbox { return outbox{gen: 1} }
 
-// appendLocked encodes m, after its trace tag if any, into the outbox and,
-// for a call, enters it in the in-flight table.
-func (n *node) appendLocked(m *message) {
+// appendLocked encodes m with its bytes b, after its trace tag if any, into
+// the outbox and, for a call, enters it in the in-flight table.
+func (n *node) appendLocked(m *message, b body) {
 	if m.push && n.conn != nil && n.conn.peer == "" {
 		// skynet's clusteragent ignores the tag of a push and keeps it for
 		// the next call on the connection, which it would then trace
 		// under this push's trace (see docs/tracing.md).
-		m.tag = nil
+		b.tag = nil
 	}
 	s := n.sessions.Next()
 	n.seq++
-	n.out.append(m, s, n.seq)
+	n.out.append(m, b, s, n.seq)
 	if w := m.call; w != nil {
 		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
 		n.inflight.add(w)
 	}
 }
 
-// append encodes m, after its trace tag if any, with its session and write
-// ordinal. A call records its generation and place, tag included, for
-// withdraw.
-func (o *outbox) append(m *message, session uint32, seq uint64) {
+// append encodes m with its bytes b, after its trace tag if any, with its
+// session and write ordinal. A call records its generation and place, tag
+// included, for withdraw.
+func (o *outbox) append(m *message, b body, session uint32, seq uint64) {
 	// Room for the frames: payload, name, tag, and the headers of up to a
 	// part per wire.MultiPart bytes.
-	need := len(m.payload) + len(m.name) + len(m.tag) + 32 + 16*(len(m.payload)>>15)
+	need := len(b.payload) + len(m.name) + len(b.tag) + 32 + 16*(len(b.payload)>>15)
 	i := len(o.chunks) - 1
 	if i < 0 || len(o.chunks[i]) > 0 && len(o.chunks[i])+need > outboxChunk {
 		o.chunks = append(o.chunks, o.chunk())
 		i++
 	}
 	start := len(o.chunks[i])
-	o.chunks[i] = appendRequest(o.chunks[i], m, session)
+	o.chunks[i] = appendRequest(o.chunks[i], m, b, session)
 	o.msgs++
-	o.bytes += len(m.payload)
+	o.bytes += len(b.payload)
 	w := m.call
 	if w == nil {
 		o.sends++
@@ -83,14 +83,14 @@ func (o *outbox) append(m *message, session uint32, seq uint64) {
 		return
 	}
 	w.gen, w.outIdx = o.gen, len(o.calls)
-	o.calls = append(o.calls, outCall{chunk: i, start: start, end: len(o.chunks[i]), size: len(m.payload), w: w})
+	o.calls = append(o.calls, outCall{chunk: i, start: start, end: len(o.chunks[i]), size: len(b.payload), w: w})
 }
 
-// appendRequest encodes m as the request of session, after its trace tag
-// frame if any; the wire.Request lives on the stack, so encoding allocates
-// nothing.
-func appendRequest(dst []byte, m *message, session uint32) []byte {
-	r := wire.Request{Address: m.addr, Name: m.name, Session: session, Push: m.push, Payload: m.payload, Trace: m.tag}
+// appendRequest encodes m with its bytes b as the request of session, after
+// its trace tag frame if any; the wire.Request lives on the stack, so
+// encoding allocates nothing.
+func appendRequest(dst []byte, m *message, b body, session uint32) []byte {
+	r := wire.Request{Address: m.addr, Name: m.name, Session: session, Push: m.push, Payload: b.payload, Trace: b.tag}
 	out, err := wire.AppendRequest(dst, &r)
 	if err != nil {
 		// Sizes, names and sessions were checked before queueing.

@@ -5,7 +5,8 @@ import "time"
 // queued is a message waiting in a node's FIFO until the node is ready and
 // confirmed. Only this slow path copies payloads and allocates.
 type queued struct {
-	message            // payload and tag are the Client's own copies
+	message
+	body               // the Client's own copies
 	size     int       // len(payload), kept after a cancel frees payload
 	enq      time.Time // when it was queued, for the queue wait metric
 	canceled bool      // a Call whose ctx ended; skipped when drained
@@ -105,7 +106,7 @@ func (n *node) handOffFIFOLocked() int {
 			if q.canceled {
 				continue
 			}
-			n.appendLocked(&q.message)
+			n.appendLocked(&q.message, q.body)
 			n.m.queueWait.Observe(now.Sub(q.enq).Seconds())
 			handed++
 		}

@@ -89,11 +89,10 @@ func endClientSpan(span trace.Span, result string, err error) {
 }
 
 // tracedSend is send for a ctx that carries a span.
-func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, m *message) error {
+func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, m *message, payload []byte) error {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, kindPush, len(m.payload), buf[:0])
-	m.tag = tag
-	err := c.sendTagged(ctx, n, svc, m)
+	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, kindPush, len(payload), buf[:0])
+	err := c.sendTagged(ctx, n, svc, m, body{payload: payload, tag: tag})
 	result := "queued" // a push gets no reply: the span ends when it is queued
 	if err != nil {
 		result = "error"
@@ -103,11 +102,10 @@ func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, m *messa
 }
 
 // tracedCall is call for a ctx that carries a span.
-func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, m *message, dst []byte) ([]byte, error) {
+func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, m *message, payload, dst []byte) ([]byte, error) {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, kindCall, len(m.payload), buf[:0])
-	m.tag = tag
-	reply, err := c.callTagged(ctx, n, svc, m, dst)
+	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, kindCall, len(payload), buf[:0])
+	reply, err := c.callTagged(ctx, n, svc, m, body{payload: payload, tag: tag}, dst)
 	result := resultOK
 	if err != nil {
 		result = "error"

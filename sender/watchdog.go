@@ -84,7 +84,7 @@ func (c *nodeConn) probe() bool {
 	// Counted in the quota like any message, since the writer releases
 	// what it takes; it is small and never waits for room.
 	n.quota.add(len(probeQuery))
-	n.appendLocked(&message{payload: probeQuery, call: w})
+	n.appendLocked(&message{call: w}, body{payload: probeQuery})
 	n.mu.Unlock()
 	c.wakeWriter()
 	c.kickReader() // nobody waits for the probe to read its reply

@@ -122,7 +122,7 @@ func (c *nodeConn) writeDrainProbes() {
 		if w == nil {
 			continue
 		}
-		buf = appendRequest(buf[:0], &message{payload: probeQuery}, w.session)
+		buf = appendRequest(buf[:0], &message{}, body{payload: probeQuery}, w.session)
 		wrote, err := c.write(buf)
 		if err != nil {
 			n.connLost(c, err, 0)
