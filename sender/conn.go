@@ -12,7 +12,7 @@ import (
 // The Client's concurrency map: its goroutines, its locks in order, and who
 // owns the fields of a connection.
 //
-// Goroutines; all but the callers' end before Close returns:
+// Goroutines; those the Client starts end before Close returns:
 //
 //	caller    Send, Call: submit under node.mu (message.go); a lone Call
 //	          writes its own frame (writer.go) and, holding the read role,
@@ -24,7 +24,7 @@ import (
 //	          when no caller does (reader.go)
 //	watchdog  nodeConn.watch, one per connection (watchdog.go)
 //	sweeper   Client.sweep: call timeouts (node.expire), idle nodes (idle.go)
-//	others    a drain's timer (connLost), a ctx's AfterFunc (interruptRead),
+//	callback  a drain's timer (connLost), a ctx's AfterFunc (interruptRead),
 //	          the registry's watch (node.notify), a metrics scrape (Collect)
 //
 // Locks, in order: one is taken only while holding none listed below it,
