@@ -14,7 +14,6 @@ import (
 
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
-	"github.com/skycall-io/skycall/sender/wire"
 )
 
 // Client sends pushes and calls to the nodes of a cluster, as skynet's
@@ -33,7 +32,7 @@ type Client struct {
 	// nodesMu serialises making a node and forgetting one (idle.go), so
 	// that a name has one live node and its metric series are deleted
 	// before a new node of that name makes them again. Lookups of nodes
-	// take no lock. Lock order: nodesMu before node.mu.
+	// take no lock. Lock order: nodesMu before node.mu (conn.go).
 	nodesMu sync.Mutex
 	nodes   sync.Map // node name -> *node
 
@@ -44,7 +43,7 @@ type Client struct {
 
 	idleSweeps atomic.Uint64 // passes of forgetIdle, for tests
 
-	mu     sync.Mutex // guards closed and wg.Add against Close
+	mu     sync.Mutex // guards closed and wg.Add against Close; a leaf, taken under node.mu
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -88,7 +87,7 @@ func (c *Client) Send(ctx context.Context, node, addr string, payload []byte) er
 	if err := checkName(node, addr); err != nil {
 		return err
 	}
-	return c.send(ctx, c.node(node), nil, 0, addr, payload)
+	return c.send(ctx, c.node(node), nil, &message{name: addr, push: true}, payload)
 }
 
 // SendHandle is Send to a numeric service handle, as found by Query.
@@ -96,7 +95,7 @@ func (c *Client) SendHandle(ctx context.Context, node string, handle uint32, pay
 	if err := checkHandle(node, handle); err != nil {
 		return err
 	}
-	return c.send(ctx, c.node(node), nil, handle, "", payload)
+	return c.send(ctx, c.node(node), nil, &message{addr: handle, push: true}, payload)
 }
 
 // Call sends payload to the service at addr on node and waits for its
@@ -114,7 +113,7 @@ func (c *Client) Call(ctx context.Context, node, addr string, payload []byte) ([
 	if err := checkName(node, addr); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), nil, 0, addr, payload, nil)
+	return c.call(ctx, c.node(node), nil, &message{name: addr}, payload, nil)
 }
 
 // CallAppend is Call with the reply appended to dst, as append does: when
@@ -126,7 +125,7 @@ func (c *Client) CallAppend(ctx context.Context, node, addr string, payload, dst
 	if err := checkName(node, addr); err != nil {
 		return dst, err
 	}
-	reply, err := c.call(ctx, c.node(node), nil, 0, addr, payload, dst)
+	reply, err := c.call(ctx, c.node(node), nil, &message{name: addr}, payload, dst)
 	if err != nil {
 		return dst, err
 	}
@@ -138,7 +137,7 @@ func (c *Client) CallHandle(ctx context.Context, node string, handle uint32, pay
 	if err := checkHandle(node, handle); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, c.node(node), nil, handle, "", payload, nil)
+	return c.call(ctx, c.node(node), nil, &message{addr: handle}, payload, nil)
 }
 
 // Query asks node for the numeric handle of a service name (skynet's
@@ -152,7 +151,7 @@ func (c *Client) Query(ctx context.Context, node, name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	reply, err := c.call(ctx, c.node(node), nil, 0, "", payload, nil)
+	reply, err := c.call(ctx, c.node(node), nil, &message{}, payload, nil)
 	if err != nil {
 		var re *RemoteError
 		if errors.As(err, &re) {
@@ -262,7 +261,7 @@ func (s *Service) Send(ctx context.Context, payload []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	return s.c.send(ctx, s.n.Load(), s, s.addr, s.name, payload)
+	return s.c.send(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name, push: true}, payload)
 }
 
 // Call is Client.Call to the bound service.
@@ -270,7 +269,7 @@ func (s *Service) Call(ctx context.Context, payload []byte) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	return s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload, nil)
+	return s.c.call(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name}, payload, nil)
 }
 
 // CallAppend is Client.CallAppend to the bound service.
@@ -278,7 +277,7 @@ func (s *Service) CallAppend(ctx context.Context, payload, dst []byte) ([]byte, 
 	if s.err != nil {
 		return dst, s.err
 	}
-	reply, err := s.c.call(ctx, s.n.Load(), s, s.addr, s.name, payload, dst)
+	reply, err := s.c.call(ctx, s.n.Load(), s, &message{addr: s.addr, name: s.name}, payload, dst)
 	if err != nil {
 		return dst, err
 	}
@@ -321,11 +320,11 @@ func (c *Client) node(name string) *node {
 	return n
 }
 
-// resubmit hands a message that n refused because it was forgotten while
-// idle to the node that replaced it, which a Service (svc non-nil) then
-// keeps. It returns the node that took the message. It is off the hot
-// path: send and call try n.submit first.
-func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, addr uint32, name string, push bool, payload []byte, w *call, tag []byte) (*node, error) {
+// resubmit hands m, which n refused because it was forgotten while idle,
+// to the node that replaced it, which a Service (svc non-nil) then keeps.
+// It returns the node that took m. It is off the hot path: send and call
+// try n.submit first.
+func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, m *message, b body) (*node, error) {
 	err := errForgotten
 	for err == errForgotten {
 		// forget removes n from nodes under nodesMu, which node takes when
@@ -335,57 +334,55 @@ func (c *Client) resubmit(ctx context.Context, n *node, svc *Service, addr uint3
 		if svc != nil {
 			svc.n.CompareAndSwap(old, n)
 		}
-		err = n.submit(ctx, addr, name, push, payload, w, tag)
+		err = n.submit(ctx, m, b)
 	}
 	return n, err
 }
 
-func (c *Client) send(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) error {
+func (c *Client) send(ctx context.Context, n *node, svc *Service, m *message, payload []byte) error {
 	if trace.SpanContextFromContext(ctx).IsValid() { // the one cost of tracing when off
-		return c.tracedSend(ctx, n, svc, addr, name, payload)
+		return c.tracedSend(ctx, n, svc, m, payload)
 	}
-	return c.sendTagged(ctx, n, svc, addr, name, payload, nil)
+	return c.sendTagged(ctx, n, svc, m, body{payload: payload})
 }
 
-// sendTagged is send, with the trace tag to write before the message (nil
-// for none).
-func (c *Client) sendTagged(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, tag []byte) error {
-	if len(payload) > c.opts.maxMessageSize {
-		return n.tooLarge(len(payload))
+// sendTagged is send once b carries the trace tag, if any.
+func (c *Client) sendTagged(ctx context.Context, n *node, svc *Service, m *message, b body) error {
+	if len(b.payload) > c.opts.maxMessageSize {
+		return n.tooLarge(len(b.payload))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := n.submit(ctx, addr, name, true, payload, nil, tag)
+	err := n.submit(ctx, m, b)
 	if err == errForgotten {
-		_, err = c.resubmit(ctx, n, svc, addr, name, true, payload, nil, tag)
+		_, err = c.resubmit(ctx, n, svc, m, b)
 	}
 	return err
 }
 
-// call makes a Call; with dst non-nil (CallAppend) the reply is appended to
-// dst.
-func (c *Client) call(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, dst []byte) ([]byte, error) {
+// call makes a Call of m with payload; with dst non-nil (CallAppend) the
+// reply is appended to dst.
+func (c *Client) call(ctx context.Context, n *node, svc *Service, m *message, payload, dst []byte) ([]byte, error) {
 	if trace.SpanContextFromContext(ctx).IsValid() { // the one cost of tracing when off
-		return c.tracedCall(ctx, n, svc, addr, name, payload, dst)
+		return c.tracedCall(ctx, n, svc, m, payload, dst)
 	}
-	return c.callTagged(ctx, n, svc, addr, name, payload, nil, dst)
+	return c.callTagged(ctx, n, svc, m, body{payload: payload}, dst)
 }
 
-// callTagged is call, with the trace tag to write before the request (nil
-// for none).
-func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, tag, dst []byte) ([]byte, error) {
+// callTagged is call once b carries the trace tag, if any.
+func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, m *message, b body, dst []byte) ([]byte, error) {
 	start := time.Now()
-	if len(payload) > c.opts.maxMessageSize {
+	if len(b.payload) > c.opts.maxMessageSize {
 		n.countCall(resultTooLarge)
 		n.callDone(start, resultTooLarge)
-		return nil, n.tooLarge(len(payload))
+		return nil, n.tooLarge(len(b.payload))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	w := getCall()
-	w.addr, w.name, w.dst = addr, name, dst
+	w.addr, w.name, w.dst = m.addr, m.name, dst
 	if c.opts.callTimeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
 			// From the clock, not from a count of sweeps: on a loaded
@@ -394,16 +391,17 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uin
 			w.deadline = c.now() + uint64(c.opts.callTimeout)
 		}
 	}
-	err := n.submit(ctx, addr, name, false, payload, w, tag)
+	m.call = w
+	err := n.submit(ctx, m, b)
 	if err == errForgotten {
-		n, err = c.resubmit(ctx, n, svc, addr, name, false, payload, w, tag)
+		n, err = c.resubmit(ctx, n, svc, m, b)
 	}
 	if err != nil {
 		putCall(w)
 		n.callDone(start, n.countCallErr(err))
 		return nil, err
 	}
-	// A lone call's caller reads its own reply (conn_read.go); others,
+	// A lone call's caller reads its own reply (reader.go); others,
 	// and one whose read ended first, wait for the delivery.
 	if wc := w.conn; wc == nil || !wc.tryRead() || !wc.readFor(ctx, w) {
 		select {
@@ -411,7 +409,7 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uin
 		case <-ctx.Done():
 			if owned, written := n.withdraw(w); owned {
 				putCall(w)
-				err := n.ctxError(ctx.Err(), addr, name, written)
+				err := n.ctxError(ctx.Err(), m.addr, m.name, written)
 				n.callDone(start, n.countCallErr(err))
 				return nil, err
 			}
@@ -427,6 +425,17 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, addr uin
 	n.m.callsOK.Inc()
 	n.callDone(start, resultOK)
 	return reply, nil
+}
+
+// callDone records how long a finished call took, by result: a cached
+// child for an ok call (no allocation), a label lookup for the rarer
+// failures.
+func (n *node) callDone(start time.Time, result string) {
+	if result == resultOK {
+		n.m.callTimeOK.Observe(time.Since(start).Seconds())
+		return
+	}
+	n.c.metrics.callTime.WithLabelValues(n.name, result).Observe(time.Since(start).Seconds())
 }
 
 // now is the time since the Client started, in nanoseconds, on the
@@ -467,17 +476,4 @@ func (c *Client) sweep() {
 			c.forgetIdle(now)
 		}
 	}
-}
-
-// appendRequest encodes one request, after its trace tag frame when tag is
-// not nil; the wire.Request lives on its stack, so encoding allocates
-// nothing.
-func appendRequest(dst []byte, addr uint32, name string, session uint32, push bool, payload, tag []byte) []byte {
-	r := wire.Request{Address: addr, Name: name, Session: session, Push: push, Payload: payload, Trace: tag}
-	out, err := wire.AppendRequest(dst, &r)
-	if err != nil {
-		// Sizes, names and sessions were checked before queueing.
-		panic("skycall: internal error: " + err.Error())
-	}
-	return out
 }

@@ -24,11 +24,11 @@ func TestWithdrawnCallIsCutFromWriteBuffer(t *testing.T) {
 	calls := []*call{getCall(), getCall(), getCall()}
 	big := bytes.Repeat([]byte("B"), outboxChunk+5) // multipart, in a chunk of its own
 	n.mu.Lock()
-	n.appendLocked(0, "@a", true, []byte("send-1"), nil, nil)
-	n.appendLocked(0, "@a", false, []byte("call-1"), calls[0], nil)
-	n.appendLocked(0, "@a", false, big, calls[1], nil)
-	n.appendLocked(0, "@a", true, []byte("send-2"), nil, nil)
-	n.appendLocked(0, "@a", false, []byte("call-3"), calls[2], nil)
+	n.appendLocked(&message{name: "@a", push: true}, body{payload: []byte("send-1")})
+	n.appendLocked(&message{name: "@a", call: calls[0]}, body{payload: []byte("call-1")})
+	n.appendLocked(&message{name: "@a", call: calls[1]}, body{payload: big})
+	n.appendLocked(&message{name: "@a", push: true}, body{payload: []byte("send-2")})
+	n.appendLocked(&message{name: "@a", call: calls[2]}, body{payload: []byte("call-3")})
 	n.quota.msgs, n.quota.bytes = 5, 0
 	if owned, written := n.withdrawLocked(calls[1]); !owned || written {
 		t.Fatalf("withdraw = %v, %v; want owned, not written", owned, written)

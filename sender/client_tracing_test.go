@@ -374,7 +374,7 @@ func TestTraceparentMatchesW3CFormat(t *testing.T) {
 	}
 	// Golden bytes of the tag frame before a call: skynet's packtrace is
 	// 2-byte big-endian length, 0x04, the tag.
-	frame := appendRequest(nil, 0, "@echo", 1, false, []byte("hi"), []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+	frame := appendRequest(nil, &message{name: "@echo"}, body{payload: []byte("hi"), tag: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}, 1)
 	wantHead := append([]byte{0x00, 56, 0x04}, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"...)
 	if !bytes.HasPrefix(frame, wantHead) {
 		t.Errorf("request with a tag starts % x, want % x", frame[:len(wantHead)], wantHead)

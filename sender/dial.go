@@ -167,7 +167,7 @@ func (n *node) roundTrip(nc net.Conn, dec *wire.ResponseDecoder, handle uint32, 
 	n.mu.Lock()
 	session := n.sessions.Next()
 	n.mu.Unlock()
-	if _, err := nc.Write(appendRequest(nil, handle, "", session, false, payload, nil)); err != nil {
+	if _, err := nc.Write(appendRequest(nil, &message{addr: handle}, body{payload: payload}, session)); err != nil {
 		return nil, err
 	}
 	resp, err := dec.Next()

@@ -148,37 +148,3 @@ func (n *node) endDrains() {
 		n.endDrainIfDone(c)
 	}
 }
-
-// writeDrainProbes is the writer of a retired connection once everything
-// it took from the outbox is written: it writes the probes endDrainIfDone
-// asks for, after every push, until the connection closes.
-func (c *nodeConn) writeDrainProbes() {
-	n := c.n
-	n.mu.Lock()
-	c.drain.flushed = true
-	n.mu.Unlock()
-	n.endDrainIfDone(c)
-	var buf []byte
-	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
-			return
-		}
-		n.mu.Lock()
-		w := c.drain.probe
-		c.drain.probe = nil
-		n.mu.Unlock()
-		if w == nil {
-			continue
-		}
-		buf = appendRequest(buf[:0], 0, "", w.session, false, probeQuery, nil)
-		wrote, err := c.write(buf)
-		if err != nil {
-			n.connLost(c, err, 0)
-			return
-		}
-		n.m.written.Inc()
-		n.m.writtenBytes.Add(float64(wrote))
-	}
-}

@@ -3,7 +3,6 @@ package sender
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -262,17 +261,6 @@ func (m *clientMetrics) collectAllNodes(ch chan<- prometheus.Metric) {
 	for _, v := range m.vecs() {
 		v.Collect(ch)
 	}
-}
-
-// callDone records how long a finished call took, by result: a cached
-// child for an ok call (no allocation), a label lookup for the rarer
-// failures.
-func (n *node) callDone(start time.Time, result string) {
-	if result == resultOK {
-		n.m.callTimeOK.Observe(time.Since(start).Seconds())
-		return
-	}
-	n.c.metrics.callTime.WithLabelValues(n.name, result).Observe(time.Since(start).Seconds())
 }
 
 // callResultOf is the "result" label of a failed call ("" for an error no

@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -54,13 +53,14 @@ func (s State) String() string {
 // node is the Client's state machine for one remote node: it admits
 // messages (into the FIFO while the node is not ready, into the outbox once
 // it is), follows the node's registry entry, and moves between the States.
-// The parts it coordinates each have their own type and file: the FIFO and
-// its quota (queue.go), the outbox (outbox.go), the in-flight calls
-// (inflight.go), the reconnect policy (backoff.go), the connection with
-// its reader and writer (conn.go, dial.go) and the old connections draining
-// after a move (drain.go).
+// The parts it coordinates each have their own type and file: admission
+// and the quota (message.go), the FIFO (queue.go), the outbox
+// (outbox.go), the in-flight calls (reader.go), the reconnect policy
+// (backoff.go), the connection (conn.go; dial.go makes it) and the old
+// connections draining after a move (drain.go).
 //
-// Lock order: Client.nodesMu before mu before inflight.mu.
+// Lock order: Client.nodesMu before mu before the leaves Client.mu,
+// inflight.mu and nodeConn.ackMu (conn.go).
 type node struct {
 	c    *Client
 	name string
@@ -148,76 +148,6 @@ func (n *node) failFast(e registry.Entry, err error, connected bool) error {
 	return nil
 }
 
-// submit admits one message: straight into the outbox when the node is
-// ready (the FIFO is then empty), else into the FIFO. tag, when not nil, is
-// the trace tag written just before the message (tracing.go).
-func (n *node) submit(ctx context.Context, addr uint32, name string, push bool, payload []byte, w *call, tag []byte) error {
-	size := len(payload)
-	o := &n.c.opts
-	n.mu.Lock()
-	if n.forgotten {
-		n.mu.Unlock()
-		return errForgotten
-	}
-	n.idle.touch()
-	if n.state == StateIdle {
-		n.startLocked()
-	}
-	for {
-		if n.failErr != nil && !n.recheckLocked() {
-			err := n.failErr
-			n.mu.Unlock()
-			return err
-		}
-		if n.quota.admits(size, o.queueLimit, o.queueBytes) {
-			break
-		}
-		if o.failWhenFull {
-			err := newNodeError(ErrQueueFull, nil,
-				"skycall: queue for node %q is full (%d messages, %d bytes; limits %d and %d, state %s); slow down, raise WithQueueLimit/WithQueueBytes, or drop WithQueueFullError to wait for room",
-				n.name, n.quota.msgs, n.quota.bytes, o.queueLimit, o.queueBytes, n.state)
-			n.mu.Unlock()
-			return err
-		}
-		space := n.quota.wait()
-		n.mu.Unlock()
-		select {
-		case <-space:
-		case <-ctx.Done():
-			return fmt.Errorf("skycall: waiting for room in the full queue of node %q (not sent): %w", n.name, ctx.Err())
-		}
-		n.mu.Lock()
-	}
-	n.quota.add(size)
-	if n.state == StateReady {
-		n.appendLocked(addr, name, push, payload, w, tag)
-		if w != nil {
-			w.conn = n.conn
-			if b, ok := n.conn.takeOwnLocked(); ok {
-				n.mu.Unlock()
-				w.conn.writeOwn(b)
-				return nil
-			}
-		}
-		if !n.signaled {
-			n.signaled = true
-			n.conn.wakeWriter()
-		}
-		n.mu.Unlock()
-		return nil
-	}
-	q := &queued{addr: addr, name: name, push: push, payload: append([]byte(nil), payload...), size: size, call: w, enq: time.Now()}
-	if tag != nil {
-		q.tag = append([]byte(nil), tag...)
-	}
-	if w != nil {
-		w.where, w.q = whereFIFO, q
-	}
-	n.fifo.push(q)
-	n.mu.Unlock()
-	return nil
-}
-
 // recheckLocked asks the registry again before failing a message fast, so
 // that a node brought back up is usable at once rather than when the
 // manager catches up. It reports whether the failure no longer holds.
@@ -236,24 +166,6 @@ func (n *node) recheckLocked() bool {
 	}
 	n.notify()
 	return true
-}
-
-// appendLocked encodes one message, after its trace tag if any, into the
-// outbox and, for a call, enters it in the in-flight table.
-func (n *node) appendLocked(addr uint32, name string, push bool, payload []byte, w *call, tag []byte) {
-	if push && n.conn != nil && n.conn.peer == "" {
-		// skynet's clusteragent ignores the tag of a push and keeps it for
-		// the next call on the connection, which it would then trace
-		// under this push's trace (see docs/tracing.md).
-		tag = nil
-	}
-	s := n.sessions.Next()
-	n.seq++
-	n.out.append(addr, name, s, push, payload, w, n.seq, tag)
-	if w != nil {
-		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
-		n.inflight.add(w)
-	}
 }
 
 // startLocked starts following the node: first use.
@@ -608,18 +520,7 @@ func (n *node) becomeReady(c *nodeConn) {
 	c.firstGen, c.lastGen = n.out.gen, n.out.gen-1
 	n.conn, n.mine, n.lastErr, n.reason = c, c, nil, ""
 	n.setStateLocked(StateReady, "confirmed")
-	drained := 0
-	if n.fifo.n > 0 {
-		now := time.Now()
-		for q := n.fifo.pop(); q != nil; q = n.fifo.pop() {
-			if q.canceled {
-				continue
-			}
-			n.appendLocked(q.addr, q.name, q.push, q.payload, q.call, q.tag)
-			n.m.queueWait.Observe(now.Sub(q.enq).Seconds())
-			drained++
-		}
-	}
+	drained := n.handOffFIFOLocked()
 	n.signaled = false
 	n.mu.Unlock()
 	kind := "skycall"

@@ -95,3 +95,10 @@ func (n *node) countCallErr(err error) string {
 	}
 	return r
 }
+
+// timeoutError is the Client's call timeout (WithCallTimeout) passing: a
+// nodeError of kind context.DeadlineExceeded, told apart from a ctx
+// deadline for the metrics.
+type timeoutError struct{ nodeError }
+
+func (e *timeoutError) Timeout() bool { return true }

@@ -1,5 +1,7 @@
 package sender
 
+import "github.com/skycall-io/skycall/sender/wire"
+
 // outbox is a node's write buffer: frames encoded while the node is ready,
 // waiting for the connection's writer to take them in one batch. Each batch
 // is a generation: the calls encoded in the current buffer have
@@ -40,29 +42,61 @@ type outCall struct {
 
 func newOutbox() outbox { return outbox{gen: 1} }
 
-// append encodes one message, after its trace tag when tag is not nil. A
-// call (w non-nil) records its generation and place, tag included, for
-// withdraw.
-func (o *outbox) append(addr uint32, name string, session uint32, push bool, payload []byte, w *call, seq uint64, tag []byte) {
+// appendLocked encodes m with its bytes b, after its trace tag if any, into
+// the outbox and, for a call, enters it in the in-flight table.
+func (n *node) appendLocked(m *message, b body) {
+	if m.push && n.conn != nil && n.conn.peer == "" {
+		// skynet's clusteragent ignores the tag of a push and keeps it for
+		// the next call on the connection, which it would then trace
+		// under this push's trace (see docs/tracing.md).
+		b.tag = nil
+	}
+	s := n.sessions.Next()
+	n.seq++
+	n.out.append(m, b, s, n.seq)
+	if w := m.call; w != nil {
+		w.session, w.where, w.q, w.seq = s, whereOut, nil, n.seq
+		n.inflight.add(w)
+	}
+}
+
+// append encodes m with its bytes b, after its trace tag if any, with its
+// session and write ordinal. A call records its generation and place, tag
+// included, for withdraw.
+func (o *outbox) append(m *message, b body, session uint32, seq uint64) {
 	// Room for the frames: payload, name, tag, and the headers of up to a
 	// part per wire.MultiPart bytes.
-	need := len(payload) + len(name) + len(tag) + 32 + 16*(len(payload)>>15)
+	need := len(b.payload) + len(m.name) + len(b.tag) + 32 + 16*(len(b.payload)>>15)
 	i := len(o.chunks) - 1
 	if i < 0 || len(o.chunks[i]) > 0 && len(o.chunks[i])+need > outboxChunk {
 		o.chunks = append(o.chunks, o.chunk())
 		i++
 	}
 	start := len(o.chunks[i])
-	o.chunks[i] = appendRequest(o.chunks[i], addr, name, session, push, payload, tag)
+	o.chunks[i] = appendRequest(o.chunks[i], m, b, session)
 	o.msgs++
-	o.bytes += len(payload)
+	o.bytes += len(b.payload)
+	w := m.call
 	if w == nil {
 		o.sends++
 		o.pushes.add(seq)
 		return
 	}
 	w.gen, w.outIdx = o.gen, len(o.calls)
-	o.calls = append(o.calls, outCall{chunk: i, start: start, end: len(o.chunks[i]), size: len(payload), w: w})
+	o.calls = append(o.calls, outCall{chunk: i, start: start, end: len(o.chunks[i]), size: len(b.payload), w: w})
+}
+
+// appendRequest encodes m with its bytes b as the request of session, after
+// its trace tag frame if any; the wire.Request lives on the stack, so
+// encoding allocates nothing.
+func appendRequest(dst []byte, m *message, b body, session uint32) []byte {
+	r := wire.Request{Address: m.addr, Name: m.name, Session: session, Push: m.push, Payload: b.payload, Trace: b.tag}
+	out, err := wire.AppendRequest(dst, &r)
+	if err != nil {
+		// Sizes, names and sessions were checked before queueing.
+		panic("skycall: internal error: " + err.Error())
+	}
+	return out
 }
 
 // chunk returns an empty chunk: a free one, or none yet (append allocates

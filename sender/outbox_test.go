@@ -26,9 +26,9 @@ func outboxPayloads(t *testing.T, chunks [][]byte) []string {
 func TestOutboxTakeStartsANewGenerationWithoutWithdrawnCalls(t *testing.T) {
 	o := newOutbox()
 	a, b := &call{}, &call{}
-	o.append(0, "@s", 1, true, []byte("send-1"), nil, 0, nil)
-	o.append(0, "@s", 2, false, []byte("call-a"), a, 0, nil)
-	o.append(0, "@s", 3, false, []byte("call-b"), b, 0, nil)
+	o.append(&message{name: "@s", push: true}, body{payload: []byte("send-1")}, 1, 0)
+	o.append(&message{name: "@s", call: a}, body{payload: []byte("call-a")}, 2, 0)
+	o.append(&message{name: "@s", call: b}, body{payload: []byte("call-b")}, 3, 0)
 	if !o.holds(a) || !o.holds(b) {
 		t.Fatal("calls just appended are not held")
 	}
@@ -51,12 +51,12 @@ func TestOutboxTakeStartsANewGenerationWithoutWithdrawnCalls(t *testing.T) {
 
 func TestOutboxTakeReusesTheSpareChunks(t *testing.T) {
 	o := newOutbox()
-	o.append(0, "@s", 1, true, []byte("one"), nil, 0, nil)
+	o.append(&message{name: "@s", push: true}, body{payload: []byte("one")}, 1, 0)
 	first := o.take(&batch{})
 	firstChunk := &first.chunks[0][:1][0]
-	o.append(0, "@s", 2, true, []byte("two"), nil, 0, nil)
+	o.append(&message{name: "@s", push: true}, body{payload: []byte("two")}, 2, 0)
 	second := o.take(&first) // the writer wrote first: its chunk is free again
-	o.append(0, "@s", 3, true, []byte("three"), nil, 0, nil)
+	o.append(&message{name: "@s", push: true}, body{payload: []byte("three")}, 3, 0)
 	if &o.chunks[0][0] != firstChunk {
 		t.Fatal("the next generation does not reuse the written chunk")
 	}
@@ -76,16 +76,16 @@ func TestOutboxKeepsABacklogInChunks(t *testing.T) {
 		p := fmt.Appendf(append([]byte{}, payload...), "-%d", i)
 		if i%97 == 5 {
 			w := &call{}
-			o.append(0, "@s", uint32(i+1), false, p, w, 0, nil)
+			o.append(&message{name: "@s", call: w}, body{payload: p}, uint32(i+1), 0)
 			cut = append(cut, w)
 			continue
 		}
-		o.append(0, "@s", uint32(i+1), true, p, nil, uint64(i), nil)
+		o.append(&message{name: "@s", push: true}, body{payload: p}, uint32(i+1), uint64(i))
 		want = append(want, string(p))
 	}
 	huge := bytes.Repeat([]byte("h"), outboxChunk+1)
-	o.append(0, "@s", 5000, true, huge, nil, 5000, nil)
-	o.append(0, "@s", 5001, true, []byte("last"), nil, 5001, nil)
+	o.append(&message{name: "@s", push: true}, body{payload: huge}, 5000, 5000)
+	o.append(&message{name: "@s", push: true}, body{payload: []byte("last")}, 5001, 5001)
 	want = append(want, string(huge), "last")
 	for _, w := range cut {
 		o.withdraw(w)
@@ -108,9 +108,9 @@ func TestOutboxKeepsABacklogInChunks(t *testing.T) {
 func TestOutboxDropReturnsLiveCallsAndCounts(t *testing.T) {
 	o := newOutbox()
 	a, b := &call{}, &call{}
-	o.append(0, "@s", 1, false, []byte("a"), a, 0, nil)
-	o.append(0, "@s", 2, true, []byte("send"), nil, 0, nil)
-	o.append(0, "@s", 3, false, []byte("b"), b, 0, nil)
+	o.append(&message{name: "@s", call: a}, body{payload: []byte("a")}, 1, 0)
+	o.append(&message{name: "@s", push: true}, body{payload: []byte("send")}, 2, 0)
+	o.append(&message{name: "@s", call: b}, body{payload: []byte("b")}, 3, 0)
 	o.withdraw(a)
 	calls, msgs, sends, bytes := o.drop(nil)
 	if len(calls) != 1 || calls[0] != b || msgs != 2 || sends != 1 || bytes != len("send")+1 {
@@ -126,7 +126,7 @@ func TestOutboxDropReturnsLiveCallsAndCounts(t *testing.T) {
 // (an idle connected node has a budget of 64 KiB in make bench).
 func TestOutboxSmallTrafficKeepsSmallChunks(t *testing.T) {
 	o := newOutbox()
-	o.append(0, "@s", 1, true, []byte("small"), nil, 0, nil)
+	o.append(&message{name: "@s", push: true}, body{payload: []byte("small")}, 1, 0)
 	b := o.take(&batch{})
 	o.take(&b) // b written: its chunk is free
 	if n := o.freeBytes(); n == 0 || n > 1024 {

@@ -5,15 +5,11 @@ import "time"
 // queued is a message waiting in a node's FIFO until the node is ready and
 // confirmed. Only this slow path copies payloads and allocates.
 type queued struct {
-	addr     uint32
-	name     string
-	push     bool
-	payload  []byte // the Client's own copy
-	tag      []byte // the trace tag to write before it, nil for none (the Client's own copy)
-	size     int    // len(payload), kept after a cancel frees payload
-	call     *call  // nil for a Send
-	enq      time.Time
-	canceled bool // a Call whose ctx ended; skipped when drained
+	message
+	body               // the Client's own copies
+	size     int       // len(payload), kept after a cancel frees payload
+	enq      time.Time // when it was queued, for the queue wait metric
+	canceled bool      // a Call whose ctx ended; skipped when drained
 }
 
 // fifo is a ring of queued messages. Canceled entries stay in place (a
@@ -98,46 +94,22 @@ func (q *fifo) each(f func(m *queued)) {
 	}
 }
 
-// quota is a node's queue accounting: the messages and payload bytes
-// admitted and not yet handed to the socket (in the FIFO and in the
-// outbox), and the channel that wakes callers waiting for room. Guarded by
-// node.mu.
-type quota struct {
-	msgs, bytes int
-	space       chan struct{} // closed when room frees; nil if nobody waits
-}
-
-// admits reports whether a message of size fits under the limits. An empty
-// queue admits any message, so that one larger than the byte limit still
-// goes (WithMaxMessageSize bounds it).
-func (q *quota) admits(size, limitMsgs, limitBytes int) bool {
-	return q.msgs == 0 || (q.msgs < limitMsgs && q.bytes+size <= limitBytes)
-}
-
-func (q *quota) add(size int) {
-	q.msgs++
-	q.bytes += size
-}
-
-// release gives back room and wakes those waiting for it.
-func (q *quota) release(msgs, bytes int) {
-	q.msgs -= msgs
-	q.bytes -= bytes
-	q.wake()
-}
-
-// wait returns a channel closed when room frees.
-func (q *quota) wait() <-chan struct{} {
-	if q.space == nil {
-		q.space = make(chan struct{})
+// handOffFIFOLocked appends every message of the FIFO to the outbox, in
+// order, and returns how many. becomeReady calls it in the one critical
+// section that makes the new connection the node's, before submit can
+// append there: nothing submitted later overtakes a queued message.
+func (n *node) handOffFIFOLocked() int {
+	handed := 0
+	if n.fifo.n > 0 {
+		now := time.Now()
+		for q := n.fifo.pop(); q != nil; q = n.fifo.pop() {
+			if q.canceled {
+				continue
+			}
+			n.appendLocked(&q.message, q.body)
+			n.m.queueWait.Observe(now.Sub(q.enq).Seconds())
+			handed++
+		}
 	}
-	return q.space
-}
-
-// wake wakes every waiter, to look again.
-func (q *quota) wake() {
-	if q.space != nil {
-		close(q.space)
-		q.space = nil
-	}
+	return handed
 }

@@ -2,38 +2,6 @@ package sender
 
 import "testing"
 
-func TestQuotaAdmitsUnderLimitsAndAnyMessageWhenEmpty(t *testing.T) {
-	var q quota
-	if !q.admits(1000, 2, 10) {
-		t.Fatal("an empty queue must admit a message over the byte limit")
-	}
-	q.add(1000)
-	if q.admits(1, 2, 10) {
-		t.Fatal("admitted over the byte limit")
-	}
-	q.release(1, 1000)
-	q.add(4)
-	q.add(4)
-	if q.admits(1, 2, 10) {
-		t.Fatal("admitted over the message limit")
-	}
-}
-
-func TestQuotaReleaseWakesWaiters(t *testing.T) {
-	var q quota
-	q.add(5)
-	space := q.wait()
-	q.release(1, 5)
-	select {
-	case <-space:
-	default:
-		t.Fatal("release did not wake the waiter")
-	}
-	if q.msgs != 0 || q.bytes != 0 {
-		t.Fatalf("quota %d msgs %d bytes after release", q.msgs, q.bytes)
-	}
-}
-
 func TestFifoCancelSkipsAndCompacts(t *testing.T) {
 	var f fifo
 	var all []*queued

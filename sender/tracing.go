@@ -91,10 +91,10 @@ func endClientSpan(span trace.Span, result string, err error) {
 }
 
 // tracedSend is send for a ctx that carries a span.
-func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload []byte) error {
+func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, m *message, payload []byte) error {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, addr, name, telemetry.KindPush, len(payload), buf[:0])
-	err := c.sendTagged(ctx, n, svc, addr, name, payload, tag)
+	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, telemetry.KindPush, len(payload), buf[:0])
+	err := c.sendTagged(ctx, n, svc, m, body{payload: payload, tag: tag})
 	result := "queued" // a push gets no reply: the span ends when it is queued
 	if err != nil {
 		result = "error"
@@ -104,10 +104,10 @@ func (c *Client) tracedSend(ctx context.Context, n *node, svc *Service, addr uin
 }
 
 // tracedCall is call for a ctx that carries a span.
-func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, addr uint32, name string, payload, dst []byte) ([]byte, error) {
+func (c *Client) tracedCall(ctx context.Context, n *node, svc *Service, m *message, payload, dst []byte) ([]byte, error) {
 	var buf [traceparentLen]byte
-	span, tag := c.startClientSpan(ctx, n, addr, name, telemetry.KindCall, len(payload), buf[:0])
-	reply, err := c.callTagged(ctx, n, svc, addr, name, payload, tag, dst)
+	span, tag := c.startClientSpan(ctx, n, m.addr, m.name, telemetry.KindCall, len(payload), buf[:0])
+	reply, err := c.callTagged(ctx, n, svc, m, body{payload: payload, tag: tag}, dst)
 	result := resultOK
 	if err != nil {
 		result = "error"

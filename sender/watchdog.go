@@ -1,9 +1,7 @@
 package sender
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/skycall-io/skycall/sender/luaseri"
@@ -16,57 +14,14 @@ import (
 // with the protocol itself (WithPeerTimeout): after d with nothing read it
 // queues a probe, the node query that confirmed the connection; when d
 // passes after the later of the probe and the last write progress without
-// a byte read, or a write makes no progress for d, the connection is given
-// up with ErrPeerUnresponsive.
-
-// writeChunk is how much one Write carries, so that the write deadline
-// measures progress rather than the size of a batch.
-const writeChunk = 256 << 10
+// a byte read, or a write makes no progress for d (its deadline, writer.go),
+// the connection is given up with ErrPeerUnresponsive.
 
 // probeQuery is the payload of a probe: pack(wire.NodeQueryName).
 var probeQuery = func() []byte {
 	b, _ := luaseri.Pack(wire.NodeQueryName) // a string always packs
 	return b
 }()
-
-// writeChunks writes a batch's chunks in order and returns how many bytes
-// were written.
-func (c *nodeConn) writeChunks(chunks [][]byte) (int, error) {
-	total := 0
-	for _, b := range chunks {
-		w, err := c.write(b)
-		total += w
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
-}
-
-// write writes buf in pieces of writeChunk, each within the peer timeout,
-// and returns how many bytes were written.
-func (c *nodeConn) write(buf []byte) (int, error) {
-	d := c.n.c.opts.peerTimeout
-	total := 0
-	for len(buf) > 0 {
-		k := min(len(buf), writeChunk)
-		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
-		w, err := c.nc.Write(buf[:k])
-		total += w
-		if w > 0 {
-			c.lastWrite.Store(time.Now().UnixNano())
-		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return total, fmt.Errorf("%w: %s took no bytes for %v (%d bytes waiting)", ErrPeerUnresponsive, c.addr, d, len(buf)-w)
-			}
-			return total, err
-		}
-		buf = buf[w:]
-	}
-	return total, nil
-}
 
 // watch is the connection's watchdog goroutine; it ends with the
 // connection, or when a move retires it (the drain has its own bound).
@@ -129,7 +84,7 @@ func (c *nodeConn) probe() bool {
 	// Counted in the quota like any message, since the writer releases
 	// what it takes; it is small and never waits for room.
 	n.quota.add(len(probeQuery))
-	n.appendLocked(0, "", false, probeQuery, w, nil)
+	n.appendLocked(&message{call: w}, body{payload: probeQuery})
 	n.mu.Unlock()
 	c.wakeWriter()
 	c.kickReader() // nobody waits for the probe to read its reply

@@ -7,16 +7,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skycall-io/skycall/sender/wire"
 )
 
-// Who reads a connection. A goroutine blocked in Read is woken by the
-// netpoller; handing what it read to another goroutine costs one more
-// wake-up, which on 2 cores nearly doubles a lone round trip
-// (bench/README.md). So a
-// caller whose call is the only one in flight reads its own reply, and the
-// connection's reader goroutine reads for everybody else. The role is held
-// by one of them at a time (readRole); the frames, whoever reads them, go
-// through readOne.
+// The reader side of a connection: who reads it, reading a reply, and
+// matching it to its call through the node's in-flight table.
+//
+// A goroutine blocked in Read is woken by the netpoller; handing what it
+// read to another goroutine costs one more wake-up, a large part of a lone
+// round trip (bench/README.md). So a caller whose call is the only one in
+// flight reads its own reply, and the connection's reader goroutine reads
+// for everybody else. The role is held by one of them at a time
+// (readRole); the frames, whoever reads them, go through readOne.
 //
 // The reader goroutine leaves the role only when callers asked for it and
 // no call is in flight; it takes it back when a call is in flight that
@@ -41,8 +44,8 @@ const (
 
 // readRole is the right to read a connection.
 //
-// Lock order: mu before inflight.mu; nothing else is locked while mu is
-// held.
+// Lock order: mu before inflight.mu; mu is never held with node.mu
+// (conn.go).
 type readRole struct {
 	mu      sync.Mutex
 	holder  uint8  // guarded by mu
@@ -273,4 +276,149 @@ loop:
 	}
 	c.endRead()
 	return got
+}
+
+// readOne reads one reply and delivers it to the call waiting for it. Its
+// caller holds the read role.
+func (c *nodeConn) readOne() error {
+	n := c.n
+	resp, err := c.dec.Next()
+	if err != nil {
+		return err
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	w := n.inflight.take(resp.Session)
+	if w == nil {
+		n.unmatched(resp)
+		return nil
+	}
+	c.ack(w.seq)
+	n.m.readBytes.Add(float64(len(resp.Payload)))
+	if resp.OK {
+		if w.dst != nil {
+			w.reply = append(w.dst, resp.Payload...)
+		} else {
+			w.reply = append(make([]byte, 0, len(resp.Payload)), resp.Payload...)
+		}
+	} else {
+		addr := w.name
+		if addr == "" {
+			addr = handleAddress(w.addr)
+		}
+		w.err = &RemoteError{Node: n.name, Address: addr, Message: string(resp.Payload)}
+	}
+	w.done <- struct{}{}
+	if c.draining.Load() {
+		n.endDrainIfDone(c)
+	}
+	return nil
+}
+
+// lastRejectLog rate-limits the log of pushes the remote rejected.
+var lastRejectLog atomic.Int64
+
+// unmatched handles a reply nobody waits for: an error reply to a push
+// (session 0, for example "Invalid name") is counted and logged; a late
+// reply to a withdrawn call is dropped.
+func (n *node) unmatched(resp *wire.Response) {
+	if resp.Session != 0 || resp.OK {
+		return
+	}
+	n.c.metrics.dropped.WithLabelValues(n.name, dropRejected).Inc()
+	now := time.Now().UnixNano()
+	if last := lastRejectLog.Load(); now-last > int64(time.Second) && lastRejectLog.CompareAndSwap(last, now) {
+		n.log.Info("Node rejected a push", "message", string(resp.Payload))
+	}
+}
+
+// inflight is a node's table of calls encoded for or written to a
+// connection, by session: the reader takes a call out when its reply comes,
+// a withdrawal or a failure takes it out otherwise; whoever takes it out
+// delivers to it (or owns it), so each call gets exactly one delivery.
+//
+// inflight.mu is a leaf, taken under node.mu, under readRole.mu or alone
+// (conn.go). The reader takes it without node.mu, so that replies never
+// wait for senders.
+type inflight struct {
+	mu    sync.Mutex
+	calls map[uint32]*call // guarded by mu
+}
+
+func newInflight() *inflight {
+	return &inflight{calls: make(map[uint32]*call)}
+}
+
+// add records w under w.session.
+func (t *inflight) add(w *call) {
+	t.mu.Lock()
+	t.calls[w.session] = w
+	t.mu.Unlock()
+}
+
+// take removes and returns the call waiting for session, or nil.
+func (t *inflight) take(session uint32) *call {
+	t.mu.Lock()
+	w := t.calls[session]
+	if w != nil {
+		delete(t.calls, session)
+	}
+	t.mu.Unlock()
+	return w
+}
+
+// remove removes w if it is still in the table and reports whether it was:
+// if not, someone else took it and delivers to it.
+func (t *inflight) remove(w *call) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.calls[w.session] != w {
+		return false
+	}
+	delete(t.calls, w.session)
+	return true
+}
+
+// takeIf removes the calls for which match is true and appends them to dst.
+func (t *inflight) takeIf(dst []*call, match func(*call) bool) []*call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s, w := range t.calls {
+		if match(w) {
+			delete(t.calls, s)
+			dst = append(dst, w)
+		}
+	}
+	return dst
+}
+
+// appendIf appends the calls for which match is true to dst, leaving them
+// in the table.
+func (t *inflight) appendIf(dst []*call, match func(*call) bool) []*call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.calls {
+		if match(w) {
+			dst = append(dst, w)
+		}
+	}
+	return dst
+}
+
+// any reports whether some call matches.
+func (t *inflight) any(match func(*call) bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.calls {
+		if match(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// len is the number of calls in the table.
+func (t *inflight) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.calls)
 }
