@@ -43,7 +43,7 @@ var skycallMetric = regexp.MustCompile(`skycall_[a-z_]+`)
 func definedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	for _, f := range []string{"controllers/metrics.go", "sender/metrics.go", "sender/server_metrics.go"} {
+	for _, f := range []string{"controllers/metrics.go", "sender/metrics.go", "sender/server/metrics.go", "internal/relay/metrics.go", "cmd/skycall-agent/agent.go"} {
 		src, err := os.ReadFile(repoRoot + "/" + f)
 		if err != nil {
 			t.Fatal(err)
