@@ -373,13 +373,23 @@ func (c *Client) call(ctx context.Context, n *node, svc *Service, m *message, pa
 // callTagged is call once b carries the trace tag, if any.
 func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, m *message, b body, dst []byte) ([]byte, error) {
 	start := time.Now()
+	n, w, err := c.submitCall(ctx, n, svc, m, b, dst, start)
+	if err != nil {
+		return nil, err
+	}
+	return c.awaitCall(ctx, n, m, w, start)
+}
+
+// submitCall gives m a waiter and submits it: once it returns, the call has
+// its place in the node's order. It returns the node that took it.
+func (c *Client) submitCall(ctx context.Context, n *node, svc *Service, m *message, b body, dst []byte, start time.Time) (*node, *call, error) {
 	if len(b.payload) > c.opts.maxMessageSize {
 		n.countCall(resultTooLarge)
 		n.callDone(start, resultTooLarge)
-		return nil, n.tooLarge(len(b.payload))
+		return n, nil, n.tooLarge(len(b.payload))
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return n, nil, err
 	}
 	w := getCall()
 	w.addr, w.name, w.dst = m.addr, m.name, dst
@@ -399,8 +409,13 @@ func (c *Client) callTagged(ctx context.Context, n *node, svc *Service, m *messa
 	if err != nil {
 		putCall(w)
 		n.callDone(start, n.countCallErr(err))
-		return nil, err
+		return n, nil, err
 	}
+	return n, w, nil
+}
+
+// awaitCall waits for the reply to a submitted call, within ctx.
+func (c *Client) awaitCall(ctx context.Context, n *node, m *message, w *call, start time.Time) ([]byte, error) {
 	// A lone call's caller reads its own reply (reader.go); others,
 	// and one whose read ended first, wait for the delivery.
 	if wc := w.conn; wc == nil || !wc.tryRead() || !wc.readFor(ctx, w) {

@@ -263,6 +263,20 @@ func (m *clientMetrics) collectAllNodes(ch chan<- prometheus.Metric) {
 	}
 }
 
+// ResultOf is the "result" label the Client's metrics give a call that
+// ended with err ("ok" for nil, "remote_error", "timeout", "node_down",
+// ...; "other" for an error of no kind the Client knows), for what counts
+// beside it, such as a relay.
+func ResultOf(err error) string {
+	if err == nil {
+		return resultOK
+	}
+	if r := callResultOf(err); r != "" {
+		return r
+	}
+	return "other"
+}
+
 // callResultOf is the "result" label of a failed call ("" for an error no
 // result names).
 func callResultOf(err error) string {
@@ -285,6 +299,8 @@ func callResultOf(err error) string {
 		return resultClosed
 	case errors.Is(err, ErrRegistry):
 		return resultRegistry
+	case errors.Is(err, ErrMessageTooLarge):
+		return resultTooLarge
 	case errors.Is(err, context.DeadlineExceeded):
 		return resultDeadline
 	case errors.Is(err, context.Canceled):
