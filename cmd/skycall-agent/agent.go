@@ -50,7 +50,18 @@ type Options struct {
 	// TokenRotate is how often a new token is written; 0 keeps the one
 	// written at start for the agent's life.
 	TokenRotate time.Duration
-	Log         logr.Logger
+	// Relay, when set, stands in for every other node: the config pushed
+	// points each of them at its relay address (relay mode).
+	Relay Relay
+	Log   logr.Logger
+}
+
+// Relay is the loopback relay of relay mode: *relay.Relay.
+type Relay interface {
+	// Address is node's relay address, the same for the relay's life.
+	Address(node string) (string, error)
+	// Addresses are every node's relay address given so far.
+	Addresses() map[string]string
 }
 
 // Agent pushes the namespace's cluster config to one skynet node.
@@ -170,7 +181,10 @@ func (a *Agent) want() (config map[string]any, hash string, ok bool) {
 	if !synced {
 		return nil, "", false
 	}
-	config, _ = registry.ConfigTable(entries, a.o.NoWait)
+	config, omitted := registry.ConfigTable(entries, a.o.NoWait)
+	if a.o.Relay != nil {
+		a.relayed(config, entries, omitted)
+	}
 	lines := make([]string, 0, len(config))
 	for k, v := range config {
 		lines = append(lines, fmt.Sprintf("%s=%v", k, v))
@@ -178,6 +192,31 @@ func (a *Agent) want() (config map[string]any, hash string, ok bool) {
 	sort.Strings(lines)
 	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
 	return config, hex.EncodeToString(sum[:12]), true
+}
+
+// relayed points every node but the local one at its relay address,
+// whatever its state (ready, draining, down, not ready), and keeps every
+// name relayed before: each name's address then stays the same for the
+// pod's life, and skynet needs no reload for a move, a drain or a restart.
+// The local node keeps its own line.
+func (a *Agent) relayed(config map[string]any, entries, omitted []registry.Entry) {
+	skip := map[string]bool{a.o.Node: true}
+	for _, e := range omitted {
+		skip[e.Node] = true
+	}
+	for _, e := range entries {
+		if skip[e.Node] {
+			continue
+		}
+		if _, err := a.o.Relay.Address(e.Node); err != nil {
+			a.o.Log.Error(err, "Cannot relay a node; skynet gets its own address", "node", e.Node)
+		}
+	}
+	for node, addr := range a.o.Relay.Addresses() {
+		if node != a.o.Node {
+			config[node] = addr
+		}
+	}
 }
 
 // sync makes skynet's config the wanted one, if it is not already.

@@ -48,39 +48,9 @@ func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
 		t.Skip("needs a real kube-apiserver and etcd (hack/control-plane.sh) and skynet (hack/skynet.sh); not in -short")
 	}
 	skynetpeer.Require(t)
-	cp, err := localcp.Start(localcp.Options{CRDDirs: []string{"config/crd/bases"}})
-	if err != nil {
-		t.Fatalf("control plane: %v", err)
-	}
-	t.Cleanup(func() { _ = cp.Stop() })
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = skycallv1.AddToScheme(scheme)
-	k8s, err := client.New(cp.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
 	defer cancel()
-
-	const ns = "game"
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "skynet"}}); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := cp.Kubectl(ctx, "apply", "-f", filepath.Join(cp.Root, "config/rbac/sender_role.yaml")); err != nil {
-		t.Fatal(out, err)
-	}
-	if out, err := cp.Kubectl(ctx, "-n", ns, "create", "rolebinding", "skycall-sender",
-		"--clusterrole=skycall-sender", "--serviceaccount="+ns+":skynet"); err != nil {
-		t.Fatal(out, err)
-	}
-	kubeconfig, err := cp.ServiceAccountKubeconfig(ctx, ns, "skynet")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k8s, ns, kubeconfig := skynetNamespace(t, ctx)
 
 	goA, goB := goNode(t, "go_a"), goNode(t, "go_b")
 	goCN := readyNode(t, k8s, ns, "go", goA)
@@ -159,6 +129,44 @@ func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
 	}
 }
 
+// skynetNamespace starts a real kube-apiserver and etcd with namespace
+// "game" and its ServiceAccount "skynet" bound to the skycall-sender role,
+// and returns a client, the namespace and that ServiceAccount's kubeconfig.
+func skynetNamespace(t *testing.T, ctx context.Context) (client.Client, string, string) {
+	t.Helper()
+	cp, err := localcp.Start(localcp.Options{CRDDirs: []string{"config/crd/bases"}})
+	if err != nil {
+		t.Fatalf("control plane: %v", err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = skycallv1.AddToScheme(scheme)
+	k8s, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = "game"
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "skynet"}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cp.Kubectl(ctx, "apply", "-f", filepath.Join(cp.Root, "config/rbac/sender_role.yaml")); err != nil {
+		t.Fatal(out, err)
+	}
+	if out, err := cp.Kubectl(ctx, "-n", ns, "create", "rolebinding", "skycall-sender",
+		"--clusterrole=skycall-sender", "--serviceaccount="+ns+":skynet"); err != nil {
+		t.Fatal(out, err)
+	}
+	kubeconfig, err := cp.ServiceAccountKubeconfig(ctx, ns, "skynet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k8s, ns, kubeconfig
+}
+
 // startSky starts a skynet node running skycall's Lua service with
 // test/skynetagent's start service (@echo, @driver), taking pushes from the
 // holder of the token in file token.
@@ -224,7 +232,7 @@ type agentProc struct {
 // startAgent builds and runs the skycall-agent binary as a process, with
 // the ServiceAccount's kubeconfig, writing its token to file token, until
 // stop or the end of the test.
-func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr, token string) *agentProc {
+func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr, token string, flags ...string) *agentProc {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "skycall-agent")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -235,8 +243,8 @@ func startAgent(t *testing.T, kubeconfig, ns, node, skynetAddr, token string) *a
 		t.Fatal(err)
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "--node", node, "--skynet", skynetAddr, "--listen", listen, "--interval", "200ms", "-v", "1",
-		"--token-file", token)
+	cmd := exec.Command(bin, append([]string{"--node", node, "--skynet", skynetAddr, "--listen", listen, "--interval", "200ms", "-v", "1",
+		"--token-file", token}, flags...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE="+ns)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/skycall-io/skycall/internal/relay"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/clusterconfig"
 	"github.com/skycall-io/skycall/sender/kube"
@@ -48,6 +49,9 @@ func run() error {
 		verbose        int
 		connectTimeout time.Duration
 		tokenPath      string
+		relayOn        bool
+		relayWait      time.Duration
+		relayLinger    time.Duration
 	)
 	flag.StringVar(&o.Node, "node", os.Getenv("SKYCALL_NODE"),
 		"The local skynet node's cluster name (default $SKYCALL_NODE); the agent checks skynet answers as this node.")
@@ -64,6 +68,12 @@ func run() error {
 		"Where to write the token that proves pushes are this agent's (default $SKYCALL_TOKEN_FILE): on a volume only this pod's containers mount, named by skynet's skycall_token_file.")
 	flag.DurationVar(&o.TokenRotate, "token-rotate", time.Hour, "How often to write a new token (0: only at start).")
 	flag.DurationVar(&connectTimeout, "connect-timeout", 2*time.Second, "Bound on one attempt to connect to skynet.")
+	flag.BoolVar(&relayOn, "relay", false,
+		"Relay mode: point every other node's name at a loopback port of this agent, which forwards skynet's cluster traffic through a skycall Client (queued through a peer's rollout, bounded waits). Off: skynet gets each node's own address.")
+	flag.DurationVar(&relayWait, "relay-wait", relay.DefaultWait,
+		"Relay mode: how long a call from skynet may wait for its node before skynet's caller gets an error.")
+	flag.DurationVar(&relayLinger, "relay-linger", 25*time.Second,
+		"Relay mode: on SIGTERM, how long to keep relaying while skynet still has connections open (it usually stops at the same time).")
 	flag.StringVar(&listen, "listen", ":9090", "Address of /readyz, /healthz and /metrics (plain HTTP).")
 	flag.IntVar(&verbose, "v", 0, "Log verbosity: 1 logs every change and retry.")
 	flag.Parse()
@@ -97,6 +107,15 @@ func run() error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var rl *relay.Relay
+	if relayOn {
+		fwd := sender.New(src, sender.WithLogger(log.WithName("relay")), sender.WithRegisterer(reg))
+		defer fwd.Close()
+		rl = relay.New(fwd, relay.WithWait(relayWait), relay.WithLogger(log.WithName("relay")),
+			relay.WithRegisterer(reg))
+		defer rl.Close()
+		o.Relay = rl
+	}
 	a := New(src, client, o, reg)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -114,6 +133,12 @@ func run() error {
 	log.Info("Pushing the namespace's cluster config to skynet", "namespace", ns, "node", o.Node, "skynet", skynetAddr,
 		"service", o.Service, "listen", l.Addr().String())
 	a.Run(ctx)
+	if rl != nil {
+		lctx, cancel := context.WithTimeout(context.Background(), relayLinger)
+		log.Info("Relaying until skynet closes its connections", "open", rl.Conns(), "linger", relayLinger)
+		rl.WaitIdle(lctx)
+		cancel()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
+	"github.com/skycall-io/skycall/internal/relay"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/registry"
 	"github.com/skycall-io/skycall/test/skynetpeer"
@@ -130,4 +131,32 @@ func describe(v any) string {
 		s = s[:300] + "..."
 	}
 	return s
+}
+
+// ways are how a skynet node reaches another in these tests: directly (its
+// cluster config holds the node's address), or through skycall-agent's
+// relay (a loopback address of the relay, which forwards through a skycall
+// Client). Every case that has skynet call out runs both ways.
+var ways = []string{"direct", "relay"}
+
+func eachWay(t *testing.T, f func(t *testing.T, way string)) {
+	for _, way := range ways {
+		t.Run(way, func(t *testing.T) { f(t, way) })
+	}
+}
+
+// reach is the address a skynet config gives node at addr, by way: addr
+// itself, or a relay's address that forwards to it.
+func reach(t *testing.T, way, node, addr string) string {
+	t.Helper()
+	if way == "direct" {
+		return addr
+	}
+	r := relay.New(clientTo(t, node, addr), relay.WithLogger(testr.New(t)))
+	t.Cleanup(func() { r.Close() })
+	a, err := r.Address(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -115,11 +115,12 @@ func (g *goNode) pushed() []any {
 }
 
 // skyCalling starts a skynet node whose cluster config (written by the
-// operator's code) has the Go node as "go", and a Client that drives it.
-func skyCalling(t *testing.T, g *goNode) (*skynetpeer.Node, *sender.Client) {
+// operator's code) has the Go node as "go", reached by way (direct or
+// through the relay), and a Client that drives it.
+func skyCalling(t *testing.T, g *goNode, way string) (*skynetpeer.Node, *sender.Client) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "clustername.lua")
-	writeClusterConfig(t, path, []registry.Entry{{Node: "go", State: registry.Ready, Address: g.addr}})
+	writeClusterConfig(t, path, []registry.Entry{{Node: "go", State: registry.Ready, Address: reach(t, way, "go", g.addr)}})
 	n := startSky(t, "sky", skynetpeer.Config{Cluster: path})
 	return n, clientTo(t, "sky", n.Addr)
 }
@@ -135,173 +136,183 @@ func drive(t *testing.T, c *sender.Client, args ...any) []any {
 }
 
 func TestSkynetCallsSendsQueriesAndProxiesGoServices(t *testing.T) {
-	g := startGoNode(t, "go")
-	_, c := skyCalling(t, g)
+	eachWay(t, func(t *testing.T, way string) {
+		g := startGoNode(t, "go")
+		_, c := skyCalling(t, g, way)
 
-	t.Run("cluster.call values round trip", func(t *testing.T) {
-		for _, tc := range valueCases {
-			want := tc.want
-			if want == nil {
-				want = tc.send
+		t.Run("cluster.call values round trip", func(t *testing.T) {
+			for _, tc := range valueCases {
+				want := tc.want
+				if want == nil {
+					want = tc.send
+				}
+				args := append([]any{"call", "go", "@echo"}, tc.send...)
+				got := drive(t, c, args...)
+				if want = append([]any{true}, want...); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: skynet got back\n  %s\nwant\n  %s", tc.name, describe(got), describe(want))
+				}
 			}
-			args := append([]any{"call", "go", "@echo"}, tc.send...)
-			got := drive(t, c, args...)
-			if want = append([]any{true}, want...); !reflect.DeepEqual(got, want) {
-				t.Errorf("%s: skynet got back\n  %s\nwant\n  %s", tc.name, describe(got), describe(want))
+		})
+		t.Run("cluster.call by local name and handle", func(t *testing.T) {
+			for _, addr := range []any{".echo", int64(g.echoHandle), fmt.Sprintf(":%08x", g.echoHandle)} {
+				if got := drive(t, c, "call", "go", addr, "hi", int64(1)); !reflect.DeepEqual(got, []any{true, "hi", int64(1)}) {
+					t.Errorf("call to %v: %v", addr, got)
+				}
 			}
-		}
-	})
-	t.Run("cluster.call by local name and handle", func(t *testing.T) {
-		for _, addr := range []any{".echo", int64(g.echoHandle), fmt.Sprintf(":%08x", g.echoHandle)} {
-			if got := drive(t, c, "call", "go", addr, "hi", int64(1)); !reflect.DeepEqual(got, []any{true, "hi", int64(1)}) {
-				t.Errorf("call to %v: %v", addr, got)
+		})
+		t.Run("cluster.query", func(t *testing.T) {
+			if got := drive(t, c, "query", "go", "echo"); !reflect.DeepEqual(got, []any{true, int64(g.echoHandle)}) {
+				t.Errorf("query echo: %v, want [true %d]", got, g.echoHandle)
 			}
-		}
-	})
-	t.Run("cluster.query", func(t *testing.T) {
-		if got := drive(t, c, "query", "go", "echo"); !reflect.DeepEqual(got, []any{true, int64(g.echoHandle)}) {
-			t.Errorf("query echo: %v, want [true %d]", got, g.echoHandle)
-		}
-		got := drive(t, c, "query", "go", "nosuch")
-		if len(got) != 2 || got[0] != false {
-			t.Errorf("query of a missing name: %v, want it to fail", got)
-		}
-		t.Logf("skynet's cluster.query of a name the Go node lacks: %v", got)
-	})
-	t.Run("cluster.proxy", func(t *testing.T) {
-		if got := drive(t, c, "proxy", "go", "@echo", "via", "proxy"); !reflect.DeepEqual(got, []any{true, "via", "proxy"}) {
-			t.Errorf("call through a proxy: %v", got)
-		}
-	})
-	t.Run("cluster.send and a send through a proxy", func(t *testing.T) {
-		drive(t, c, "send", "go", "@seq", "push", "sent")
-		drive(t, c, "proxysend", "go", "@seq", "push", "proxied")
-		eventually(t, "both pushes reach the Go service", func() bool { return len(g.pushed()) == 2 })
-		if got := g.pushed(); !reflect.DeepEqual(got, []any{"sent", "proxied"}) {
-			t.Errorf("Go received %v", got)
-		}
-	})
-	t.Run("an unknown Go service", func(t *testing.T) {
-		got := drive(t, c, "call", "go", "@nosuch")
-		if len(got) != 2 || got[0] != false {
-			t.Fatalf("call to an unknown service: %v, want it to fail", got)
-		}
-		t.Logf("skynet's caller sees %q", got[1])
+			got := drive(t, c, "query", "go", "nosuch")
+			if len(got) != 2 || got[0] != false {
+				t.Errorf("query of a missing name: %v, want it to fail", got)
+			}
+			t.Logf("skynet's cluster.query of a name the Go node lacks: %v", got)
+		})
+		t.Run("cluster.proxy", func(t *testing.T) {
+			if got := drive(t, c, "proxy", "go", "@echo", "via", "proxy"); !reflect.DeepEqual(got, []any{true, "via", "proxy"}) {
+				t.Errorf("call through a proxy: %v", got)
+			}
+		})
+		t.Run("cluster.send and a send through a proxy", func(t *testing.T) {
+			drive(t, c, "send", "go", "@seq", "push", "sent")
+			drive(t, c, "proxysend", "go", "@seq", "push", "proxied")
+			eventually(t, "both pushes reach the Go service", func() bool { return len(g.pushed()) == 2 })
+			if got := g.pushed(); !reflect.DeepEqual(got, []any{"sent", "proxied"}) {
+				t.Errorf("Go received %v", got)
+			}
+		})
+		t.Run("an unknown Go service", func(t *testing.T) {
+			got := drive(t, c, "call", "go", "@nosuch")
+			if len(got) != 2 || got[0] != false {
+				t.Fatalf("call to an unknown service: %v, want it to fail", got)
+			}
+			t.Logf("skynet's caller sees %q", got[1])
+		})
 	})
 }
 
 func TestGoHandlerErrorAsSkynetsCallerSeesIt(t *testing.T) {
-	g := startGoNode(t, "go")
-	n, c := skyCalling(t, g)
-	got := drive(t, c, "call", "go", "@fail", "boom")
-	// skynet's clustersender turns any error reply into "call failed" for
-	// its caller and logs the remote text.
-	want := []any{false, "./lualib/skynet.lua:720: call failed"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("skynet's pcall(cluster.call) returned %v, want %v", got, want)
-	}
-	if _, err := n.WaitLog(testCtx(t), regexp.MustCompile(`go handler failed: \[boom\]`)); err != nil {
-		t.Errorf("the Go handler's error text is not in skynet's log: %v", err)
-	}
+	eachWay(t, func(t *testing.T, way string) {
+		g := startGoNode(t, "go")
+		n, c := skyCalling(t, g, way)
+		got := drive(t, c, "call", "go", "@fail", "boom")
+		// skynet's clustersender turns any error reply into "call failed" for
+		// its caller and logs the remote text.
+		want := []any{false, "./lualib/skynet.lua:720: call failed"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("skynet's pcall(cluster.call) returned %v, want %v", got, want)
+		}
+		if _, err := n.WaitLog(testCtx(t), regexp.MustCompile(`go handler failed: \[boom\]`)); err != nil {
+			t.Errorf("the Go handler's error text is not in skynet's log: %v", err)
+		}
+	})
 }
 
 func TestLargePayloadsFromSkynetToGoAreByteExactBothWays(t *testing.T) {
-	g := startGoNode(t, "go")
-	_, c := skyCalling(t, g)
-	for _, size := range []int{32<<10 + 1, 1 << 20} {
-		start := time.Now()
-		got := drive(t, c, "big", "go", "@pattern", size)
-		want := []any{true, int64(size), true, md5hex(pattern(size))}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%d bytes: skynet's driver reported %v, want %v", size, describe(got), want)
+	eachWay(t, func(t *testing.T, way string) {
+		g := startGoNode(t, "go")
+		_, c := skyCalling(t, g, way)
+		for _, size := range []int{32<<10 + 1, 1 << 20} {
+			start := time.Now()
+			got := drive(t, c, "big", "go", "@pattern", size)
+			want := []any{true, int64(size), true, md5hex(pattern(size))}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%d bytes: skynet's driver reported %v, want %v", size, describe(got), want)
+			}
+			t.Logf("skynet -> Go -> skynet %d B string: %v", size, time.Since(start))
 		}
-		t.Logf("skynet -> Go -> skynet %d B string: %v", size, time.Since(start))
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !reflect.DeepEqual(g.pattern, []int{32<<10 + 1, 1 << 20}) {
-		t.Errorf("the Go service verified %v, want both sizes", g.pattern)
-	}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if !reflect.DeepEqual(g.pattern, []int{32<<10 + 1, 1 << 20}) {
+			t.Errorf("the Go service verified %v, want both sizes", g.pattern)
+		}
+	})
 }
 
 func TestTenThousandPushesFromSkynetArriveInOrder(t *testing.T) {
-	const total = 10000
-	g := startGoNode(t, "go")
-	_, c := skyCalling(t, g)
-	start := time.Now()
-	if got := drive(t, c, "pushmany", "go", "@seq", total); !reflect.DeepEqual(got, []any{true, int64(total)}) {
-		t.Fatalf("driver: %v", got)
-	}
-	eventually(t, fmt.Sprintf("%d pushes reach the Go service", total), func() bool { return len(g.pushed()) >= total })
-	got := g.pushed()
-	if len(got) != total {
-		t.Fatalf("Go received %d pushes, want %d", len(got), total)
-	}
-	for i, v := range got {
-		if v != int64(i+1) {
-			t.Fatalf("push %d arrived as %v: order broken", i+1, v)
+	eachWay(t, func(t *testing.T, way string) {
+		const total = 10000
+		g := startGoNode(t, "go")
+		_, c := skyCalling(t, g, way)
+		start := time.Now()
+		if got := drive(t, c, "pushmany", "go", "@seq", total); !reflect.DeepEqual(got, []any{true, int64(total)}) {
+			t.Fatalf("driver: %v", got)
 		}
-	}
-	g.mu.Lock()
-	span := g.pushAt[1].Sub(g.pushAt[0])
-	g.mu.Unlock()
-	t.Logf("%d pushes: %v from the driver's start to the last arrival, %v between first and last arrival", total, time.Since(start), span)
+		eventually(t, fmt.Sprintf("%d pushes reach the Go service", total), func() bool { return len(g.pushed()) >= total })
+		got := g.pushed()
+		if len(got) != total {
+			t.Fatalf("Go received %d pushes, want %d", len(got), total)
+		}
+		for i, v := range got {
+			if v != int64(i+1) {
+				t.Fatalf("push %d arrived as %v: order broken", i+1, v)
+			}
+		}
+		g.mu.Lock()
+		span := g.pushAt[1].Sub(g.pushAt[0])
+		g.mu.Unlock()
+		t.Logf("%d pushes: %v from the driver's start to the last arrival, %v between first and last arrival", total, time.Since(start), span)
+	})
 }
 
 // skynet writes a multipart push (over 32 KiB) at low priority, so a small
 // push sent right after it may arrive first (PROTOCOL.md). The Server must
 // reassemble the parts by session whatever comes between them.
 func TestSkynetsLargePushMayBeOvertakenYetArrivesWhole(t *testing.T) {
-	g := startGoNode(t, "go")
-	type got struct {
-		size    int
-		session uint32
-	}
-	var mu sync.Mutex
-	var arrived []got
-	if _, err := g.srv.HandleFunc("@rec", func(_ context.Context, req *server.Request) ([]byte, error) {
-		args, err := luaseri.Unpack(req.Payload)
-		if err != nil || len(args) != 1 {
-			return nil, fmt.Errorf("rec: want one string (%v)", err)
+	eachWay(t, func(t *testing.T, way string) {
+		g := startGoNode(t, "go")
+		type got struct {
+			size    int
+			session uint32
 		}
-		s, _ := args[0].(string)
-		if len(s) > 1 && s != pattern(len(s)) {
-			return nil, fmt.Errorf("rec: %d bytes, not the pattern", len(s))
-		}
-		mu.Lock()
-		arrived = append(arrived, got{len(s), req.Session})
-		mu.Unlock()
-		return nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, c := skyCalling(t, g)
-	sizes := []int{32<<10 + 1, 1 << 20}
-	for _, size := range sizes {
-		// The driver makes the big string with the pattern itself.
-		big, err := c.CallValues(testCtx(t), "sky", "@echo", "make", size)
-		if err != nil {
+		var mu sync.Mutex
+		var arrived []got
+		if _, err := g.srv.HandleFunc("@rec", func(_ context.Context, req *server.Request) ([]byte, error) {
+			args, err := luaseri.Unpack(req.Payload)
+			if err != nil || len(args) != 1 {
+				return nil, fmt.Errorf("rec: want one string (%v)", err)
+			}
+			s, _ := args[0].(string)
+			if len(s) > 1 && s != pattern(len(s)) {
+				return nil, fmt.Errorf("rec: %d bytes, not the pattern", len(s))
+			}
+			mu.Lock()
+			arrived = append(arrived, got{len(s), req.Session})
+			mu.Unlock()
+			return nil, nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		drive(t, c, "sendtwo", "go", "@rec", big[0], "s")
-	}
-	eventually(t, "every push reaches the Go service", func() bool {
+		_, c := skyCalling(t, g, way)
+		sizes := []int{32<<10 + 1, 1 << 20}
+		for _, size := range sizes {
+			// The driver makes the big string with the pattern itself.
+			big, err := c.CallValues(testCtx(t), "sky", "@echo", "make", size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			drive(t, c, "sendtwo", "go", "@rec", big[0], "s")
+		}
+		eventually(t, "every push reaches the Go service", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(arrived) == 2*len(sizes)
+		})
 		mu.Lock()
 		defer mu.Unlock()
-		return len(arrived) == 2*len(sizes)
+		overtaken := 0
+		for i := 0; i < len(arrived); i += 2 {
+			if arrived[i].size == 1 {
+				overtaken++
+			}
+		}
+		for _, a := range arrived {
+			if a.size > 1 && a.session == 0 {
+				t.Errorf("a multipart push of %d bytes carried session 0", a.size)
+			}
+		}
+		t.Logf("arrivals (size, session): %v; the small push overtook the large one %d of %d times", arrived, overtaken, len(sizes))
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	overtaken := 0
-	for i := 0; i < len(arrived); i += 2 {
-		if arrived[i].size == 1 {
-			overtaken++
-		}
-	}
-	for _, a := range arrived {
-		if a.size > 1 && a.session == 0 {
-			t.Errorf("a multipart push of %d bytes carried session 0", a.size)
-		}
-	}
-	t.Logf("arrivals (size, session): %v; the small push overtook the large one %d of %d times", arrived, overtaken, len(sizes))
 }

@@ -91,52 +91,54 @@ func spanAttr(s sdktrace.ReadOnlySpan, key string) string {
 // that prefix. One trace id, end to end, and the Go server span is the
 // child of the Go client span (skynet makes no span of its own).
 func TestTraceCrossesGoSkynetGo(t *testing.T) {
-	g := startTracedGo(t, "go")
-	path := filepath.Join(t.TempDir(), "clustername.lua")
-	writeClusterConfig(t, path, []registry.Entry{{Node: "go", State: registry.Ready, Address: g.addr}})
-	sky := startSky(t, "sky", skynetpeer.Config{Cluster: path})
+	eachWay(t, func(t *testing.T, way string) {
+		g := startTracedGo(t, "go")
+		path := filepath.Join(t.TempDir(), "clustername.lua")
+		writeClusterConfig(t, path, []registry.Entry{{Node: "go", State: registry.Ready, Address: reach(t, way, "go", g.addr)}})
+		sky := startSky(t, "sky", skynetpeer.Config{Cluster: path})
 
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	c := clientTo(t, "sky", sky.Addr, sender.WithTracerProvider(tp))
-	ctx, root := tp.Tracer("test").Start(testCtx(t), "player-action")
-	defer root.End()
+		exp := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		c := clientTo(t, "sky", sky.Addr, sender.WithTracerProvider(tp))
+		ctx, root := tp.Tracer("test").Start(testCtx(t), "player-action")
+		defer root.End()
 
-	got, err := c.CallValues(ctx, "sky", "@driver", "call", "go", "@echo", "traced")
-	if err != nil || !reflect.DeepEqual(got, []any{true, "traced"}) {
-		t.Fatalf("Go -> skynet -> Go call: %v, %v", got, err)
-	}
-	server := g.next(t)
-	var client sdktrace.ReadOnlySpan
-	eventually(t, "the Go client span exported", func() bool {
-		for _, s := range exp.GetSpans().Snapshots() {
-			if s.SpanKind() == trace.SpanKindClient {
-				client = s
-				return true
-			}
+		got, err := c.CallValues(ctx, "sky", "@driver", "call", "go", "@echo", "traced")
+		if err != nil || !reflect.DeepEqual(got, []any{true, "traced"}) {
+			t.Fatalf("Go -> skynet -> Go call: %v, %v", got, err)
 		}
-		return false
+		server := g.next(t)
+		var client sdktrace.ReadOnlySpan
+		eventually(t, "the Go client span exported", func() bool {
+			for _, s := range exp.GetSpans().Snapshots() {
+				if s.SpanKind() == trace.SpanKindClient {
+					client = s
+					return true
+				}
+			}
+			return false
+		})
+		tag := spanAttr(server, "skynet.trace_tag")
+		t.Logf("client span %s/%s; skynet forwarded the tag %q", client.SpanContext().TraceID(), client.SpanContext().SpanID(), tag)
+		if server.SpanContext().TraceID() != root.SpanContext().TraceID() {
+			t.Fatalf("Go server span in trace %s, want the caller's trace %s: the trace broke in skynet (tag %q)",
+				server.SpanContext().TraceID(), root.SpanContext().TraceID(), tag)
+		}
+		if server.Parent().SpanID() != client.SpanContext().SpanID() {
+			t.Errorf("Go server span's parent = %s, want the Go client span %s", server.Parent().SpanID(), client.SpanContext().SpanID())
+		}
+		traceparent := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"
+		// clustersender's "(%s-%s-%d)": the skynet process (host name and pid,
+		// cluster.nodename), the target node, and its next session.
+		if !regexp.MustCompile(`^\([^()]+-go-\d+\)`).MatchString(tag) || !strings.HasSuffix(tag, ")"+traceparent) {
+			t.Errorf("skynet forwarded %q, want (<skynet node>-go-<session>)%s", tag, traceparent)
+		}
+		// skynet's own trace log shows the hop, under the same traceparent.
+		if _, err := sky.WaitLog(testCtx(t), regexp.MustCompile(`<TRACE `+regexp.QuoteMeta(traceparent)+`> \d+ request`)); err != nil {
+			t.Errorf("skynet's log has no trace line for %s: %v", traceparent, err)
+		}
 	})
-	tag := spanAttr(server, "skynet.trace_tag")
-	t.Logf("client span %s/%s; skynet forwarded the tag %q", client.SpanContext().TraceID(), client.SpanContext().SpanID(), tag)
-	if server.SpanContext().TraceID() != root.SpanContext().TraceID() {
-		t.Fatalf("Go server span in trace %s, want the caller's trace %s: the trace broke in skynet (tag %q)",
-			server.SpanContext().TraceID(), root.SpanContext().TraceID(), tag)
-	}
-	if server.Parent().SpanID() != client.SpanContext().SpanID() {
-		t.Errorf("Go server span's parent = %s, want the Go client span %s", server.Parent().SpanID(), client.SpanContext().SpanID())
-	}
-	traceparent := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"
-	// clustersender's "(%s-%s-%d)": the skynet process (host name and pid,
-	// cluster.nodename), the target node, and its next session.
-	if !regexp.MustCompile(`^\([^()]+-go-\d+\)`).MatchString(tag) || !strings.HasSuffix(tag, ")"+traceparent) {
-		t.Errorf("skynet forwarded %q, want (<skynet node>-go-<session>)%s", tag, traceparent)
-	}
-	// skynet's own trace log shows the hop, under the same traceparent.
-	if _, err := sky.WaitLog(testCtx(t), regexp.MustCompile(`<TRACE `+regexp.QuoteMeta(traceparent)+`> \d+ request`)); err != nil {
-		t.Errorf("skynet's log has no trace line for %s: %v", traceparent, err)
-	}
 }
 
 // TestTraceBreaksAtSkynetsClusterSend pins where skynet does not carry a
