@@ -123,17 +123,17 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 		defer ccancel()
 		return goc.CallValues(cctx, node, addr, args...)
 	}
-	// What from's relay answers when its cluster.call(to, "@echo", "x")
-	// works: skynet's echo returns "x", the Go node's its name and "x".
-	relayed := func(to string) []any {
+	// What from's caller service answers when its cluster.call(to, "@echo",
+	// "x") works: skynet's echo returns "x", the Go node's its name and "x".
+	answered := func(to string) []any {
 		if to == "gonode" {
 			return []any{true, "gonode", "x"}
 		}
 		return []any{true, "x"}
 	}
-	relay := func(timeout time.Duration, from, to string) bool {
-		got, err := call(timeout, from, "@relay", "call", to, "@echo", "x")
-		return err == nil && reflect.DeepEqual(got, relayed(to))
+	calls := func(timeout time.Duration, from, to string) bool {
+		got, err := call(timeout, from, "@caller", "call", to, "@echo", "x")
+		return err == nil && reflect.DeepEqual(got, answered(to))
 	}
 	sky := func(n int) []string {
 		var out []string
@@ -157,8 +157,8 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 				continue
 			}
 			eventually(t, time.Minute, from+" calls "+to+" by name", func() (bool, string) {
-				got, err := call(10*time.Second, from, "@relay", "call", to, "@echo", "x")
-				return err == nil && reflect.DeepEqual(got, relayed(to)), fmt.Sprintf("%#v, %v", got, err)
+				got, err := call(10*time.Second, from, "@caller", "call", to, "@echo", "x")
+				return err == nil && reflect.DeepEqual(got, answered(to)), fmt.Sprintf("%#v, %v", got, err)
 			})
 		}
 	}
@@ -210,7 +210,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 				// bounded, and the one waiting when the push lands
 				// returns at once.
 				for ctx.Err() == nil {
-					if relay(3*time.Second, from, newPod) {
+					if calls(3*time.Second, from, newPod) {
 						hits <- hit{from, time.Now()}
 						return
 					}
@@ -248,7 +248,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 
 	// A rolling restart under traffic: Go -> skynet calls (skycall's side)
 	// and skynet -> skynet and skynet -> Go calls, driven through each
-	// node's relay (skynet's side).
+	// node's caller service (skynet's side, through its agent's relay).
 	var (
 		mu       sync.Mutex
 		counts   = map[string]int{}
@@ -260,13 +260,14 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 		counts[k]++
 		mu.Unlock()
 	}
-	// outage tracks, per caller and target, how long calls kept failing:
-	// skynet fails a call to a peer that is away at once (no queue), so
-	// its failure count says more about the callers' pace than the time
-	// the peer was unreachable. A run of failures spans from its first
+	// outage tracks, per caller and target, how long calls kept failing
+	// (without the relay skynet fails a call to a peer that is away at
+	// once, so its failure count says more about the callers' pace than the
+	// time the peer was unreachable). A run of failures spans from its first
 	// failed call to its last (not to the next success, which may come
 	// late because the caller itself was being replaced meanwhile).
 	longest := map[string]time.Duration{}
+	slowest := map[string]time.Duration{} // the longest successful call, by kind
 	type run struct{ first, last time.Time }
 	outage := func(kind string, r *run, ok bool) {
 		if !ok {
@@ -319,12 +320,16 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 				if to == "gonode" {
 					kind = "skynet->go"
 				}
-				got, err := call(20*time.Second, n, "@relay", "call", to, "@echo", "x")
+				began := time.Now()
+				got, err := call(20*time.Second, n, "@caller", "call", to, "@echo", "x")
 				switch {
 				case err != nil:
-					count("relay unreachable (go->skynet " + errorKind(err) + ")")
-				case reflect.DeepEqual(got, relayed(to)):
+					count("caller unreachable (go->skynet " + errorKind(err) + ")")
+				case reflect.DeepEqual(got, answered(to)):
 					count(kind + " ok")
+					mu.Lock()
+					slowest[kind] = max(slowest[kind], time.Since(began))
+					mu.Unlock()
 					outage(kind, runs[to], true)
 				default:
 					count(kind + " failed in skynet")
@@ -341,7 +346,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	eventually(t, time.Minute, "every skynet node calls the others again", func() (bool, string) {
 		for _, from := range sky(3) {
 			for _, to := range append(sky(3), "gonode") {
-				if to != from && !relay(5*time.Second, from, to) {
+				if to != from && !calls(5*time.Second, from, to) {
 					return false, from + " -> " + to + " fails"
 				}
 			}
@@ -360,7 +365,8 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 		report = append(report, fmt.Sprintf("%s: %d", k, counts[k]))
 	}
 	for _, k := range []string{"skynet->skynet", "skynet->go"} {
-		report = append(report, fmt.Sprintf("%s: longest run of failed calls from one caller to one peer, first to last failure: %v", k, longest[k].Round(time.Millisecond)))
+		report = append(report, fmt.Sprintf("%s: longest run of failed calls from one caller to one peer, first to last failure: %v; slowest successful call %v",
+			k, longest[k].Round(time.Millisecond), slowest[k].Round(time.Millisecond)))
 	}
 	t.Logf("rolling restart of 3 skynet pods in %v under traffic (each caller paced at one call per 20 ms):\n  %s",
 		rollout.Round(100*time.Millisecond), strings.Join(report, "\n  "))
@@ -369,6 +375,14 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	}
 	if counts["go->skynet wrong answer"] != 0 {
 		t.Errorf("Go calls got wrong answers: %v", counts)
+	}
+	// skynet's calls go through its agent's relay, which holds them while
+	// their peer is replaced: none fails in skynet. (A call whose own
+	// caller pod is replaced fails on the Go side: "caller unreachable".)
+	for _, k := range []string{"skynet->skynet failed in skynet", "skynet->go failed in skynet"} {
+		if counts[k] != 0 {
+			t.Errorf("%d calls %s during the rolling restart, want none: the relay holds them while their peer is away", counts[k], strings.TrimSuffix(k, " in skynet"))
+		}
 	}
 }
 
