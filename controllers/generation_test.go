@@ -109,7 +109,7 @@ func expectGenerationAbove(t *testing.T, ns string, floor int64) int64 {
 	return gen
 }
 
-// Issue 17, item 3: the registry generation never decreases, whatever
+// The registry generation never decreases, whatever
 // happens to the ConfigMap: edits (even of the generation itself), a
 // stripped label, deletion, all ClusterNodes going and coming back, and an
 // operator that restarts meanwhile.

@@ -16,7 +16,7 @@ import (
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
-// Issue 17, item 4: under load WithCallTimeout(d) fired as early as 0.92·d,
+// Under load WithCallTimeout(d) fired as early as 0.92·d,
 // because the deadline was counted from a sweep epoch the sweeper had not
 // advanced yet. The documented bound is d to 1.1·d; the lower half is what
 // a caller relies on (a timeout must not cut a call short), so it is

@@ -62,7 +62,7 @@ func wdServe(t *testing.T, node string, mode int) *wdPeer {
 	return p
 }
 
-// Issue 17, item 5: a peer that confirmed and then went silent kept the
+// A peer that confirmed and then went silent kept the
 // node ready forever. With WithPeerTimeout(d) its in-flight calls fail with
 // ErrConnectionLost wrapping ErrPeerUnresponsive within the documented
 // 2.25·d, and the node reconnects.

@@ -14,7 +14,7 @@ import (
 	"github.com/skycall-io/skycall/sender/registry"
 )
 
-// Issue 10: the same ClusterNodes mean the same to an in-pod Go sender (the
+// The same ClusterNodes mean the same to an in-pod Go sender (the
 // Kubernetes registry) and to a skynet node or File registry (the registry
 // ConfigMap the operator writes with ClusterNodeEntries, registry.FormatClusterConfig
 // and registry.FormatNodesJSON, as the operator's registry controller does), including

@@ -94,7 +94,7 @@ func inGo(cfg *ClusterConfig) []string {
 	return out
 }
 
-// Issue 17, item 2: what the writer writes loads in skynet itself (its Lua
+// What the writer writes loads in skynet itself (its Lua
 // 5.5, its loader) to exactly the nodes the Go parser reads, whatever names
 // and addresses it is given; and the parser never accepts a file skynet
 // refuses, nor reads one differently. Where the parser is stricter than

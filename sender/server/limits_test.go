@@ -78,7 +78,7 @@ func heap() uint64 {
 	return m.HeapAlloc
 }
 
-// Issue 17, item 1: 16 connections sending 88 KiB in all pinned 1 GiB of
+// 16 connections sending 88 KiB in all pinned 1 GiB of
 // live heap. Goal: 1,000 such connections hold under 64 MiB, with default
 // options, while a well-behaved client is served throughout.
 func TestAmplificationAttackHoldsUnder64MiBAndOthersAreServed(t *testing.T) {

@@ -315,7 +315,7 @@ func TestRejectedMultipartRequestIsDiscardedWithoutBuffering(t *testing.T) {
 	}
 }
 
-// Issue 17: 64 headers per connection each declaring 16 MiB, then 64 bytes,
+// 64 headers per connection each declaring 16 MiB, then 64 bytes,
 // pinned 1 MiB each. Memory must follow what the peer actually sent.
 func TestMultipartBufferGrowsWithReceivedBytesNotTheHeader(t *testing.T) {
 	var stream []byte

@@ -77,7 +77,7 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// Issue 17, item 6: killing the receiving node 20 times under load lost
+// Killing the receiving node 20 times under load lost
 // about 10 pushes per kill that no counter saw. Every push the receiver
 // never handled must now be counted (missing <= dropped + unconfirmed), and
 // none counted as certainly dropped may have arrived.
