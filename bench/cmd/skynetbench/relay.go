@@ -46,18 +46,18 @@ func relayChild(to string, idle int, profile string) error {
 	defer fwd.Close()
 	r := relay.New(fwd, relay.WithRegisterer(reg))
 	defer r.Close()
-	first := ""
+	receiver := ""
 	for _, name := range names {
 		addr, err := r.Address(name)
 		if err != nil {
 			return err
 		}
-		if first == "" {
-			first = addr
+		if name == "receiver" {
+			receiver = addr
 		}
 	}
-	if to != "" {
-		fmt.Printf("addr %s\n", first)
+	if receiver != "" {
+		fmt.Printf("addr %s\n", receiver)
 	} else {
 		fmt.Println("ready")
 	}
