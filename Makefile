@@ -90,7 +90,7 @@ BENCHFLAGS ?=
 .PHONY: bench
 bench: ## Benchmarks: skycall against gRPC-Go, Proto.Actor and plain TCP (bench/), go test -bench on the hot paths, the operator with 10,000 ClusterNodes and a ClusterNodeSet of 1,000 pods. BENCHFLAGS=-quick for a smoke run.
 	cd bench && $(GO) run ./cmd/skybench $(BENCHFLAGS)
-	@echo "== skynet rows: skynet -> skynet (1.0x) against skycall Client -> skynet, skynet -> skycall Server, skycall -> skycall"
+	@echo "== skynet rows: skynet -> skynet (1.0x) against skynet -> relay -> skynet, skycall Client -> skynet, skynet -> skycall Server, skycall -> skycall; then a relay's idle memory with 1,000 names"
 	cd bench && $(GO) run ./cmd/skynetbench $(if $(findstring -quick,$(BENCHFLAGS)),-quick) $(SKYNETBENCHFLAGS)
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem .
 	$(GO) test -run '^$$' -bench . -benchmem ./sender/...

@@ -2,6 +2,7 @@
 // skynet -> skynet as the reference (1.0x):
 //
 //	skynet -> skynet          cluster.call / cluster.send between two skynet nodes
+//	skynet -> relay -> skynet the same, through a relay (skycall-agent --relay)
 //	skycall Client -> skynet  sender.Client calling a skynet node's service
 //	skynet -> skycall Server  a skynet node calling a server.Server
 //	skycall -> skycall        sender.Client calling a server.Server
@@ -11,10 +12,14 @@
 // Every measurement is a fixed number of messages, and reports the rate,
 // its ratio to skynet -> skynet in the same round, and the CPU time per
 // message of the sending and of the receiving process, read from
-// /proc/<pid>/stat (skynet, the skycall Server's own process) and getrusage
-// (this process, which hosts the skycall Client), so that a reader sees
-// which side is the bottleneck. Each side runs in its own process; the
-// process driving a skynet sender only waits for one call meanwhile.
+// /proc/<pid>/stat (skynet, the skycall Server's and the relay's own
+// processes) and getrusage (this process, which hosts the skycall Client),
+// so that a reader sees which side is the bottleneck. Each side runs in its
+// own process, the relay too; the process driving a skynet sender only
+// waits for one call meanwhile.
+//
+// Then it measures the resident memory of a relay process given 1,000 node
+// names and no traffic.
 //
 //	go run ./cmd/skynetbench          # 5 rounds
 //	go run ./cmd/skynetbench -quick   # smoke run
@@ -24,7 +29,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -33,7 +37,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -55,17 +58,21 @@ import (
 const payloadSize = 32
 
 type opts struct {
-	rounds  int
-	calls1  int
-	calls64 int
-	sends   int
-	only    string // measure this case only ("call c=1", "call c=64", "send"); "": all
-	profile string // the skycall Server process writes its CPU profile here
+	rounds       int
+	calls1       int
+	calls64      int
+	sends        int
+	only         string // measure this case only ("call c=1", "call c=64", "send"); "": all
+	profile      string // the skycall Server process writes its CPU profile here
+	relayProfile string // the relay process writes its CPU profile here
 }
 
 func main() {
 	var o opts
 	serve := flag.Bool("serve", false, "internal: run the skycall Server under measurement and print its address")
+	relayTo := flag.String("relay", "", `internal: run a relay under measurement forwarding node "receiver" to this address, and print the relay's address for it`)
+	relayIdle := flag.Int("relay-idle", 0, "internal: run a relay under measurement with this many idle node names")
+	relayNames := flag.Int("relay-names", 1000, "node names given to the relay whose idle memory is measured")
 	quick := flag.Bool("quick", false, "smoke run: 1 round, fewer messages")
 	flag.IntVar(&o.rounds, "rounds", 5, "alternating rounds; every figure is the median over them")
 	flag.IntVar(&o.calls1, "calls1", 10000, "calls per measurement with one caller")
@@ -73,11 +80,19 @@ func main() {
 	flag.IntVar(&o.sends, "sends", 100000, "sends per measurement")
 	flag.StringVar(&o.only, "case", "", `measure one case only: "call c=1", "call c=64" or "send" (default: all)`)
 	flag.StringVar(&o.profile, "server-cpuprofile", "", "write a CPU profile of the skycall Server process (the whole run) to this file")
+	flag.StringVar(&o.relayProfile, "relay-cpuprofile", "", "write a CPU profile of the relay process of skynet -> relay -> skynet (the whole run) to this file")
 	clientProfile := flag.String("client-cpuprofile", "", "write a CPU profile of this process, which hosts the skycall Client (the whole run), to this file")
 	flag.Parse()
 	if *serve {
 		if err := serveChild(o.profile); err != nil {
 			fmt.Fprintln(os.Stderr, "skynetbench -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *relayTo != "" || *relayIdle > 0 {
+		if err := relayChild(*relayTo, *relayIdle, o.relayProfile); err != nil {
+			fmt.Fprintln(os.Stderr, "skynetbench relay:", err)
 			os.Exit(1)
 		}
 		return
@@ -91,43 +106,45 @@ func main() {
 			}
 		}
 	}
-	if o.rounds < 1 || o.calls1 < 1 || o.calls64 < 64 || o.sends < 1 {
-		fmt.Fprintln(os.Stderr, "skynetbench: -rounds, -calls1 and -sends must be positive, -calls64 at least 64")
+	settle := 2 * time.Second
+	if *quick {
+		settle = 500 * time.Millisecond
+	}
+	if o.rounds < 1 || o.calls1 < 1 || o.calls64 < 64 || o.sends < 1 || *relayNames < 1 {
+		fmt.Fprintln(os.Stderr, "skynetbench: -rounds, -calls1, -sends and -relay-names must be positive, -calls64 at least 64")
 		os.Exit(2)
 	}
-	if *clientProfile != "" {
-		f, err := os.Create(*clientProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "skynetbench: -client-cpuprofile:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-	}
-	err := run(o, os.Stdout)
-	pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(*clientProfile)
 	if err != nil {
-		if errors.Is(err, skynetpeer.ErrUnavailable) {
-			fmt.Printf("== skynet rows: SKIPPED, %v\n%s\n", err, skynetpeer.HowToEnable)
-			return
-		}
+		fmt.Fprintln(os.Stderr, "skynetbench: -client-cpuprofile:", err)
+		os.Exit(1)
+	}
+	err = run(o, os.Stdout)
+	stopProfile()
+	if errors.Is(err, skynetpeer.ErrUnavailable) {
+		fmt.Printf("== skynet rows: SKIPPED, %v\n%s\n", err, skynetpeer.HowToEnable)
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "skynetbench:", err)
+		os.Exit(1)
+	}
+	// The relay's memory needs no skynet.
+	if err := relayMemory(os.Stdout, *relayNames, settle); err != nil {
+		fmt.Fprintln(os.Stderr, "skynetbench: relay memory:", err)
 		os.Exit(1)
 	}
 }
 
 // The systems, each a sender and a receiver process.
 const (
-	sysSkySky = iota // skynet -> skynet
-	sysGoSky         // skycall Client -> skynet
-	sysSkyGo         // skynet -> skycall Server
-	sysGoGo          // skycall Client -> skycall Server
+	sysSkySky   = iota // skynet -> skynet
+	sysSkyRelay        // skynet -> relay -> skynet
+	sysGoSky           // skycall Client -> skynet
+	sysSkyGo           // skynet -> skycall Server
+	sysGoGo            // skycall Client -> skycall Server
 	numSys
 )
 
-var sysLabel = [numSys]string{"skynet -> skynet", "skycall Client -> skynet", "skynet -> skycall Server", "skycall -> skycall"}
+var sysLabel = [numSys]string{"skynet -> skynet", "skynet -> relay -> skynet", "skycall Client -> skynet", "skynet -> skycall Server", "skycall -> skycall"}
 
 type benchCase struct {
 	label string
@@ -141,6 +158,7 @@ type result struct {
 	n       int
 	sendCPU time.Duration
 	recv    skynetpeer.Usage // the receiving process's: CPU time, its kernel part, system calls
+	relay   skynetpeer.Usage // the relay's process's, for skynet -> relay -> skynet
 	err     error
 }
 
@@ -148,8 +166,8 @@ func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
 type env struct {
 	a, b   *skynetpeer.Node // a sends (its driver service), b receives
-	child  *exec.Cmd        // the skycall Server's process
-	stdin  io.WriteCloser   // the child's standard input: closing it ends the child
+	server *child           // the skycall Server's process
+	relay  *child           // the relay's process: "relayed" in a's config, forwarding to b
 	goAddr string
 	c      *sender.Client
 	ctx    context.Context
@@ -165,7 +183,7 @@ func run(o opts, w io.Writer) error {
 	}
 	e := &env{ctx: context.Background()}
 	defer e.close()
-	if err := e.start(root, o.profile); err != nil {
+	if err := e.start(root, o); err != nil {
 		return err
 	}
 	cases := []benchCase{
@@ -206,39 +224,32 @@ func run(o opts, w io.Writer) error {
 	return nil
 }
 
-func (e *env) start(root, profile string) error {
+func (e *env) start(root string, o opts) error {
 	lua := filepath.Join(root, "test", "interop", "lua")
-	// The skycall Server in a process of its own, so its CPU is its own.
-	e.child = exec.Command(os.Args[0], "-serve", "-server-cpuprofile", profile)
-	e.child.Stderr = os.Stderr
-	// Held open (a dropped *os.File would be closed by its finalizer) until
-	// close, or until this process dies: either way the child then exits.
+	// The skycall Server and the relay in processes of their own, so that
+	// their CPU is their own.
+	var line string
 	var err error
-	if e.stdin, err = e.child.StdinPipe(); err != nil {
+	if e.server, line, err = startChild("skycall Server", "-serve", "-server-cpuprofile", o.profile); err != nil {
 		return err
 	}
-	stdout, err := e.child.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := e.child.Start(); err != nil {
-		return fmt.Errorf("start the skycall Server process: %w", err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("the skycall Server process printed no address: %w", err)
-	}
-	e.goAddr = strings.TrimSpace(strings.TrimPrefix(line, "addr "))
+	e.goAddr = strings.TrimPrefix(line, "addr ")
 
 	if e.b, err = skynetpeer.StartNode(skynetpeer.Config{Name: "receiver", Start: "interop_main", LuaPath: []string{lua}}); err != nil {
 		return err
 	}
+	if e.relay, line, err = startChild("relay", "-relay", e.b.Addr, "-relay-cpuprofile", o.relayProfile); err != nil {
+		return err
+	}
+	relayAddr := strings.TrimPrefix(line, "addr ")
 	dir, err := os.MkdirTemp("", "skynetbench-")
 	if err != nil {
 		return err
 	}
+	// The sender node knows the receiver under two names: its own address,
+	// and the relay's for it, as skycall-agent --relay would write it.
 	cfg := filepath.Join(dir, "clustername.lua")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "receiver = %q\ngo = %q\n", e.b.Addr, e.goAddr), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "receiver = %q\nrelayed = %q\ngo = %q\n", e.b.Addr, relayAddr, e.goAddr), 0o644); err != nil {
 		return err
 	}
 	if e.a, err = skynetpeer.StartNode(skynetpeer.Config{Name: "sender", Start: "interop_main", LuaPath: []string{lua}, Cluster: cfg, WorkDir: dir}); err != nil {
@@ -258,24 +269,24 @@ func (e *env) close() {
 			n.Stop()
 		}
 	}
-	if e.child != nil && e.child.Process != nil {
-		e.stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = e.child.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = e.child.Process.Kill()
-			<-done
+	for _, c := range []*child{e.relay, e.server} {
+		if c != nil {
+			c.stop()
 		}
 	}
 }
 
-// measure runs one case on one system, with the CPU time of both processes.
+// measure runs one case on one system, with the CPU time of every process
+// on the way.
 func (e *env) measure(sys int, bc benchCase) result {
-	target := "receiver"
-	if sys == sysSkyGo || sys == sysGoGo {
-		target = "go"
+	// target is the receiving node; via the name the skynet sender calls
+	// it by.
+	target, via := "receiver", "receiver"
+	switch sys {
+	case sysSkyRelay:
+		via = "relayed"
+	case sysSkyGo, sysGoGo:
+		target, via = "go", "go"
 	}
 	if bc.send {
 		if _, err := e.c.CallValues(e.ctx, target, "@seq", "reset"); err != nil {
@@ -283,27 +294,35 @@ func (e *env) measure(sys int, bc benchCase) result {
 		}
 	}
 	sendCPU := selfCPU
-	if sys == sysSkySky || sys == sysSkyGo {
+	if sys == sysSkySky || sys == sysSkyRelay || sys == sysSkyGo {
 		sendCPU = e.a.CPUTime
 	}
 	recvPid := e.b.Pid()
 	if target == "go" {
-		recvPid = e.child.Process.Pid
+		recvPid = e.server.pid()
+	}
+	// usage reads the receiver's and, on the relay's row, the relay's.
+	usage := func() (recv, rel skynetpeer.Usage, err error) {
+		recv, err = skynetpeer.ProcessUsage(recvPid)
+		if err == nil && sys == sysSkyRelay {
+			rel, err = skynetpeer.ProcessUsage(e.relay.pid())
+		}
+		return recv, rel, err
 	}
 	s0, err1 := sendCPU()
-	r0, err2 := skynetpeer.ProcessUsage(recvPid)
+	r0, l0, err2 := usage()
 	var r result
-	if sys == sysSkySky || sys == sysSkyGo {
-		r = e.skynetSends(target, bc)
-	} else {
+	if sys == sysGoSky || sys == sysGoGo {
 		r = e.goSends(target, bc)
+	} else {
+		r = e.skynetSends(via, bc)
 	}
 	s1, err3 := sendCPU()
-	r1, err4 := skynetpeer.ProcessUsage(recvPid)
+	r1, l1, err4 := usage()
 	if err := errors.Join(err1, err2, err3, err4); err != nil && r.err == nil {
 		r.err = fmt.Errorf("CPU time: %w", err)
 	}
-	r.sendCPU, r.recv = s1-s0, r1.Sub(r0)
+	r.sendCPU, r.recv, r.relay = s1-s0, r1.Sub(r0), l1.Sub(l0)
 	return r
 }
 
@@ -395,17 +414,11 @@ func selfCPU() (time.Duration, error) {
 // like a skynet service. It prints "addr host:port" and serves until its
 // standard input closes (the parent exited).
 func serveChild(profile string) error {
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	srv := server.New("go")
 	// The handlers keep nothing of a Request: they opt in to its reuse.
 	if _, err := srv.HandleFunc("@echo", func(_ context.Context, req *server.Request) ([]byte, error) {
@@ -450,6 +463,23 @@ func serveChild(profile string) error {
 	return nil
 }
 
+// cpuProfile profiles this process into the file at path until stop; with
+// path "" it does nothing.
+func cpuProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
@@ -463,13 +493,13 @@ func median(v []float64) float64 {
 }
 
 func print(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]result) {
-	fmt.Fprintf(w, "\n== skynet rows: %d B, medians of %d rounds; ratio = rate / skynet -> skynet's rate in the same round; CPU per message of the sending and the receiving process (a call counts its reply)\n", payloadSize, o.rounds)
+	fmt.Fprintf(w, "\n== skynet rows: %d B, medians of %d rounds; ratio = rate / skynet -> skynet's rate in the same round; CPU per message of the sending, the relaying (skynet -> relay -> skynet only) and the receiving process (a call counts its reply)\n", payloadSize, o.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tsystem\tmsgs\tmsgs/s\tvs skynet\tsender CPU/msg\treceiver CPU/msg\tof which kernel\treceiver syscalls/msg\t")
+	fmt.Fprintln(tw, "case\tsystem\tmsgs\tmsgs/s\tvs skynet\tsender CPU/msg\trelay CPU/msg\treceiver CPU/msg\tof which kernel\treceiver syscalls/msg\t")
 	for _, bc := range cases {
 		rs := results[bc.label]
 		for sys := range numSys {
-			var rate, ratio, scpu, rcpu, rsys, rcalls []float64
+			var rate, ratio, scpu, lcpu, rcpu, rsys, rcalls []float64
 			var firstErr error
 			for i, r := range rs[sys] {
 				if r.err != nil {
@@ -478,6 +508,7 @@ func print(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]
 				}
 				rate = append(rate, r.rate())
 				scpu = append(scpu, float64(r.sendCPU)/float64(r.n))
+				lcpu = append(lcpu, float64(r.relay.CPU())/float64(r.n))
 				rcpu = append(rcpu, float64(r.recv.CPU())/float64(r.n))
 				rsys = append(rsys, float64(r.recv.System)/float64(r.n))
 				rcalls = append(rcalls, float64(r.recv.Syscalls())/float64(r.n))
@@ -490,27 +521,31 @@ func print(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]
 				label = ""
 			}
 			if len(rate) == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%d\terror: %v\t\t\t\t\t\t\n", label, sysLabel[sys], bc.n, firstErr)
+				fmt.Fprintf(tw, "%s\t%s\t%d\terror: %v\t\t\t\t\t\t\t\n", label, sysLabel[sys], bc.n, firstErr)
 				continue
 			}
 			note := ""
 			if firstErr != nil {
 				note = fmt.Sprintf("  (%d rounds failed: %v)", len(rs[sys])-len(rate), firstErr)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2fx\t%s\t%s\t%s\t%.2f\t%s\n", label, sysLabel[sys], bc.n, median(rate), median(ratio),
-				us(median(scpu)), us(median(rcpu)), us(median(rsys)), median(rcalls), note)
+			relayCPU := "-"
+			if sys == sysSkyRelay {
+				relayCPU = us(median(lcpu))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2fx\t%s\t%s\t%s\t%s\t%.2f\t%s\n", label, sysLabel[sys], bc.n, median(rate), median(ratio),
+				us(median(scpu)), relayCPU, us(median(rcpu)), us(median(rsys)), median(rcalls), note)
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "CPU times come from /proc/<pid>/stat (10 ms ticks) for skynet and the skycall Server's process, getrusage for the skycall Client's (this) process; everything shares the machine's cores. The receiver's kernel time (stime) and its read and write system calls (/proc/<pid>/io) show how much of its CPU no user-space change can remove.")
+	fmt.Fprintln(w, "CPU times come from /proc/<pid>/stat (10 ms ticks) for skynet, the relay's and the skycall Server's process, getrusage for the skycall Client's (this) process; everything shares the machine's cores. The receiver's kernel time (stime) and its read and write system calls (/proc/<pid>/io) show how much of its CPU no user-space change can remove.")
 	printTargets(w, o, cases, results)
 }
 
-// printTargets prints the goals for skycall on either side of
-// a skynet link as PASS/MISS lines: the rate against skynet -> skynet, and
-// the skycall Server's CPU per message against a skynet receiving node's,
-// each the median of per-round ratios (both sides measured in the same
-// round).
+// printTargets prints the goals for skycall on either side of a skynet
+// link, and for the relay between two skynet nodes, as PASS/MISS lines: the
+// rate against skynet -> skynet, and the skycall Server's CPU per message
+// against a skynet receiving node's, each the median of per-round ratios
+// (both sides measured in the same round).
 func printTargets(w io.Writer, o opts, cases []benchCase, results map[string][numSys][]result) {
 	fmt.Fprintf(w, "\n== Targets against skynet -> skynet, medians of the per-round ratios over %d rounds; load average now %s\n", o.rounds, loadAvg())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -547,6 +582,12 @@ func printTargets(w io.Writer, o opts, cases []benchCase, results map[string][nu
 			med, lo, hi, n := perRound(results[bc.label], sys, rate)
 			line(fmt.Sprintf("%s: %s >= 1.3x skynet -> skynet", bc.label, sysLabel[sys]), med, lo, hi, n, med >= 1.3)
 		}
+	}
+	relayGoal := map[string]float64{"call c=1": 0.8, "call c=64": 1.0, "send": 1.0}
+	for _, bc := range cases {
+		goal := relayGoal[bc.label]
+		med, lo, hi, n := perRound(results[bc.label], sysSkyRelay, rate)
+		line(fmt.Sprintf("%s: %s >= %.1fx skynet -> skynet", bc.label, sysLabel[sysSkyRelay], goal), med, lo, hi, n, med >= goal)
 	}
 	recvCPU := func(r, ref result) float64 {
 		return (float64(r.recv.CPU()) / float64(r.n)) / (float64(ref.recv.CPU()) / float64(ref.n))
