@@ -22,7 +22,9 @@ const pendingLimit = 64 << 20
 const keepBuffer = 1 << 20
 
 // conn is one connection from skynet, for one node. Its reader forwards
-// requests in order; its writer writes the replies done callbacks queue.
+// requests in order; a reply is written by the callback that brings it,
+// or, when another is writing, by that one, which writes until nothing is
+// left: no goroutine to wake for a lone reply, and a batch under load.
 type conn struct {
 	r    *Relay
 	nc   net.Conn
@@ -37,12 +39,12 @@ type conn struct {
 	mu      sync.Mutex // guards the fields below
 	pending []byte     // encoded replies not yet written
 	spare   []byte
+	writing bool // a callback is writing pending
 	closed  bool
-	wake    chan struct{} // a send means pending has bytes
 }
 
 func newConn(r *Relay, nc net.Conn, node string) *conn {
-	c := &conn{r: r, nc: nc, node: node, m: r.metrics.node(node), wake: make(chan struct{}, 1)}
+	c := &conn{r: r, nc: nc, node: node, m: r.metrics.node(node)}
 	c.ctx, c.cancel = context.WithCancel(r.ctx)
 	return c
 }
@@ -131,35 +133,24 @@ func (c *conn) respond(session uint32, reply []byte, err error) {
 		return
 	}
 	c.pending = wire.AppendResponse(c.pending, &resp)
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.writing {
+		return // the writer takes it
 	}
-}
-
-func (c *conn) writeLoop() {
-	defer c.r.wg.Done()
-	for {
-		select {
-		case <-c.wake:
-		case <-c.ctx.Done():
-			return
-		}
-		c.mu.Lock()
+	c.writing = true
+	for len(c.pending) > 0 && !c.closed {
 		buf := c.pending
-		c.pending = c.spare[:0]
-		c.spare = nil
+		c.pending, c.spare = c.spare[:0], nil
 		c.mu.Unlock()
-		if _, err := c.nc.Write(buf); err != nil {
-			c.close()
-			return
-		}
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
 		if cap(buf) <= keepBuffer {
-			c.mu.Lock()
 			c.spare = buf[:0]
-			c.mu.Unlock()
+		}
+		if err != nil {
+			c.closeLocked()
 		}
 	}
+	c.writing = false
 }
 
 // readFailed logs a decode or read error and reports whether the stream is

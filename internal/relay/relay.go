@@ -200,10 +200,9 @@ func (r *Relay) accept(l net.Listener, node string) {
 			return
 		}
 		r.conns[c] = struct{}{}
-		r.wg.Add(2)
+		r.wg.Add(1)
 		r.mu.Unlock()
 		go c.readLoop()
-		go c.writeLoop()
 	}
 }
 
