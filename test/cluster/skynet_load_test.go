@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -22,9 +23,6 @@ import (
 	"github.com/skycall-io/skycall/test/cluster"
 )
 
-// skyloadNS is the skynet load test's namespace.
-const skyloadNS = "skyload"
-
 // loadLua and sinkLua are two Lua services added to the sample's
 // application for this test. load sends, from each skynet node to each of
 // its peers, a push then a call every period, numbered in one sequence per
@@ -38,7 +36,8 @@ const loadLua = `
     local skynet = require "skynet"
     local cluster = require "skynet.cluster"
 
-    local me = os.getenv "SKYCALL_NODE" .. "/" .. os.getenv "SKYCALL_INCARNATION"
+    -- one process: the pod (its UID) and, for a restarted container, its start
+    local me = os.getenv "SKYCALL_NODE" .. "/" .. os.getenv "SKYCALL_INCARNATION" .. "/" .. skynet.starttime()
     local running, sent = false, 0
 
     local function pump(peer, period)
@@ -93,18 +92,27 @@ const loadLua = `
     end)
 `
 
-// TestSkynetRollingRestartUnderLoadLosesNothing runs the skynet sample
-// (relay on) with the load and sink services above: every skynet node
-// pushes to and calls both of its peers, at about 100 messages per second
-// per pair each way, through its agent's relay, while the StatefulSet is
-// rolled. From the pods' logs (streamed as they run, a replaced pod's
-// included): no call fails, no push that a later successful call of the
-// same stream followed is lost, and every stream arrives in order, across
-// the old and the new process of its destination.
-func TestSkynetRollingRestartUnderLoadLosesNothing(t *testing.T) {
+// skynetLoad is the skynet sample (relay on) with the load and sink
+// services running in every pod of its StatefulSet, in namespace ns.
+type skynetLoad struct {
+	j     *journey
+	ns    string
+	logs  *podLogs
+	goc   *sender.Client
+	pods  []string
+	began time.Time // the load's start
+	ctx   context.Context
+	halt  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// startSkynetLoad installs the chart for ns, applies the sample with the
+// load and sink services, streams the pods' logs and starts the load in
+// every pod, and again in every process that replaces one.
+func startSkynetLoad(t *testing.T, ns string) *skynetLoad {
 	c := sharedCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	j := &journey{c: c}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -112,13 +120,13 @@ func TestSkynetRollingRestartUnderLoadLosesNothing(t *testing.T) {
 			c.DumpPods(context.Background(), &b)
 			t.Logf("state of the cluster:\n%s", b.String())
 		}
-		_, _ = c.Kubectl(context.Background(), "delete", "namespace", skyloadNS, "--wait=false")
+		_, _ = c.Kubectl(context.Background(), "delete", "namespace", ns, "--wait=false")
 	})
 
-	j.kubectl(t, "create", "namespace", skyloadNS)
+	j.kubectl(t, "create", "namespace", ns)
 	j.helm(t, "upgrade", "--install", release, "charts/skycall", "-n", system, "--create-namespace",
 		"--set", "image.repository="+cluster.ManagerImage, "--set", "image.tag="+cluster.ImageTag,
-		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={"+skyloadNS+"}", "--wait", "--timeout=3m")
+		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={"+ns+"}", "--wait", "--timeout=3m")
 	samples := filepath.Join(c.Root, "config", "samples", "skynet")
 	app, err := os.ReadFile(filepath.Join(samples, "app.yaml"))
 	if err != nil {
@@ -131,76 +139,94 @@ func TestSkynetRollingRestartUnderLoadLosesNothing(t *testing.T) {
 	if withLoad == string(app) {
 		t.Fatal("the sample's main.lua no longer registers caller: update this test's patch")
 	}
-	if _, err := c.KubectlStdin(ctx, withLoad+loadLua, "apply", "-n", skyloadNS, "-f", "-"); err != nil {
+	if _, err := c.KubectlStdin(ctx, withLoad+loadLua, "apply", "-n", ns, "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"rbac.yaml", "networkpolicy.yaml", "skynet.yaml"} {
-		j.kubectl(t, "apply", "-n", skyloadNS, "-f", filepath.Join(samples, f))
+		j.kubectl(t, "apply", "-n", ns, "-f", filepath.Join(samples, f))
 	}
 	eventually(t, 3*time.Minute, "ClusterNodeSet sky 3/3 ready", func() (bool, string) {
-		ready := j.get(t, skyloadNS, "clusternodeset/sky", `{.status.ready}`)
+		ready := j.get(t, ns, "clusternodeset/sky", `{.status.ready}`)
 		return ready == "3", "ready " + ready
 	})
 
-	logs := streamSkynetLogs(ctx, t, c.Kubeconfig, filepath.Join(c.Tools, "kubectl"))
+	l := &skynetLoad{j: j, ns: ns, ctx: ctx, pods: []string{"sky-0", "sky-1", "sky-2"}, halt: make(chan struct{})}
+	l.logs = streamSkynetLogs(ctx, ns, c.Kubeconfig, filepath.Join(c.Tools, "kubectl"))
 	restCfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := kube.NewRegistry(restCfg, skyloadNS)
+	reg, err := kube.NewRegistry(restCfg, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	goc := sender.New(reg, sender.WithBackoff(50*time.Millisecond, time.Second))
-	t.Cleanup(func() { goc.Close() })
-	pods := []string{"sky-0", "sky-1", "sky-2"}
-	// Every pod's load runs from the moment its process is up: started again
-	// on each replacement, once it answers.
-	startAll := func() {
-		for i, p := range pods {
-			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-			_, _ = goc.CallValues(cctx, p, "@load", "start", 1, pods[(i+1)%3], pods[(i+2)%3])
-			ccancel()
-		}
-	}
-	startAll()
-	loadBegan := time.Now()
-	keepStarting := make(chan struct{})
-	var starter sync.WaitGroup
-	starter.Add(1)
+	l.goc = sender.New(reg, sender.WithBackoff(50*time.Millisecond, time.Second))
+	t.Cleanup(func() { l.goc.Close() })
+	l.startAll()
+	l.began = time.Now()
+	l.wg.Add(1)
 	go func() {
-		defer starter.Done()
+		defer l.wg.Done()
 		for {
 			select {
-			case <-keepStarting:
+			case <-l.halt:
 				return
 			case <-time.After(500 * time.Millisecond):
-				startAll()
+				l.startAll()
 			}
 		}
 	}()
-	time.Sleep(3 * time.Second)
-	began := time.Now()
-	j.kubectl(t, "rollout", "restart", "statefulset/sky", "-n", skyloadNS)
-	j.kubectl(t, "rollout", "status", "statefulset/sky", "-n", skyloadNS, "--timeout=5m")
-	rollout := time.Since(began)
-	time.Sleep(5 * time.Second)
-	close(keepStarting)
-	starter.Wait()
-	for _, p := range pods {
-		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-		if _, err := goc.CallValues(cctx, p, "@load", "stop"); err != nil {
+	return l
+}
+
+// startAll starts the load in every pod's process that is not running it.
+func (l *skynetLoad) startAll() {
+	for i, p := range l.pods {
+		cctx, ccancel := context.WithTimeout(l.ctx, 2*time.Second)
+		_, _ = l.goc.CallValues(cctx, p, "@load", "start", 1, l.pods[(i+1)%3], l.pods[(i+2)%3])
+		ccancel()
+	}
+}
+
+// stop ends the load everywhere and returns the log lines and when the
+// load ended.
+func (l *skynetLoad) stop(t *testing.T) ([]logLine, time.Time) {
+	t.Helper()
+	close(l.halt)
+	l.wg.Wait()
+	for _, p := range l.pods {
+		cctx, ccancel := context.WithTimeout(l.ctx, 30*time.Second)
+		if _, err := l.goc.CallValues(cctx, p, "@load", "stop"); err != nil {
 			t.Errorf("stopping %s's load: %v", p, err)
 		}
 		ccancel()
 	}
 	ended := time.Now()
 	time.Sleep(3 * time.Second) // the last replies and their log lines
+	return l.logs.stop(), ended
+}
+
+// TestSkynetRollingRestartUnderLoadLosesNothing runs the skynet sample
+// (relay on) with the load and sink services above: every skynet node
+// pushes to and calls both of its peers, at about 100 messages per second
+// per pair each way, through its agent's relay, while the StatefulSet is
+// rolled. From the pods' logs (streamed as they run, a replaced pod's
+// included): no call fails, no push that a later successful call of the
+// same stream followed is lost, and every stream arrives in order, across
+// the old and the new process of its destination.
+func TestSkynetRollingRestartUnderLoadLosesNothing(t *testing.T) {
+	l := startSkynetLoad(t, "skyload")
+	time.Sleep(3 * time.Second)
+	began := time.Now()
+	l.j.kubectl(t, "rollout", "restart", "statefulset/sky", "-n", l.ns)
+	l.j.kubectl(t, "rollout", "status", "statefulset/sky", "-n", l.ns, "--timeout=5m")
+	rollout := time.Since(began)
+	time.Sleep(5 * time.Second)
+	lines, ended := l.stop(t)
 	// The offered load, measured before the rollout: every pod sending.
-	baseline := [2]time.Time{loadBegan.Add(time.Second), began}
-	rep := checkSkynetLoad(t, logs.stop(), baseline)
-	secs := ended.Sub(loadBegan).Seconds()
+	rep := checkSkynetLoad(t, lines, [2]time.Time{l.began.Add(time.Second), began})
+	secs := ended.Sub(l.began).Seconds()
 	t.Logf("rolling restart of 3 skynet pods in %v under load: %d streams; before the rollout %.0f pushes/s and %.0f calls/s; "+
 		"over the %.0f s run %d pushes and %d calls sent, %d calls ok, %d failed; %d pushes lost, %d messages reordered; "+
 		"slowest call %v; %d log lines from %d processes",
@@ -213,6 +239,68 @@ func TestSkynetRollingRestartUnderLoadLosesNothing(t *testing.T) {
 		t.Errorf("%d calls failed, %d pushes lost, %d messages reordered; want none (first problems: %v)", rep.failed, rep.lost, rep.reordered, rep.problems)
 	}
 }
+
+// TestSkynetSIGKILLUnderLoadEndsEveryCallAndCountsWhatItLoses kills one
+// pod's skynet process with SIGKILL from the host under the same load (no
+// preStop, no drain: the kubelet restarts the container). Calls in flight
+// to it then fail (skynet's "call failed"), every call ends, and the
+// pushes its peers lost are at most those their relays counted
+// unconfirmed; nothing is reordered.
+func TestSkynetSIGKILLUnderLoadEndsEveryCallAndCountsWhatItLoses(t *testing.T) {
+	l := startSkynetLoad(t, "skykill")
+	time.Sleep(3 * time.Second)
+	const victim = "sky-1"
+	container := l.j.get(t, l.ns, "pod/"+victim, `{.status.containerStatuses[?(@.name=="skynet")].containerID}`)
+	procs, err := cluster.KillContainer(container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGKILLed %s's skynet: %v", victim, procs)
+	eventually(t, 2*time.Minute, victim+"'s skynet restarted and the pod Ready", func() (bool, string) {
+		restarts := l.j.get(t, l.ns, "pod/"+victim, `{.status.containerStatuses[?(@.name=="skynet")].restartCount}`)
+		ready := l.j.get(t, l.ns, "pod/"+victim, `{.status.conditions[?(@.type=="Ready")].status}`)
+		return restarts != "0" && restarts != "" && ready == "True", "restarts " + restarts + ", Ready " + ready
+	})
+	time.Sleep(5 * time.Second)
+	unconfirmed := 0.0
+	for _, p := range l.pods {
+		if p == victim {
+			continue
+		}
+		raw := l.j.kubectl(t, "get", "--raw", "/api/v1/namespaces/"+l.ns+"/pods/"+p+":9090/proxy/metrics")
+		m := regexp.MustCompile(`skycall_sender_dropped_total\{node="` + victim + `",reason="unconfirmed"\} (\d+)`).FindStringSubmatch(raw)
+		if m != nil {
+			n, _ := strconv.ParseFloat(m[1], 64)
+			unconfirmed += n
+		}
+	}
+	lines, _ := l.stop(t)
+	rep := checkSkynetLoad(t, lines, [2]time.Time{l.began.Add(time.Second), l.began.Add(3 * time.Second)})
+	t.Logf("SIGKILL of %s's skynet under load: %d streams; %d pushes and %d calls sent, %d calls ok, %d failed, %d sending processes with calls that never ended; "+
+		"%d pushes lost, %d counted unconfirmed by its peers' relays; %d reordered; slowest call %v; %d processes",
+		victim, rep.streams, rep.pushes, rep.calls, rep.ok, rep.failed, len(rep.unended), rep.lost, int(unconfirmed), rep.reordered, rep.slowest, rep.processes)
+	unended := 0
+	for src, n := range rep.unended {
+		if !strings.HasPrefix(src, victim+"/") {
+			unended += n
+		}
+	}
+	if unended > 0 {
+		t.Errorf("%d calls never ended, issued by processes that were not killed: %v", unended, rep.unended)
+	}
+	if float64(rep.lost) > unconfirmed {
+		t.Errorf("%d pushes lost but the relays counted %v unconfirmed: lost silently (%v)", rep.lost, unconfirmed, rep.problems)
+	}
+	if rep.reordered > 0 {
+		t.Errorf("%d messages reordered: %v", rep.reordered, rep.problems)
+	}
+	if rep.slowest > relayWait+5*time.Second {
+		t.Errorf("a call took %v, beyond the relay's wait of %v", rep.slowest, relayWait)
+	}
+}
+
+// relayWait is skycall-agent's default --relay-wait, which the sample keeps.
+const relayWait = 60 * time.Second
 
 // podLogs streams the skynet container's log of every pod in the load
 // test's namespace, each pod from its start, replaced pods included.
@@ -229,7 +317,7 @@ type logLine struct {
 	text string
 }
 
-func streamSkynetLogs(ctx context.Context, t *testing.T, kubeconfig, kubectl string) *podLogs {
+func streamSkynetLogs(ctx context.Context, ns, kubeconfig, kubectl string) *podLogs {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &podLogs{cancel: cancel}
 	seen := map[string]bool{}
@@ -237,17 +325,18 @@ func streamSkynetLogs(ctx context.Context, t *testing.T, kubeconfig, kubectl str
 	go func() {
 		defer l.wg.Done()
 		for ctx.Err() == nil {
-			out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "pods", "-n", skyloadNS,
-				"-o", `jsonpath={range .items[*]}{.metadata.name}/{.metadata.uid} {.status.phase}{"\n"}{end}`).Output()
+			// One process: a pod (name and UID) and its skynet container's restarts.
+			out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "pods", "-n", ns, "-o",
+				`jsonpath={range .items[*]}{.metadata.name}/{.metadata.uid}/{.status.containerStatuses[?(@.name=="skynet")].restartCount} {.status.containerStatuses[?(@.name=="skynet")].state.running.startedAt}{"\n"}{end}`).Output()
 			if err == nil {
 				for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-					id, phase, _ := strings.Cut(line, " ")
-					if id == "" || seen[id] || phase == "Pending" {
+					id, running, _ := strings.Cut(line, " ")
+					if id == "" || seen[id] || running == "" {
 						continue
 					}
 					seen[id] = true
 					l.wg.Add(1)
-					go l.follow(ctx, kubectl, kubeconfig, id)
+					go l.follow(ctx, ns, kubectl, kubeconfig, id)
 				}
 			}
 			select {
@@ -260,10 +349,10 @@ func streamSkynetLogs(ctx context.Context, t *testing.T, kubeconfig, kubectl str
 }
 
 // follow streams one pod's log until it ends (the pod is gone) or ctx does.
-func (l *podLogs) follow(ctx context.Context, kubectl, kubeconfig, id string) {
+func (l *podLogs) follow(ctx context.Context, ns, kubectl, kubeconfig, id string) {
 	defer l.wg.Done()
 	name, _, _ := strings.Cut(id, "/")
-	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "logs", "-f", "--timestamps", "-n", skyloadNS, name, "-c", "skynet")
+	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "logs", "-f", "--timestamps", "-n", ns, name, "-c", "skynet")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return
@@ -298,7 +387,8 @@ func (l *podLogs) stop() []logLine {
 
 type skynetLoadReport struct {
 	streams, pushes, calls, ok, failed, lost, reordered, lines, processes int
-	baselinePushes, baselineCalls                                         float64 // per second, in the baseline window
+	unended                                                               map[string]int // calls that never ended, by the sending process
+	baselinePushes, baselineCalls                                         float64        // per second, in the baseline window
 	slowest                                                               time.Duration
 	problems                                                              []string
 }
@@ -312,7 +402,9 @@ type skynetLoadReport struct {
 func checkSkynetLoad(t *testing.T, lines []logLine, baseline [2]time.Time) skynetLoadReport {
 	t.Helper()
 	type stream struct {
+		src     string
 		pushes  map[int]bool
+		calls   map[int]bool // sent and not ended
 		maxOK   int
 		got     []logLine // in arrival order
 		gotSeqs map[int]bool
@@ -322,12 +414,12 @@ func checkSkynetLoad(t *testing.T, lines []logLine, baseline [2]time.Time) skyne
 		k := src + " -> " + dst
 		s := streams[k]
 		if s == nil {
-			s = &stream{pushes: map[int]bool{}, gotSeqs: map[int]bool{}}
+			s = &stream{src: src, pushes: map[int]bool{}, calls: map[int]bool{}, gotSeqs: map[int]bool{}}
 			streams[k] = s
 		}
 		return s
 	}
-	var r skynetLoadReport
+	r := skynetLoadReport{unended: map[string]int{}}
 	processes := map[string]bool{}
 	slices.SortStableFunc(lines, func(a, b logLine) int { return a.at.Compare(b.at) })
 	for _, ln := range lines {
@@ -352,18 +444,21 @@ func checkSkynetLoad(t *testing.T, lines []logLine, baseline [2]time.Time) skyne
 					r.baselinePushes++
 				}
 			} else {
+				s.calls[seq] = true
 				r.calls++
 				if inBaseline {
 					r.baselineCalls++
 				}
 			}
 		case "ok":
+			delete(s.calls, seq)
 			r.ok++
 			s.maxOK = max(s.maxOK, seq)
 			if ms, err := strconv.Atoi(f[4]); err == nil {
 				r.slowest = max(r.slowest, time.Duration(ms)*time.Millisecond)
 			}
 		case "fail":
+			delete(s.calls, seq)
 			r.failed++
 			r.problems = append(r.problems, "call failed: "+ln.text)
 		case "got":
@@ -384,6 +479,9 @@ func checkSkynetLoad(t *testing.T, lines []logLine, baseline [2]time.Time) skyne
 	sort.Strings(keys)
 	for _, k := range keys {
 		s := streams[k]
+		if len(s.calls) > 0 {
+			r.unended[s.src] += len(s.calls)
+		}
 		if len(s.pushes) == 0 {
 			continue
 		}
