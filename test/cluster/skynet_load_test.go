@@ -16,10 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/skycall-io/skycall/sender"
-	"github.com/skycall-io/skycall/sender/kube"
 	"github.com/skycall-io/skycall/test/cluster"
 )
 
@@ -114,19 +111,7 @@ func startSkynetLoad(t *testing.T, ns string) *skynetLoad {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	t.Cleanup(cancel)
 	j := &journey{c: c}
-	t.Cleanup(func() {
-		if t.Failed() {
-			var b strings.Builder
-			c.DumpPods(context.Background(), &b)
-			t.Logf("state of the cluster:\n%s", b.String())
-		}
-		_, _ = c.Kubectl(context.Background(), "delete", "namespace", ns, "--wait=false")
-	})
-
-	j.kubectl(t, "create", "namespace", ns)
-	j.helm(t, "upgrade", "--install", release, "charts/skycall", "-n", system, "--create-namespace",
-		"--set", "image.repository="+cluster.ManagerImage, "--set", "image.tag="+cluster.ImageTag,
-		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={"+ns+"}", "--wait", "--timeout=3m")
+	j.namespaceWithChart(t, ns)
 	samples := filepath.Join(c.Root, "config", "samples", "skynet")
 	app, err := os.ReadFile(filepath.Join(samples, "app.yaml"))
 	if err != nil {
@@ -152,17 +137,7 @@ func startSkynetLoad(t *testing.T, ns string) *skynetLoad {
 
 	l := &skynetLoad{j: j, ns: ns, ctx: ctx, pods: []string{"sky-0", "sky-1", "sky-2"}, halt: make(chan struct{})}
 	l.logs = streamSkynetLogs(ctx, ns, c.Kubeconfig, filepath.Join(c.Tools, "kubectl"))
-	restCfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := kube.NewRegistry(restCfg, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	l.goc = sender.New(reg, sender.WithBackoff(50*time.Millisecond, time.Second))
-	t.Cleanup(func() { l.goc.Close() })
+	l.goc = j.clientIn(t, ns)
 	l.startAll()
 	l.began = time.Now()
 	l.wg.Add(1)

@@ -77,24 +77,10 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	j := &journey{c: c}
-	t.Cleanup(func() {
-		if t.Failed() {
-			var b strings.Builder
-			c.DumpPods(context.Background(), &b)
-			t.Logf("state of the cluster:\n%s", b.String())
-		}
-		_, _ = c.Kubectl(context.Background(), "delete", "namespace", skynetNS, "--wait=false")
-	})
-
-	j.kubectl(t, "create", "namespace", skynetNS)
 	// The chart's NetworkPolicy too: metrics only from the namespace
 	// monitoring, which no pod here is in.
-	j.helm(t, "upgrade", "--install", release, "charts/skycall", "-n", system, "--create-namespace",
-		"--set", "image.repository="+cluster.ManagerImage, "--set", "image.tag="+cluster.ImageTag,
-		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={"+skynetNS+"}",
-		"--set", "networkPolicy.enabled=true",
-		"--set-json", `networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`,
-		"--wait", "--timeout=3m")
+	j.namespaceWithChart(t, skynetNS, "--set", "networkPolicy.enabled=true",
+		"--set-json", `networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`)
 	j.kubectl(t, "apply", "-n", skynetNS, "-f", filepath.Join(c.Root, "config", "samples", "skynet"))
 	j.apply(t, goNodeManifest)
 	eventually(t, 3*time.Minute, "ClusterNodeSet sky 3/3 ready and ClusterNode gonode Ready", func() (bool, string) {
@@ -111,13 +97,7 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := kube.NewRegistry(restCfg, skynetNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	goc := sender.New(reg, sender.WithBackoff(50*time.Millisecond, time.Second))
-	t.Cleanup(func() { goc.Close() })
+	goc := j.clientIn(t, skynetNS)
 	call := func(timeout time.Duration, node, addr string, args ...any) ([]any, error) {
 		cctx, ccancel := context.WithTimeout(ctx, timeout)
 		defer ccancel()
@@ -384,6 +364,44 @@ func TestSkynetPodsFollowTheRegistry(t *testing.T) {
 			t.Errorf("%d calls %s during the rolling restart, want none: the relay holds them while their peer is away", counts[k], strings.TrimSuffix(k, " in skynet"))
 		}
 	}
+}
+
+// namespaceWithChart creates namespace ns for a test, removed when it ends
+// (after a dump of the cluster's state if it failed), and installs or
+// upgrades the chart with senders in ns and helm's further args.
+func (j *journey) namespaceWithChart(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			var b strings.Builder
+			j.c.DumpPods(context.Background(), &b)
+			t.Logf("state of the cluster:\n%s", b.String())
+		}
+		_, _ = j.c.Kubectl(context.Background(), "delete", "namespace", ns, "--wait=false")
+	})
+	j.kubectl(t, "create", "namespace", ns)
+	j.helm(t, append([]string{"upgrade", "--install", release, "charts/skycall", "-n", system, "--create-namespace",
+		"--set", "image.repository=" + cluster.ManagerImage, "--set", "image.tag=" + cluster.ImageTag,
+		"--set", "image.pullPolicy=Never", "--set", "sender.namespaces={" + ns + "}", "--wait", "--timeout=3m"}, args...)...)
+}
+
+// clientIn is a skycall Client on the ClusterNodes of ns, as this test's
+// process sees them (the administrator's kubeconfig), closed when the test
+// ends: it confirms each node's name and incarnation.
+func (j *journey) clientIn(t *testing.T, ns string) *sender.Client {
+	t.Helper()
+	restCfg, err := clientcmd.BuildConfigFromFlags("", j.c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := kube.NewRegistry(restCfg, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	goc := sender.New(reg, sender.WithBackoff(50*time.Millisecond, time.Second))
+	t.Cleanup(func() { goc.Close() })
+	return goc
 }
 
 // waitPodReady watches pod until its Ready condition is True and returns
