@@ -68,8 +68,8 @@ test: verify skynet ## Everything CI runs: generated files, vet, unit, race, env
 	else echo "== test/cluster (the real cluster) will be skipped: it needs root on Linux"; fi
 	@echo "== go test (real kube-apiserver and etcd from $(TOOLS))"
 	KUBEBUILDER_ASSETS="$(TOOLS)" SKYCALL_TOOLS="$(TOOLS)" $(GO) test -count=1 -timeout 30m ./...
-	@echo "== go test -race ./sender/..."
-	KUBEBUILDER_ASSETS="$(TOOLS)" $(GO) test -race -count=1 -timeout 20m ./sender/...
+	@echo "== go test -race ./sender/... ./internal/relay/"
+	KUBEBUILDER_ASSETS="$(TOOLS)" $(GO) test -race -count=1 -timeout 20m ./sender/... ./internal/relay/
 	@echo "== fuzz (each target $(FUZZTIME))"
 	hack/fuzz.sh $(FUZZTIME)
 	@hack/skynet.sh >/dev/null 2>&1 || echo "== NOTE: the interop tests against a real skynet (test/interop) were SKIPPED: see 'make skynet'"

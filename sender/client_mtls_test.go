@@ -2,15 +2,9 @@ package sender
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,63 +20,9 @@ import (
 	"github.com/skycall-io/skycall/sender/tlsfiles"
 )
 
-// tlsCA signs certificates for the tests.
-type tlsCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTLSCA(t *testing.T) *tlsCA {
+func loadTestTLS(t *testing.T, p testkit.TLSPaths) *tlsfiles.Files {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "skycall test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &tlsCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// files writes a certificate for dnsName (both server and client use), its
-// key and the CA bundle into dir, replacing what is there.
-type tlsPaths struct{ cert, key, bundle string }
-
-func (ca *tlsCA) files(t *testing.T, dir, dnsName string, serial int64) tlsPaths {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: dnsName},
-		DNSNames: []string{dnsName}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(k)
-	cert, key, bundle := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")
-	for name, b := range map[string][]byte{
-		cert:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:    pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
-		bundle: ca.pem,
-	} {
-		// Write then rename, as a Secret volume's update is atomic.
-		if err := os.WriteFile(name+".tmp", b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(name+".tmp", name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return tlsPaths{cert, key, bundle}
-}
-
-func loadTestTLS(t *testing.T, p tlsPaths) *tlsfiles.Files {
-	t.Helper()
-	f, err := tlsfiles.Load(p.cert, p.key, p.bundle, tlsfiles.WithLogger(testr.New(t)), tlsfiles.WithInterval(20*time.Millisecond))
+	f, err := tlsfiles.Load(p.Cert, p.Key, p.Bundle, tlsfiles.WithLogger(testr.New(t)), tlsfiles.WithInterval(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +40,10 @@ func mtlsServer(t *testing.T, name string, files *tlsfiles.Files) string {
 }
 
 func TestMutualTLSBetweenNodesAndTheCertificateMustNameTheNode(t *testing.T) {
-	ca := newTLSCA(t)
-	srvFiles := loadTestTLS(t, ca.files(t, t.TempDir(), "db", 10))
+	ca := testkit.NewCA(t)
+	srvFiles := loadTestTLS(t, ca.Files(t, t.TempDir(), "db", 10))
 	addr := mtlsServer(t, "db", srvFiles)
-	cliFiles := loadTestTLS(t, ca.files(t, t.TempDir(), "game-1", 11))
+	cliFiles := loadTestTLS(t, ca.Files(t, t.TempDir(), "game-1", 11))
 
 	t.Run("a client with a certificate from the CA is served", func(t *testing.T) {
 		c := ctNewClient(t, registry.NewStatic(map[string]string{"db": addr}), WithMutualTLS(cliFiles))
@@ -113,7 +53,7 @@ func TestMutualTLSBetweenNodesAndTheCertificateMustNameTheNode(t *testing.T) {
 	})
 	t.Run("a client without a certificate is refused", func(t *testing.T) {
 		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(ca.pem)
+		pool.AppendCertsFromPEM(ca.PEM)
 		nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "db"})
 		if err == nil {
 			nc.SetReadDeadline(time.Now().Add(ctTimeout))
@@ -125,7 +65,7 @@ func TestMutualTLSBetweenNodesAndTheCertificateMustNameTheNode(t *testing.T) {
 		}
 	})
 	t.Run("a client with a certificate from another CA is refused", func(t *testing.T) {
-		other := loadTestTLS(t, newTLSCA(t).files(t, t.TempDir(), "game-1", 12))
+		other := loadTestTLS(t, testkit.NewCA(t).Files(t, t.TempDir(), "game-1", 12))
 		c := ctNewClient(t, registry.NewStatic(map[string]string{"db": addr}), WithMutualTLS(other), WithConnectTimeout(time.Second))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -147,11 +87,11 @@ func TestMutualTLSBetweenNodesAndTheCertificateMustNameTheNode(t *testing.T) {
 }
 
 func TestRotatedCertificateFilesAreUsedForNewConnections(t *testing.T) {
-	ca := newTLSCA(t)
+	ca := testkit.NewCA(t)
 	dir := t.TempDir()
-	srvFiles := loadTestTLS(t, ca.files(t, dir, "db", 20))
+	srvFiles := loadTestTLS(t, ca.Files(t, dir, "db", 20))
 	addr := mtlsServer(t, "db", srvFiles)
-	cliFiles := loadTestTLS(t, ca.files(t, t.TempDir(), "game-1", 21))
+	cliFiles := loadTestTLS(t, ca.Files(t, t.TempDir(), "game-1", 21))
 	serial := func() int64 {
 		nc, err := tls.Dial("tcp", addr, cliFiles.ClientConfig())
 		if err != nil {
@@ -163,7 +103,7 @@ func TestRotatedCertificateFilesAreUsedForNewConnections(t *testing.T) {
 	if s := serial(); s != 20 {
 		t.Fatalf("serial %d, want 20", s)
 	}
-	ca.files(t, dir, "db", 22) // the renewal
+	ca.Files(t, dir, "db", 22) // the renewal
 	testkit.Eventually(t, "new connections get the renewed certificate", func() bool { return serial() == 22 })
 	// Garbage in the files keeps the last good certificate.
 	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("half written"), 0o600); err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/skycall-io/skycall/sender/clusterconfig"
 	"github.com/skycall-io/skycall/sender/kube"
 	"github.com/skycall-io/skycall/sender/registry"
+	"github.com/skycall-io/skycall/sender/tlsfiles"
 )
 
 func main() {
@@ -52,6 +53,10 @@ func run() error {
 		relayOn        bool
 		relayWait      time.Duration
 		relayLinger    time.Duration
+		tlsCert        string
+		tlsKey         string
+		tlsCA          string
+		tlsListen      string
 	)
 	flag.StringVar(&o.Node, "node", os.Getenv("SKYCALL_NODE"),
 		"The local skynet node's cluster name (default $SKYCALL_NODE); the agent checks skynet answers as this node.")
@@ -74,6 +79,11 @@ func run() error {
 		"Relay mode: how long a call from skynet may wait for its node before skynet's caller gets an error.")
 	flag.DurationVar(&relayLinger, "relay-linger", 25*time.Second,
 		"Relay mode: on SIGTERM, how long to keep relaying while skynet still has connections open (it usually stops at the same time).")
+	flag.StringVar(&tlsCert, "relay-tls-cert", "", "Relay mode with mutual TLS between pods: this pod's certificate (PEM), naming its node (DNS SAN NODE or URI SAN skycall://NODE); reloaded when it changes.")
+	flag.StringVar(&tlsKey, "relay-tls-key", "", "Relay mode with mutual TLS: the certificate's key (PEM).")
+	flag.StringVar(&tlsCA, "relay-tls-ca", "", "Relay mode with mutual TLS: the CA bundle (PEM) that signs every pod's certificate.")
+	flag.StringVar(&tlsListen, "relay-tls-listen", ":2529",
+		"Relay mode with mutual TLS: where other pods' relays connect (the port the ClusterNodes name); their bytes go to --skynet as they are.")
 	flag.StringVar(&listen, "listen", ":9090", "Address of /readyz, /healthz and /metrics (plain HTTP).")
 	flag.IntVar(&verbose, "v", 0, "Log verbosity: 1 logs every change and retry.")
 	flag.Parse()
@@ -109,7 +119,28 @@ func run() error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var rl *relay.Relay
 	if relayOn {
-		fwd := sender.New(src, sender.WithLogger(log.WithName("relay")), sender.WithRegisterer(reg))
+		opts := []sender.Option{sender.WithLogger(log.WithName("relay")), sender.WithRegisterer(reg)}
+		if tlsCert != "" || tlsKey != "" || tlsCA != "" {
+			files, err := tlsfiles.Load(tlsCert, tlsKey, tlsCA, tlsfiles.WithLogger(log.WithName("tls")))
+			if err != nil {
+				return fmt.Errorf("--relay-tls-cert, --relay-tls-key, --relay-tls-ca: %w", err)
+			}
+			defer files.Close()
+			opts = append(opts, sender.WithMutualTLS(files))
+			tl, err := net.Listen("tcp", tlsListen)
+			if err != nil {
+				return fmt.Errorf("--relay-tls-listen: %w", err)
+			}
+			in := relay.NewInbound(tl, files.ServerConfig(), skynetAddr, log.WithName("inbound"))
+			go func() {
+				if err := in.Serve(); err != nil {
+					log.Error(err, "Mutual TLS listener stopped")
+				}
+			}()
+			defer in.Close()
+			log.Info("Relaying with mutual TLS between pods", "listen", tl.Addr().String(), "skynet", skynetAddr)
+		}
+		fwd := sender.New(src, opts...)
 		defer fwd.Close()
 		rl = relay.New(fwd, relay.WithWait(relayWait), relay.WithLogger(log.WithName("relay")),
 			relay.WithRegisterer(reg))

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/internal/sendertest"
+	"github.com/skycall-io/skycall/internal/testkit"
 	"github.com/skycall-io/skycall/sender"
 	"github.com/skycall-io/skycall/sender/luaseri"
 	"github.com/skycall-io/skycall/sender/registry"
@@ -130,5 +132,62 @@ func setDraining(t *testing.T, k8s client.Client, cn *skycallv1.ClusterNode, add
 	})
 	if err := k8s.Status().Update(ctx, cn); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRelayModeWithMutualTLSBetweenPods runs two skynet nodes, each with
+// its agent in relay mode and mutual TLS: the ClusterNodes name each
+// agent's TLS port, so sky1's call to sky2 goes sky1 -> its relay -> TLS
+// -> sky2's agent -> sky2, with skynet speaking plain TCP on loopback
+// only. A peer without a certificate from the CA gets nothing.
+func TestRelayModeWithMutualTLSBetweenPods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a real kube-apiserver and etcd (hack/control-plane.sh) and skynet (hack/skynet.sh); not in -short")
+	}
+	skynetpeer.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
+	defer cancel()
+	k8s, ns, kubeconfig := skynetNamespace(t, ctx)
+	ca := testkit.NewCA(t)
+
+	tlsAddr, skyAddr := map[string]string{}, map[string]string{}
+	for i, node := range []string{"sky1", "sky2"} {
+		port, err := skynetpeer.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlsAddr[node] = "127.0.0.1:" + strconv.Itoa(port)
+		readyNode(t, k8s, ns, node, tlsAddr[node])
+		files := ca.Files(t, t.TempDir(), node, int64(10+i))
+		token := filepath.Join(t.TempDir(), "token")
+		sky := startSky(t, node, 0, token)
+		skyAddr[node] = sky.Addr
+		agent := startAgent(t, kubeconfig, ns, node, sky.Addr, token, "--relay",
+			"--relay-tls-cert", files.Cert, "--relay-tls-key", files.Key, "--relay-tls-ca", files.Bundle, "--relay-tls-listen", tlsAddr[node])
+		eventually(t, node+"'s agent ready", func() bool { return agent.ready() })
+		if node == "sky1" {
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("sky1's agent:\n%s", agent.logs())
+				}
+			})
+		}
+	}
+	c := sender.New(registry.NewStatic(map[string]string{"sky1": skyAddr["sky1"]}), sender.WithLogger(testr.New(t)))
+	t.Cleanup(func() { c.Close() })
+	eventually(t, "sky1 calls sky2 through the relays and mutual TLS", func() bool {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		defer ccancel()
+		got, err := c.CallValues(cctx, "sky1", "@driver", "call", "sky2", "@echo", "over tls")
+		return err == nil && reflect.DeepEqual(got, []any{true, "over tls"})
+	})
+
+	// A Client without a certificate reaches nothing at sky2's TLS port.
+	plain := sender.New(registry.NewStatic(map[string]string{"sky2": tlsAddr["sky2"]}), sender.WithConnectTimeout(time.Second))
+	t.Cleanup(func() { plain.Close() })
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer pcancel()
+	if got, err := plain.CallValues(pctx, "sky2", "@echo", "x"); err == nil {
+		t.Errorf("a plain Client got %v through sky2's mutual TLS port", got)
 	}
 }
