@@ -44,13 +44,7 @@ const timeout = 60 * time.Second
 // change of address, and gets its config back after a crash and restart;
 // /readyz and /metrics say so.
 func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a real kube-apiserver and etcd (hack/control-plane.sh) and skynet (hack/skynet.sh); not in -short")
-	}
-	skynetpeer.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
-	defer cancel()
-	k8s, ns, kubeconfig := skynetNamespace(t, ctx)
+	ctx, k8s, ns, kubeconfig := skynetNamespace(t)
 
 	goA, goB := goNode(t, "go_a"), goNode(t, "go_b")
 	goCN := readyNode(t, k8s, ns, "go", goA)
@@ -129,11 +123,20 @@ func TestAgentKeepsSkynetOnTheNamespacesClusterNodes(t *testing.T) {
 	}
 }
 
-// skynetNamespace starts a real kube-apiserver and etcd with namespace
-// "game" and its ServiceAccount "skynet" bound to the skycall-sender role,
-// and returns a client, the namespace and that ServiceAccount's kubeconfig.
-func skynetNamespace(t *testing.T, ctx context.Context) (client.Client, string, string) {
+// skynetNamespace is what a test of the agent beside a real skynet starts
+// from: a real kube-apiserver and etcd with namespace "game" and its
+// ServiceAccount "skynet" bound to the skycall-sender role. It returns a
+// ctx bounding the test, a client, the namespace and that ServiceAccount's
+// kubeconfig; without skynet it fails under SKYCALL_REQUIRE_SKYNET, else
+// skips.
+func skynetNamespace(t *testing.T) (context.Context, client.Client, string, string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real kube-apiserver and etcd (hack/control-plane.sh) and skynet (hack/skynet.sh); not in -short")
+	}
+	skynetpeer.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
+	t.Cleanup(cancel)
 	cp, err := localcp.Start(localcp.Options{CRDDirs: []string{"config/crd/bases"}})
 	if err != nil {
 		t.Fatalf("control plane: %v", err)
@@ -164,7 +167,7 @@ func skynetNamespace(t *testing.T, ctx context.Context) (client.Client, string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k8s, ns, kubeconfig
+	return ctx, k8s, ns, kubeconfig
 }
 
 // startSky starts a skynet node running skycall's Lua service with

@@ -31,13 +31,7 @@ import (
 // pushes made meanwhile wait in the relay and arrive, in order, at the new
 // address; skynet is never reloaded for the move.
 func TestRelayModeCarriesSkynetThroughAMoveWithoutAReload(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a real kube-apiserver and etcd (hack/control-plane.sh) and skynet (hack/skynet.sh); not in -short")
-	}
-	skynetpeer.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
-	defer cancel()
-	k8s, ns, kubeconfig := skynetNamespace(t, ctx)
+	ctx, k8s, ns, kubeconfig := skynetNamespace(t)
 
 	// Two processes of node "go" (the relay's Client checks the name), the
 	// old pod's and the new one's, telling themselves apart by @who.
@@ -141,13 +135,7 @@ func setDraining(t *testing.T, k8s client.Client, cn *skycallv1.ClusterNode, add
 // -> sky2's agent -> sky2, with skynet speaking plain TCP on loopback
 // only. A peer without a certificate from the CA gets nothing.
 func TestRelayModeWithMutualTLSBetweenPods(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a real kube-apiserver and etcd (hack/control-plane.sh) and skynet (hack/skynet.sh); not in -short")
-	}
-	skynetpeer.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
-	defer cancel()
-	k8s, ns, kubeconfig := skynetNamespace(t, ctx)
+	ctx, k8s, ns, kubeconfig := skynetNamespace(t)
 	ca := testkit.NewCA(t)
 
 	tlsAddr, skyAddr := map[string]string{}, map[string]string{}
