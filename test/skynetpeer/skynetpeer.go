@@ -126,7 +126,8 @@ type Config struct {
 	// Start is the Lua service skynet starts (config key start); it is
 	// looked up in LuaPath, then in skynet's own service/.
 	Start string
-	// LuaPath lists directories holding the caller's Lua services.
+	// LuaPath lists directories holding the caller's Lua services and
+	// libraries.
 	LuaPath []string
 	// Cluster is the path of the cluster config (clustername.lua) that
 	// clusterd loads at start and cluster.reload() re-reads. Empty: none.
@@ -276,7 +277,8 @@ func (n *Node) config() (string, error) {
 		paths += abs + "/?.lua;"
 	}
 	fmt.Fprintf(&b, "luaservice = %s\n", q(paths+"./service/?.lua"))
-	fmt.Fprintf(&b, "lualoader = \"./lualib/loader.lua\"\nlua_path = \"./lualib/?.lua;./lualib/?/init.lua\"\n")
+	// The caller's directories hold libraries too (require), before skynet's.
+	fmt.Fprintf(&b, "lualoader = \"./lualib/loader.lua\"\nlua_path = %s\n", q(paths+"./lualib/?.lua;./lualib/?/init.lua"))
 	fmt.Fprintf(&b, "lua_cpath = \"./luaclib/?.so\"\ncpath = \"./cservice/?.so\"\n")
 	if cfg.Cluster != "" {
 		abs, err := filepath.Abs(cfg.Cluster)
