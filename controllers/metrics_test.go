@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/internal/testkit"
 	registrypkg "github.com/skycall-io/skycall/sender/registry"
 )
 
@@ -35,21 +36,12 @@ func metricFamily(t *testing.T, name string) []*dto.Metric {
 	return nil
 }
 
-// series finds the series of name whose labels include want; nil if none.
+// series finds the first series of name in the operator's registry whose
+// labels include want; nil if none.
 func series(t *testing.T, name string, want map[string]string) *dto.Metric {
 	t.Helper()
-next:
-	for _, m := range metricFamily(t, name) {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		return m
+	if ms := testkit.Series(t, metrics.Registry, name, want); len(ms) > 0 {
+		return ms[0]
 	}
 	return nil
 }

@@ -186,6 +186,9 @@ func (c *Client) ServiceHandle(node string, handle uint32) *Service {
 	return s
 }
 
+// Logger is the Client's logger (WithLogger), for what works beside it.
+func (c *Client) Logger() logr.Logger { return c.log }
+
 // State returns the connection state of node (StateIdle for a node never
 // used, or forgotten after WithNodeIdleTimeout).
 func (c *Client) State(nodeName string) State {

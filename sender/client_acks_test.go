@@ -92,17 +92,17 @@ func TestCleanDrainOfPushesCountsNoneUnconfirmed(t *testing.T) {
 	c := ctNewClient(t, reg)
 	ctx := ctCtx(t)
 
-	before := ctSeq("before", 700)
+	before := testkit.Seq("before", 700)
 	ctSendAll(t, ctx, c, "game", before)
 	testkit.Eventually(t, "the old pod read every push", func() bool { return old.count() == len(before) })
 
 	reg.SetDraining("game", old.addr, "uid-a")
 	testkit.Eventually(t, "the drained connection closes", func() bool { return old.conns() == 0 })
-	held := ctSeq("held", 20)
+	held := testkit.Seq("held", 20)
 	ctSendAll(t, ctx, c, "game", held)
 	repl := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-b"))
 	reg.SetIncarnation("game", repl.addr, "uid-b")
-	after := ctSeq("after", 20)
+	after := testkit.Seq("after", 20)
 	ctSendAll(t, ctx, c, "game", after)
 	testkit.Eventually(t, "the replacement read the pushes held and sent since", func() bool { return repl.count() == len(held)+len(after) })
 
@@ -212,7 +212,7 @@ func TestCloseConfirmsPushesFirst(t *testing.T) {
 	peer := ctServe(t, "db")
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}))
 	ctx := ctCtx(t)
-	msgs := ctSeq("m", 300)
+	msgs := testkit.Seq("m", 300)
 	ctSendAll(t, ctx, c, "db", msgs)
 	testkit.Eventually(t, "the peer read every push", func() bool { return peer.count() == len(msgs) })
 	if err := c.Close(); err != nil {
@@ -309,7 +309,7 @@ func TestIdleCloseConfirmsPushesFirst(t *testing.T) {
 	c := ctNewClient(t, registry.NewStatic(map[string]string{"db": peer.addr}),
 		WithNodeIdleTimeout(100*time.Millisecond), WithLogger(logger))
 	ctx := ctCtx(t)
-	msgs := ctSeq("m", 300)
+	msgs := testkit.Seq("m", 300)
 	ctSendAll(t, ctx, c, "db", msgs)
 	testkit.Eventually(t, "the node is forgotten and its connection closed", func() bool {
 		return ctNodeCount(c) == 0 && ctNodeGoroutines() == 0

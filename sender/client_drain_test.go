@@ -24,7 +24,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 	c := ctNewClient(t, reg)
 	ctx := ctCtx(t)
 
-	before := ctSeq("before", 20)
+	before := testkit.Seq("before", 20)
 	ctSendAll(t, ctx, c, "game", before)
 	inFlight := make(chan error, 1)
 	go func() {
@@ -35,7 +35,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 
 	reg.SetDraining("game", old.addr, "uid-a")
 	testkit.Eventually(t, "the client stops using the draining connection", func() bool { return c.State("game") != StateReady })
-	during := ctSeq("during", 50)
+	during := testkit.Seq("during", 50)
 	ctSendAll(t, ctx, c, "game", during)
 	if q := ctQueued(c, "game"); q < len(during) {
 		t.Fatalf("%d messages queued after the drain began, want the %d sent since (nothing new written to the draining pod)", q, len(during))
@@ -52,7 +52,7 @@ func TestDrainingNodeHoldsNewMessagesForTheReplacement(t *testing.T) {
 
 	repl := ctServeAt(t, "game", "127.0.0.1:0", server.WithIncarnation("uid-b"))
 	reg.SetIncarnation("game", repl.addr, "uid-b")
-	after := ctSeq("after", 10)
+	after := testkit.Seq("after", 10)
 	ctSendAll(t, ctx, c, "game", after)
 	if _, err := c.Call(ctx, "game", "@rec", []byte("last")); err != nil {
 		t.Fatal(err)

@@ -98,7 +98,7 @@ func TestFileRegistryRewrittenDuringTraffic(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	testkit.Eventually(t, "all delivered", func() bool { return a.count()+b.count() == r.sent })
-	ctEqual(t, "across the rewrite", append(a.received(), b.received()...), ctSeq("f", r.sent))
+	ctEqual(t, "across the rewrite", append(a.received(), b.received()...), testkit.Seq("f", r.sent))
 	t.Logf("%d messages, %d to the old address, %d to the new", r.sent, a.count(), b.count())
 
 	// db = false: new messages fail at once.

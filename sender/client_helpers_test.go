@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,24 +133,7 @@ func ctNewClient(t *testing.T, reg registry.Registry, opts ...Option) *Client {
 
 // ctClientGoroutines counts goroutines running Client code.
 func ctClientGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "skycall/sender.(*node).") ||
-			strings.Contains(g, "skycall/sender.(*nodeConn).") ||
-			strings.Contains(g, "skycall/sender.(*Client).") {
-			count++
-		}
-	}
-	return count
+	return len(testkit.Goroutines("skycall/sender.(*node).", "skycall/sender.(*nodeConn).", "skycall/sender.(*Client)."))
 }
 
 // ctSendAll sends each of msgs to node's @rec, in order, failing the test
@@ -185,15 +165,6 @@ func ctNode(c *Client, nodeName string) *node {
 		return nil
 	}
 	return v.(*node)
-}
-
-// ctSeq returns "prefix-0", "prefix-1", ...
-func ctSeq(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = prefix + "-" + strconv.Itoa(i)
-	}
-	return out
 }
 
 func ctEqual(t *testing.T, what string, got, want []string) {

@@ -66,7 +66,7 @@ func TestCallQueuedBeforeReadyKeepsOrder(t *testing.T) {
 	// Alternate Sends and Calls, each Call from its own goroutine, waiting
 	// until it is queued before issuing the next message.
 	const n = 40
-	want := ctSeq("m", n)
+	want := testkit.Seq("m", n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i, m := range want {
@@ -111,7 +111,7 @@ func TestSendsAcrossReadyTransitionKeepOrder(t *testing.T) {
 	c := ctNewClient(t, reg)
 	ctx := ctCtx(t)
 	const n = 3000
-	want := ctSeq("s", n)
+	want := testkit.Seq("s", n)
 	done := make(chan error, 1)
 	go func() {
 		for i, m := range want {
@@ -473,7 +473,7 @@ func TestConnectionLostFailsInFlightAndKeepsQueued(t *testing.T) {
 	testkit.Eventually(t, "the node is no longer ready", func() bool { return c.State("db") != StateReady })
 	// Messages sent while disconnected are queued and go out, in order,
 	// once a server is back at the same address.
-	want := ctSeq("q", 20)
+	want := testkit.Seq("q", 20)
 	ctSendAll(t, ctx, c, "db", want)
 	back := ctServeAt(t, "db", peer.addr)
 	testkit.Eventually(t, "queued messages delivered after reconnect", func() bool { return back.count() == len(want) })
@@ -530,7 +530,7 @@ func TestAddressChangeMovesNode(t *testing.T) {
 	c := ctNewClient(t, reg)
 	ctx := ctCtx(t)
 	const n = 2000
-	want := ctSeq("m", n)
+	want := testkit.Seq("m", n)
 	moved := false
 	for i, m := range want {
 		if i == n/2 {

@@ -3,8 +3,6 @@ package sender
 import (
 	"errors"
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,22 +85,7 @@ func ctNodeSeries(t *testing.T, g prometheus.Gatherer) int {
 // ctNodeGoroutines counts the goroutines of nodes and their connections;
 // without nodes there are none (the Client's own sweepers remain).
 func ctNodeGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "skycall/sender.(*node).") || strings.Contains(g, "skycall/sender.(*nodeConn).") {
-			count++
-		}
-	}
-	return count
+	return len(testkit.Goroutines("skycall/sender.(*node).", "skycall/sender.(*nodeConn)."))
 }
 
 func ctNodeCount(c *Client) int {
@@ -125,7 +108,7 @@ func TestIdleNodesAreForgottenAndComeBackInOrder(t *testing.T) {
 		WithLogger(logr.Discard())) // 10,000 nodes' transitions would flood the test log
 	ctx := ctCtx(t)
 
-	before := ctSeq("before", 20)
+	before := testkit.Seq("before", 20)
 	for _, p := range before[:10] {
 		if err := c.Send(ctx, "db", "@rec", []byte(p)); err != nil {
 			t.Fatal(err)
@@ -175,7 +158,7 @@ func TestIdleNodesAreForgottenAndComeBackInOrder(t *testing.T) {
 
 	// A Service bound before the node was forgotten follows the new one.
 	svc := c.Service("db", "@rec")
-	after := ctSeq("after", 20)
+	after := testkit.Seq("after", 20)
 	for _, p := range after[:10] {
 		if err := c.Send(ctx, "db", "@rec", []byte(p)); err != nil {
 			t.Fatal(err)

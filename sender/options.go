@@ -94,9 +94,6 @@ func WithCloseRegistry() Option {
 	return func(o *clientOptions) { o.closeRegistry = true }
 }
 
-// Logger is the Client's logger (WithLogger), for what works beside it.
-func (c *Client) Logger() logr.Logger { return c.log }
-
 // WithRegisterer registers the Client's metrics (skycall_sender_*, labelled
 // by node) with r; Close unregisters them. By default no metrics are
 // registered, so several Clients in one process do not collide; give each

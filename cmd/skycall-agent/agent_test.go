@@ -21,8 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
@@ -142,10 +140,7 @@ func skynetNamespace(t *testing.T) (context.Context, client.Client, string, stri
 		t.Fatalf("control plane: %v", err)
 	}
 	t.Cleanup(func() { _ = cp.Stop() })
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = skycallv1.AddToScheme(scheme)
-	k8s, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	k8s, err := cp.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

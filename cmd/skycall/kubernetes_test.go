@@ -9,9 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,10 +29,7 @@ func TestKubernetesRegistryFromKubeconfig(t *testing.T) {
 		t.Fatalf("control plane: %v", err)
 	}
 	t.Cleanup(func() { _ = cp.Stop() })
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = skycallv1.AddToScheme(scheme)
-	k8s, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	k8s, err := cp.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

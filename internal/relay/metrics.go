@@ -63,23 +63,32 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 // waitingCalls is how many calls wait for a reply, over every node.
 func (m *metrics) waitingCalls() int64 { return m.calls.Load() }
 
-// nodeMetrics are one node's series, looked up once per connection.
+// nodeMetrics are one node's series, looked up once per connection: a
+// request's end then takes no label lookup unless it failed.
 type nodeMetrics struct {
-	m       *metrics
-	node    string
-	waiting prometheus.Gauge
+	m         *metrics
+	node      string
+	waiting   prometheus.Gauge
+	forwarded map[string]prometheus.Counter  // by kind
+	duration  map[string]prometheus.Observer // by kind
 }
 
 func (m *metrics) node(node string) *nodeMetrics {
-	return &nodeMetrics{m: m, node: node, waiting: m.waiting.WithLabelValues(node)}
+	n := &nodeMetrics{m: m, node: node, waiting: m.waiting.WithLabelValues(node),
+		forwarded: map[string]prometheus.Counter{}, duration: map[string]prometheus.Observer{}}
+	for _, kind := range []string{kindCall, kindPush} {
+		n.forwarded[kind] = m.forwarded.WithLabelValues(node, kind)
+		n.duration[kind] = m.duration.WithLabelValues(node, kind)
+	}
+	return n
 }
 
 // done records one request's end.
 func (n *nodeMetrics) done(kind string, start time.Time, err error) {
-	n.m.duration.WithLabelValues(n.node, kind).Observe(time.Since(start).Seconds())
+	n.duration[kind].Observe(time.Since(start).Seconds())
 	if r := sender.ResultOf(err); r != "ok" && r != "remote_error" {
 		n.m.failed.WithLabelValues(n.node, kind, r).Inc()
 		return
 	}
-	n.m.forwarded.WithLabelValues(n.node, kind).Inc()
+	n.forwarded[kind].Inc()
 }

@@ -175,13 +175,6 @@ func (r *Relay) WaitIdle(ctx context.Context) {
 	}
 }
 
-// Nodes is how many node names the relay listens for.
-func (r *Relay) Nodes() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.listeners)
-}
-
 func (r *Relay) accept(l net.Listener, node string) {
 	defer r.wg.Done()
 	for {

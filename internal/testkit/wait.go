@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -16,4 +17,14 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// Seq is "prefix-0", "prefix-1", ... "prefix-(n-1)": messages whose order
+// a test checks.
+func Seq(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + "-" + strconv.Itoa(i)
+	}
+	return out
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,7 +51,7 @@ func TestKubernetesRegistryNotReadyThenReadyDeliversInOrder(t *testing.T) {
 
 	// Sends and Calls while the node has no Ready condition.
 	const n = 30
-	want := seq("k", n)
+	want := testkit.Seq("k", n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i, m := range want {
@@ -178,7 +177,7 @@ func TestKubernetesRegistryDrainingHoldsMessagesForTheNewPod(t *testing.T) {
 		e, _ := reg.Lookup("db")
 		return e.State == registry.Draining && c.State("db") != sender.StateReady
 	})
-	held := seq("held", 20)
+	held := testkit.Seq("held", 20)
 	for _, m := range held {
 		if err := c.Send(ctx, "db", "@rec", []byte(m)); err != nil {
 			t.Fatal(err)
@@ -254,14 +253,6 @@ func (r *recorder) count() int { return len(r.received()) }
 // conns is how many connections the Server holds open.
 func (r *recorder) conns(t *testing.T) int {
 	return int(testkit.MetricValue(t, r.metrics, "skycall_server_connections_open", nil))
-}
-
-func seq(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = prefix + "-" + strconv.Itoa(i)
-	}
-	return out
 }
 
 func equal(t *testing.T, what string, got, want []string) {

@@ -14,8 +14,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -54,10 +52,7 @@ func controlPlane(t *testing.T) (*localcp.ControlPlane, client.Client) {
 		if cpErr != nil {
 			return
 		}
-		scheme := runtime.NewScheme()
-		_ = clientgoscheme.AddToScheme(scheme)
-		_ = skycallv1.AddToScheme(scheme)
-		k8s, cpErr = client.New(cp.Config, client.Options{Scheme: scheme})
+		k8s, cpErr = cp.Client()
 	})
 	if cpErr != nil {
 		t.Fatalf("control plane: %v", cpErr)

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -29,25 +28,7 @@ const testTimeout = 10 * time.Second
 
 // serverGoroutines returns the ids of the goroutines running Server code.
 func serverGoroutines() map[string]bool {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	ids := map[string]bool{}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "skycall/sender/server.(*Server).") ||
-			strings.Contains(g, "skycall/sender/server.(*conn).") ||
-			strings.Contains(g, "skycall/sender/server.(*service).") {
-			id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
-			ids[id] = true
-		}
-	}
-	return ids
+	return testkit.Goroutines("skycall/sender/server.(*Server).", "skycall/sender/server.(*conn).", "skycall/sender/server.(*service).")
 }
 
 // serveTest serves s on 127.0.0.1:0 and returns the address and the channel

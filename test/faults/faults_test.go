@@ -17,11 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	skycallv1 "github.com/skycall-io/skycall/api/v1"
 	"github.com/skycall-io/skycall/test/localcp"
 )
 
@@ -54,14 +51,7 @@ func run(m *testing.M) (int, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 1, fmt.Errorf("go build ./cmd/manager: %v\n%s", err, out)
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return 1, err
-	}
-	if err := skycallv1.AddToScheme(scheme); err != nil {
-		return 1, err
-	}
-	if k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
+	if k8s, err = cp.Client(); err != nil {
 		return 1, err
 	}
 	return m.Run(), nil

@@ -16,13 +16,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/skycall-io/skycall/test/repo"
-
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	skycallv1 "github.com/skycall-io/skycall/api/v1"
+	"github.com/skycall-io/skycall/test/repo"
 )
 
 // ControlPlane is a running kube-apiserver and etcd.
@@ -252,4 +256,17 @@ func Tools(root string) (string, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1], nil
+}
+
+// Client is a controller-runtime client of the control plane as its
+// administrator, knowing Kubernetes' types and skycall's.
+func (cp *ControlPlane) Client() (client.Client, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := skycallv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return client.New(cp.Config, client.Options{Scheme: scheme})
 }

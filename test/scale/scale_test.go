@@ -19,9 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skycallv1 "github.com/skycall-io/skycall/api/v1"
@@ -117,10 +115,7 @@ func startOperator(b *testing.B) (client.Client, *localcp.Process) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = cp.Stop() })
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = skycallv1.AddToScheme(scheme)
-	k8s, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	k8s, err := cp.Client()
 	if err != nil {
 		b.Fatal(err)
 	}
